@@ -1,0 +1,45 @@
+"""The exceptions a syscall raises; the dispatcher (``_dispatch``) is the only
+place that turns them into an errno, a trap or the end of the program.
+
+Invariant: a syscall either returns normally (``SUCCESS``), raises
+``WasiError`` (its errno goes back to the guest), raises ``OSError`` (mapped
+through ``errno_from_host``), raises ``GuestFault`` (the guest handed us a bad
+pointer: a trap) or raises ``ProcExit``. Anything else is a bug in pywasi and
+also becomes a trap, with a message that says so, never a crash of the host.
+"""
+
+from __future__ import annotations
+
+from ._abi._errno import Errno
+
+__all__ = ["PywasiError", "WasiError", "GuestFault", "ProcExit"]
+
+
+class PywasiError(Exception):
+    """Root of the errors pywasi raises to its Python callers."""
+
+
+class WasiError(Exception):
+    """A syscall failed with ``errno``; the guest sees that value."""
+
+    __slots__ = ("errno",)
+
+    def __init__(self, errno: Errno, detail: str = "") -> None:
+        super().__init__(detail or errno.name)
+        self.errno = errno
+
+
+class GuestFault(Exception):
+    """The guest passed something it cannot have meant (a pointer out of
+    bounds, a length that overflows): the call traps with this message."""
+
+
+class ProcExit(BaseException):
+    """``proc_exit``: unwinds the guest. A BaseException so that no
+    ``except Exception`` in a user's callback can swallow it."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
