@@ -1,0 +1,154 @@
+"""The import signatures of ``wasi_snapshot_preview1`` and ``wasi_unstable``
+as core wasm sees them, derived from a table written in the witx's own terms.
+
+Sources: legacy/preview1/witx/wasi_snapshot_preview1.witx and
+legacy/preview0/witx/wasi_unstable.witx (WebAssembly/WASI). The canonical
+lowering of those witx types to core wasm:
+
+* integers of up to 32 bits, enums, flags with a repr of up to 32 bits,
+  handles and pointers are one ``i32``; 64-bit integers (``filesize``,
+  ``timestamp``, ``filedelta``, ``dircookie``) and ``rights`` are one ``i64``;
+* a ``string`` or ``list`` parameter ``x`` becomes two ``i32``: ``x`` (the
+  pointer) and ``x_len``;
+* every value the function returns on success becomes an ``i32`` out-pointer
+  parameter appended after the others, named ``<result>_ptr``;
+* the ``errno`` is the one ``i32`` result; ``proc_exit`` (``noreturn``) has none.
+
+The current witx folds the results into ``(expected ... (error $errno))`` and
+no longer names them; the names here are those of the earlier witx that did
+(``(result $nwritten $size)`` ...). ``sock_accept`` was added after that
+change, so its result is named after its type, ``fd``.
+
+wasi_unstable lowers identically (its ``whence`` is a ``u8`` enum too, only
+with other values), and lacks ``sock_accept``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+__all__ = ["Signature", "PREVIEW1", "UNSTABLE"]
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One host function: ``name(params...) -> results`` in core wasm types."""
+
+    name: str
+    params: tuple[tuple[str, str], ...]
+    results: tuple[str, ...]
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.params)
+
+    @property
+    def param_types(self) -> tuple[str, ...]:
+        return tuple(wasm for _, wasm in self.params)
+
+
+# witx type -> its lowering. "pair" is (pointer, length).
+_LOWERING: dict[str, str] = {
+    # i32: u32 typenames, handles, pointers, enums (u8/u32 tags), flags (<= u32)
+    "size": "i32", "fd": "i32", "exitcode": "i32", "pointer": "i32",
+    "clockid": "i32", "advice": "i32", "whence": "i32", "signal": "i32",
+    "fdflags": "i32", "fstflags": "i32", "lookupflags": "i32", "oflags": "i32",
+    "riflags": "i32", "siflags": "i32", "sdflags": "i32",
+    # i64: u64/s64 typenames and the u64 flags
+    "filesize": "i64", "timestamp": "i64", "filedelta": "i64",
+    "dircookie": "i64", "rights": "i64",
+    # (ptr, len)
+    "string": "pair", "iovec_array": "pair", "ciovec_array": "pair",
+}
+
+# (name, ((param, witx type), ...), (success results, ...)); None: noreturn.
+_Spec = tuple[str, tuple[tuple[str, str], ...], Optional[tuple[str, ...]]]
+
+_PREVIEW1_SPEC: tuple[_Spec, ...] = (
+    ("args_get", (("argv", "pointer"), ("argv_buf", "pointer")), ()),
+    ("args_sizes_get", (), ("argc", "argv_buf_size")),
+    ("environ_get", (("environ", "pointer"), ("environ_buf", "pointer")), ()),
+    ("environ_sizes_get", (), ("environc", "environ_buf_size")),
+    ("clock_res_get", (("id", "clockid"),), ("resolution",)),
+    ("clock_time_get", (("id", "clockid"), ("precision", "timestamp")), ("time",)),
+    ("fd_advise", (("fd", "fd"), ("offset", "filesize"), ("len", "filesize"),
+                   ("advice", "advice")), ()),
+    ("fd_allocate", (("fd", "fd"), ("offset", "filesize"), ("len", "filesize")), ()),
+    ("fd_close", (("fd", "fd"),), ()),
+    ("fd_datasync", (("fd", "fd"),), ()),
+    ("fd_fdstat_get", (("fd", "fd"),), ("stat",)),
+    ("fd_fdstat_set_flags", (("fd", "fd"), ("flags", "fdflags")), ()),
+    ("fd_fdstat_set_rights", (("fd", "fd"), ("fs_rights_base", "rights"),
+                              ("fs_rights_inheriting", "rights")), ()),
+    ("fd_filestat_get", (("fd", "fd"),), ("buf",)),
+    ("fd_filestat_set_size", (("fd", "fd"), ("size", "filesize")), ()),
+    ("fd_filestat_set_times", (("fd", "fd"), ("atim", "timestamp"), ("mtim", "timestamp"),
+                               ("fst_flags", "fstflags")), ()),
+    ("fd_pread", (("fd", "fd"), ("iovs", "iovec_array"), ("offset", "filesize")), ("nread",)),
+    ("fd_prestat_get", (("fd", "fd"),), ("buf",)),
+    ("fd_prestat_dir_name", (("fd", "fd"), ("path", "pointer"), ("path_len", "size")), ()),
+    ("fd_pwrite", (("fd", "fd"), ("iovs", "ciovec_array"), ("offset", "filesize")),
+     ("nwritten",)),
+    ("fd_read", (("fd", "fd"), ("iovs", "iovec_array")), ("nread",)),
+    ("fd_readdir", (("fd", "fd"), ("buf", "pointer"), ("buf_len", "size"),
+                    ("cookie", "dircookie")), ("bufused",)),
+    ("fd_renumber", (("fd", "fd"), ("to", "fd")), ()),
+    ("fd_seek", (("fd", "fd"), ("offset", "filedelta"), ("whence", "whence")), ("newoffset",)),
+    ("fd_sync", (("fd", "fd"),), ()),
+    ("fd_tell", (("fd", "fd"),), ("offset",)),
+    ("fd_write", (("fd", "fd"), ("iovs", "ciovec_array")), ("nwritten",)),
+    ("path_create_directory", (("fd", "fd"), ("path", "string")), ()),
+    ("path_filestat_get", (("fd", "fd"), ("flags", "lookupflags"), ("path", "string")),
+     ("buf",)),
+    ("path_filestat_set_times", (("fd", "fd"), ("flags", "lookupflags"), ("path", "string"),
+                                 ("atim", "timestamp"), ("mtim", "timestamp"),
+                                 ("fst_flags", "fstflags")), ()),
+    ("path_link", (("old_fd", "fd"), ("old_flags", "lookupflags"), ("old_path", "string"),
+                   ("new_fd", "fd"), ("new_path", "string")), ()),
+    ("path_open", (("fd", "fd"), ("dirflags", "lookupflags"), ("path", "string"),
+                   ("oflags", "oflags"), ("fs_rights_base", "rights"),
+                   ("fs_rights_inheriting", "rights"), ("fdflags", "fdflags")),
+     ("opened_fd",)),
+    ("path_readlink", (("fd", "fd"), ("path", "string"), ("buf", "pointer"),
+                       ("buf_len", "size")), ("bufused",)),
+    ("path_remove_directory", (("fd", "fd"), ("path", "string")), ()),
+    ("path_rename", (("fd", "fd"), ("old_path", "string"), ("new_fd", "fd"),
+                     ("new_path", "string")), ()),
+    ("path_symlink", (("old_path", "string"), ("fd", "fd"), ("new_path", "string")), ()),
+    ("path_unlink_file", (("fd", "fd"), ("path", "string")), ()),
+    ("poll_oneoff", (("in", "pointer"), ("out", "pointer"), ("nsubscriptions", "size")),
+     ("nevents",)),
+    ("proc_exit", (("rval", "exitcode"),), None),
+    ("proc_raise", (("sig", "signal"),), ()),
+    ("sched_yield", (), ()),
+    ("random_get", (("buf", "pointer"), ("buf_len", "size")), ()),
+    ("sock_accept", (("fd", "fd"), ("flags", "fdflags")), ("fd",)),
+    ("sock_recv", (("fd", "fd"), ("ri_data", "iovec_array"), ("ri_flags", "riflags")),
+     ("ro_datalen", "ro_flags")),
+    ("sock_send", (("fd", "fd"), ("si_data", "ciovec_array"), ("si_flags", "siflags")),
+     ("so_datalen",)),
+    ("sock_shutdown", (("fd", "fd"), ("how", "sdflags")), ()),
+)
+
+# Functions of wasi_snapshot_preview1 that wasi_unstable does not have.
+_NOT_IN_UNSTABLE = frozenset({"sock_accept"})
+
+
+def _lower(spec: _Spec) -> Signature:
+    name, witx_params, outs = spec
+    params: list[tuple[str, str]] = []
+    for pname, witx in witx_params:
+        wasm = _LOWERING[witx]
+        if wasm == "pair":
+            params += [(pname, "i32"), (pname + "_len", "i32")]
+        else:
+            params.append((pname, wasm))
+    params += [(out + "_ptr", "i32") for out in outs or ()]
+    return Signature(name, tuple(params), () if outs is None else ("i32",))
+
+
+PREVIEW1: dict[str, Signature] = {spec[0]: _lower(spec) for spec in _PREVIEW1_SPEC}
+UNSTABLE: dict[str, Signature] = {
+    name: sig for name, sig in PREVIEW1.items() if name not in _NOT_IN_UNSTABLE
+}
