@@ -1,0 +1,90 @@
+"""Shared fixtures: the wasm builder on sys.path, and node:wasi as a reference host.
+
+The ``node`` fixture is the one place a test may skip: differential tests need
+node (v20+, for node:wasi's ``version`` option) and CI machines may lack it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+
+import pytest
+
+TESTS_DIR = pathlib.Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+NODE_RUNNER = TESTS_DIR / "node_runner.mjs"
+NODE_MIN_MAJOR = 20
+NODE_TIMEOUT = 60.0
+
+# (exit_code, stdout, stderr)
+NodeResult = tuple[int, bytes, bytes]
+RunNodeWasi = Callable[..., NodeResult]
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """Path to a node binary with node:wasi preview1, or skip."""
+    path = os.environ.get("PYWASI_NODE") or shutil.which("node")
+    if path is None:
+        pytest.skip("node not found (needed for differential tests against node:wasi)")
+    try:
+        out = subprocess.run(
+            [path, "--version"], stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=True
+        ).stdout.decode()
+        major = int(out.strip().lstrip("v").split(".")[0])
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        pytest.skip(f"node at {path} is not usable: {e}")
+    if major < NODE_MIN_MAJOR:
+        pytest.skip(f"node at {path} is v{major}; node:wasi preview1 needs v{NODE_MIN_MAJOR}+")
+    return path
+
+
+@pytest.fixture(scope="session")
+def run_node_wasi(node: str) -> RunNodeWasi:
+    """Run a wasm module under node:wasi; returns (exit_code, stdout, stderr).
+
+    ``args`` is the guest's whole argv, passed as node:wasi takes it (argv[0]
+    included; default: the module's file name).  ``env`` is the guest's whole
+    environment (default empty, as node:wasi's).  ``preopens`` maps guest
+    paths to host paths.  Exit 134 means the guest trapped (see node_runner.mjs).
+    """
+
+    def run(
+        wasm_path: os.PathLike[str] | str,
+        args: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        preopens: Mapping[str, os.PathLike[str] | str] | None = None,
+        stdin: bytes = b"",
+        *,
+        version: str = "preview1",
+        timeout: float = NODE_TIMEOUT,
+    ) -> NodeResult:
+        wasm = pathlib.Path(wasm_path).resolve()
+        config = {
+            "wasm": str(wasm),
+            "args": list(args) if args is not None else [wasm.name],
+            "env": dict(env or {}),
+            "preopens": {guest: str(host) for guest, host in (preopens or {}).items()},
+            "version": version,
+        }
+        with tempfile.TemporaryDirectory(prefix="pywasi-node-") as tmp:
+            cfg = pathlib.Path(tmp) / "config.json"
+            cfg.write_text(json.dumps(config))
+            proc = subprocess.run(
+                [node, "--no-warnings", str(NODE_RUNNER), str(cfg)],
+                input=stdin,
+                capture_output=True,
+                timeout=timeout,
+            )
+        return proc.returncode, proc.stdout, proc.stderr
+
+    return run
