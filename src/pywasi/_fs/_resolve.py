@@ -1,0 +1,438 @@
+"""The sandbox resolver: the one place where a guest path becomes a host call.
+
+Invariants (the escape suite, ``tests/security``, checks each of them):
+
+1. Every host call is relative to a directory fd; a guest path is never joined
+   onto a host path string.  The only host call that sees more than one
+   component of a guest path is ``openat2`` with ``RESOLVE_BENEATH``, where the
+   kernel enforces the tree.
+2. Nothing a guest names -- ``..``, an absolute or relative symlink (final or
+   in the middle), a magic link (``/proc/self/fd/N``, ``/proc/self/root``) or a
+   directory renamed while we walk -- resolves to anything outside the tree
+   rooted at the directory fd we were given.
+3. Every fd opened here is either handed to the caller or closed before we
+   return, on success and on error alike.
+
+Errno policy
+------------
+Every refused path -- an absolute path, ``..`` above the root, a symlink whose
+target is absolute or climbs above the root -- raises ``WasiError(Errno.PERM)``
+(``ESCAPE_ERRNO``).  Why PERM and not NOTCAPABLE: wasi-filesystem's
+path-resolution.md answers ``not-permitted`` for exactly these cases, wasmtime's
+preview1 (cap-std) answers PERM, and wasi-testsuite accepts it; NOTCAPABLE stays
+reserved for what its name says, a descriptor lacking a *right*, so a guest can
+tell "this fd may not do that" from "this path leaves your directory".
+
+A symlink that leaves and comes back in (``../pre/x`` from the root of
+``pre``, or an absolute target that happens to name a file inside) is refused
+too: a target is judged by where it goes, step by step, as RESOLVE_BENEATH
+does, never by where it ends up; the guest cannot know the host's path anyway.
+
+Other errors: an embedded NUL is INVAL; an empty path is NOENT; more than
+``MAX_SYMLINKS`` (40, Linux's limit) symlink expansions in one lookup is LOOP;
+a non-directory in the middle is NOTDIR; a path of PATH_MAX (4096) bytes or
+more is NAMETOOLONG.  Everything else is the host's OSError, left to the
+dispatcher's ``errno_from_host``.
+
+Hard links: a hard link is the same inode under another name; a link placed
+in the tree by the host *is* inside by definition.  The guard is that a guest
+cannot *create* a link to a file outside, and ``at_parent`` gives ``path_link``
+two parent fds inside the tree, so ``os.link(a, b, src_dir_fd=, dst_dir_fd=,
+follow_symlinks=False)`` can only name files already inside.
+
+Two routes, same answers
+------------------------
+* Linux 5.6+: ``openat2(dir_fd, path, {flags, mode, RESOLVE_BENEATH |
+  RESOLVE_NO_MAGICLINKS})``.  Probed once; ENOSYS/EPERM (old kernel, seccomp)
+  switch it off.  EXDEV means an escape.  EAGAIN (a rename raced with a
+  ``..``) is retried, then we walk by hand.  ELOOP is ambiguous (a loop, a
+  refused magic link, a final symlink under O_NOFOLLOW), so we walk by hand
+  to get the same errno the manual route gives.
+* Anywhere (and when ``_USE_OPENAT2`` is False): walk one component at a time
+  from ``dir_fd`` with ``O_PATH|O_DIRECTORY|O_NOFOLLOW``, expand symlinks by
+  hand, keep a stack of held directory fds for ``..`` (popping past the root is
+  an escape).  ``..`` is never opened on the host: a directory renamed out of
+  the tree would have its host ``..`` outside.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _host
+import os
+import stat
+import sys
+from contextlib import contextmanager
+from typing import Iterator, NamedTuple
+
+from .._abi._errno import Errno
+from .._errors import WasiError
+
+__all__ = ["ESCAPE_ERRNO", "MAX_SYMLINKS", "ParentDir", "at_parent", "open_beneath", "stat_beneath"]
+
+ESCAPE_ERRNO = Errno.PERM
+MAX_SYMLINKS = 40  # Linux's MAXSYMLINKS
+PATH_MAX = 4096
+
+# Route selection.  None: use openat2 if the probe says it works.  Tests set
+# True (only after checking ``openat2_available()``) or False.
+_USE_OPENAT2: bool | None = None
+_EAGAIN_RETRIES = 4
+
+_O_PATH: int = getattr(os, "O_PATH", 0)
+_O_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
+_O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
+# How the manual walk opens an intermediate directory: no read right needed
+# where O_PATH exists, never following a symlink.
+_O_DIR_STEP = (_O_PATH or os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | _O_CLOEXEC
+
+# Errnos a host open with O_NOFOLLOW gives when the last component is a symlink:
+# ELOOP (Linux, POSIX), ENOTDIR (with O_DIRECTORY), EMLINK (FreeBSD).
+_MAYBE_SYMLINK = frozenset({_host.ELOOP, _host.ENOTDIR, _host.EMLINK})
+
+# A marker component for a trailing slash: "a/b/" is ["a", "b", ""].  It acts
+# as "." (the name before it must be a directory, and is followed) but lets
+# open(O_CREAT) answer EISDIR, as Linux does for "new/".
+_TRAILING = ""
+
+
+class ParentDir(NamedTuple):
+    """What ``at_parent`` yields.
+
+    ``dir_fd``: a directory inside the tree (O_PATH on Linux; usable as the
+    ``dir_fd`` of every ``*at`` call).  ``name``: one component, never
+    containing "/" or NUL, never ".."; it is "." when the path's last
+    component was "." or ".." (then ``dir_fd`` is that directory itself).
+    ``trailing_slash``: the path demands a directory (it ended in "/", "." or
+    ".."); e.g. ``path_unlink_file`` answers NOTDIR/ISDIR accordingly.
+    """
+
+    dir_fd: int
+    name: str
+    trailing_slash: bool
+
+
+def _escape(path: str) -> WasiError:
+    return WasiError(ESCAPE_ERRNO, f"path leads outside the preopened directory: {path!r}")
+
+
+def _components(path: str) -> list[str]:
+    """Split on "/", dropping empty components; a trailing "/" becomes the
+    ``_TRAILING`` marker.  "." and ".." are kept (the walk needs them)."""
+    parts = [p for p in path.split("/") if p]
+    if path.endswith("/") and parts:
+        parts.append(_TRAILING)
+    return parts
+
+
+def _check(path: str) -> list[str]:
+    """Validate a guest path; return its components."""
+    if "\0" in path:
+        raise WasiError(Errno.INVAL, "path contains a NUL byte")
+    if not path:
+        raise WasiError(Errno.NOENT, "empty path")
+    if path.startswith("/"):
+        raise _escape(path)
+    if len(os.fsencode(path)) >= PATH_MAX:
+        raise WasiError(Errno.NAMETOOLONG)
+    return _components(path)
+
+
+# --------------------------------------------------------------------------
+# openat2 (Linux >= 5.6)
+
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_BENEATH = 0x08
+_SYS_OPENAT2 = 437  # the same number on every architecture (asm-generic, x86, ...)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_syscall: ctypes._NamedFuncPointer | None = None
+_OPENAT2_OK: bool | None = None  # probe result, cached
+
+
+def _raw_openat2(dir_fd: int, path: bytes, flags: int, mode: int, resolve: int) -> tuple[int, int]:
+    """(fd, 0) or (-1, errno)."""
+    assert _syscall is not None
+    how = _OpenHow(flags, mode, resolve)
+    ret = int(_syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dir_fd), ctypes.c_char_p(path),
+                       ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))))
+    if ret < 0:
+        return -1, ctypes.get_errno()
+    return ret, 0
+
+
+def openat2_available() -> bool:
+    """Whether this host answers openat2 (probed once)."""
+    global _OPENAT2_OK, _syscall
+    if _OPENAT2_OK is None:
+        _OPENAT2_OK = False
+        if sys.platform.startswith("linux") and _O_PATH:
+            try:
+                fn = ctypes.CDLL(None, use_errno=True).syscall
+                fn.restype = ctypes.c_long
+                _syscall = fn
+                fd, err = _raw_openat2(-100, b".", _O_PATH | os.O_DIRECTORY | _O_CLOEXEC, 0,
+                                       _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)  # -100: AT_FDCWD
+            except (OSError, AttributeError):
+                fd, err = -1, _host.ENOSYS
+            if fd >= 0:
+                os.close(fd)
+                _OPENAT2_OK = True
+            # ENOSYS (kernel < 5.6), EPERM (seccomp), E2BIG/EINVAL: walk by hand.
+    return _OPENAT2_OK
+
+
+def _kernel_route() -> bool:
+    if _USE_OPENAT2 is None:
+        return openat2_available()
+    return _USE_OPENAT2 and openat2_available()
+
+
+def _openat2_beneath(dir_fd: int, path: str, flags: int, mode: int) -> int | None:
+    """An fd, an exception, or None: "ask the manual walk"."""
+    if not (flags & os.O_CREAT or (_O_TMPFILE and flags & _O_TMPFILE == _O_TMPFILE)):
+        mode = 0  # openat2 rejects a mode it would not use
+    bpath = os.fsencode(path)
+    for _ in range(_EAGAIN_RETRIES):
+        fd, err = _raw_openat2(dir_fd, bpath, flags | _O_CLOEXEC, mode,
+                               _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+        if fd >= 0:
+            return fd
+        if err == _host.EAGAIN:  # a rename or mount raced with "..": try again
+            continue
+        if err == _host.EXDEV:
+            raise _escape(path)
+        if err in (_host.ELOOP, _host.ENOSYS):
+            return None
+        raise OSError(err, os.strerror(err), path)
+    return None
+
+
+# --------------------------------------------------------------------------
+# The manual walk
+
+
+class _Walk:
+    """The held directory fds from the root down, and the symlink budget."""
+
+    __slots__ = ("root", "stack", "links", "path")
+
+    def __init__(self, root: int, path: str) -> None:
+        self.root = root
+        self.stack: list[int] = []
+        self.links = 0
+        self.path = path
+
+    @property
+    def cur(self) -> int:
+        return self.stack[-1] if self.stack else self.root
+
+    def close(self) -> None:
+        while self.stack:
+            os.close(self.stack.pop())
+
+    def up(self) -> None:
+        if not self.stack:
+            raise _escape(self.path)
+        os.close(self.stack.pop())
+
+    def take(self) -> tuple[int, bool]:
+        """Hand the current directory to the caller: (fd, caller must close)."""
+        if not self.stack:
+            return self.root, False
+        return self.stack.pop(), True
+
+    def readlink(self, name: str) -> str | None:
+        """The target if ``name`` in the current directory is a symlink, else None."""
+        try:
+            return os.readlink(name, dir_fd=self.cur)
+        except OSError as e:
+            if e.errno in (_host.EINVAL, _host.ENOENT):  # not a link (any more)
+                return None
+            raise
+
+    def expand(self, target: str, rest: list[str]) -> None:
+        """Push a symlink's target in front of the components still to walk
+        (``rest`` is reversed: the next component is ``rest[-1]``)."""
+        self.links += 1
+        if self.links > MAX_SYMLINKS:
+            raise WasiError(Errno.LOOP, f"too many symbolic links: {self.path!r}")
+        if not target:
+            raise WasiError(Errno.NOENT)
+        if target.startswith("/"):
+            raise _escape(self.path)
+        rest.extend(reversed(_components(target)))
+
+    def step(self, name: str, rest: list[str]) -> None:
+        """Walk through one component that must be a directory."""
+        if name in (".", _TRAILING):
+            return
+        if name == "..":
+            self.up()
+            return
+        try:
+            fd = os.open(name, _O_DIR_STEP, dir_fd=self.cur)
+        except OSError as e:
+            if e.errno not in _MAYBE_SYMLINK:
+                raise
+            target = self.readlink(name)
+            if target is None:
+                raise
+            self.expand(target, rest)
+            return
+        self.stack.append(fd)
+
+
+def _manual_open_dir(dir_fd: int, parts: list[str], path: str) -> tuple[int, bool]:
+    w = _Walk(dir_fd, path)
+    rest = parts[::-1]
+    try:
+        while rest:
+            w.step(rest.pop(), rest)
+        return w.take()
+    finally:
+        w.close()
+
+
+def _manual_open(dir_fd: int, parts: list[str], path: str, flags: int, mode: int,
+                 follow: bool) -> int:
+    w = _Walk(dir_fd, path)
+    rest = parts[::-1]
+    flags |= _O_CLOEXEC
+    try:
+        while True:
+            name = rest.pop()
+            if rest:
+                if rest == [_TRAILING] and flags & os.O_CREAT and name not in (".", ".."):
+                    # Linux: open("x/", O_CREAT) is EISDIR before any lookup of x.
+                    raise OSError(_host.EISDIR, os.strerror(_host.EISDIR), path)
+                w.step(name, rest)
+                continue
+            if name == "..":
+                w.up()
+                name = "."
+            if name in (".", _TRAILING):
+                return os.open(".", flags, mode, dir_fd=w.cur)
+            try:
+                fd = os.open(name, flags | os.O_NOFOLLOW, mode, dir_fd=w.cur)
+            except OSError as e:
+                if not follow or e.errno not in _MAYBE_SYMLINK:
+                    raise
+                target = w.readlink(name)
+                if target is None:
+                    raise
+                w.expand(target, rest)
+                continue
+            if follow and _O_PATH and flags & _O_PATH:
+                # O_PATH|O_NOFOLLOW opens a final symlink itself: follow it by hand.
+                try:
+                    is_link = stat.S_ISLNK(os.fstat(fd).st_mode)
+                    target = os.readlink("", dir_fd=fd) if is_link else None
+                except BaseException:
+                    os.close(fd)
+                    raise
+                if target is not None:
+                    os.close(fd)
+                    w.expand(target, rest)
+                    continue
+            return fd
+    finally:
+        w.close()
+
+
+def _open_dir(dir_fd: int, parts: list[str], path: str) -> tuple[int, bool]:
+    """The directory named by ``parts`` (all followed): (fd, caller must close)."""
+    if all(p in (".", _TRAILING) for p in parts):
+        return dir_fd, False
+    if _kernel_route():
+        fd = _openat2_beneath(dir_fd, "/".join(parts), _O_PATH | os.O_DIRECTORY, 0)
+        if fd is not None:
+            return fd, True
+    return _manual_open_dir(dir_fd, parts, path)
+
+
+# --------------------------------------------------------------------------
+# The API
+
+
+def open_beneath(dir_fd: int, path: str, flags: int, mode: int = 0o666, *, follow: bool) -> int:
+    """Open ``path`` relative to the directory ``dir_fd`` with host ``os.O_*``
+    ``flags``, never leaving the tree rooted at ``dir_fd``.  Returns a new fd
+    (always O_CLOEXEC); the caller owns it.
+
+    ``follow=False`` (or O_NOFOLLOW in ``flags``): a final symlink is not
+    followed -- LOOP, as O_NOFOLLOW does; with O_PATH the link itself is
+    opened.  Intermediate symlinks are always followed (inside the tree only).
+    A trailing slash demands a directory and follows a final symlink (POSIX).
+    """
+    parts = _check(path)
+    if flags & os.O_NOFOLLOW:
+        follow = False
+    if not follow:
+        flags |= os.O_NOFOLLOW
+    if _kernel_route():
+        fd = _openat2_beneath(dir_fd, path, flags, mode)
+        if fd is not None:
+            return fd
+    return _manual_open(dir_fd, parts, path, flags & ~os.O_NOFOLLOW, mode, follow)
+
+
+def stat_beneath(dir_fd: int, path: str, *, follow: bool) -> os.stat_result:
+    """``stat``/``lstat`` of ``path`` relative to ``dir_fd``, inside the tree."""
+    if _O_PATH:
+        fd = open_beneath(dir_fd, path, _O_PATH, follow=follow)
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+    # No O_PATH (not Linux): lstat through the parent; a followed stat opens
+    # the file for reading, which needs the read right on it.
+    if not follow:
+        with at_parent(dir_fd, path) as parent:
+            if not parent.trailing_slash:
+                return os.stat(parent.name, dir_fd=parent.dir_fd, follow_symlinks=False)
+    fd = open_beneath(dir_fd, path, os.O_RDONLY, follow=True)
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def at_parent(dir_fd: int, path: str) -> Iterator[ParentDir]:
+    """For calls that act on a name (mkdir, unlink, rmdir, rename, link,
+    symlink, readlink, utimensat, fstatat): resolve every component but the
+    last (symlinks followed, inside the tree only) and yield ``ParentDir``.
+    The caller acts with ``os.xxx(name, dir_fd=parent.dir_fd,
+    follow_symlinks=False)``; the parent fd is closed on exit.
+
+    What the last component yields:
+      "a/b"  -> (a, "b", False)      "a/b/" -> (a, "b", True)
+      "b"    -> (dir_fd, "b", False) "a//b" and "a/./b" are "a/b"
+      "a/."  -> (a, ".", True)       "a/.." -> (dir_fd, ".", True)
+      "."    -> (dir_fd, ".", True)  ".."   -> PERM (escape)
+    A final "." or ".." is resolved (inside the tree) and acted on as ".", so
+    that mkdir answers EXIST, rmdir INVAL, unlink ISDIR, rename BUSY/INVAL,
+    and fstatat/utimensat reach the directory inside -- never the host's
+    "..".  ``name`` is never ".." and never a symlink that was followed: the
+    caller must not pass ``follow_symlinks=True`` with it (use
+    ``open_beneath``/``stat_beneath`` to follow a final link).
+    """
+    parts = _check(path)
+    trailing = parts[-1] == _TRAILING
+    if trailing:
+        parts = parts[:-1]
+    if parts[-1] in (".", ".."):
+        dir_parts, name, trailing = parts, ".", True
+    else:
+        dir_parts, name = parts[:-1], parts[-1]
+    fd, owned = _open_dir(dir_fd, dir_parts, path)
+    try:
+        yield ParentDir(fd, name, trailing)
+    finally:
+        if owned:
+            os.close(fd)
