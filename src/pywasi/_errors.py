@@ -12,11 +12,25 @@ from __future__ import annotations
 
 from ._abi._errno import Errno
 
-__all__ = ["PywasiError", "WasiError", "GuestFault", "ProcExit"]
+__all__ = ["PywasiError", "Trap", "WasiExit", "WasiError", "GuestFault", "ProcExit"]
 
 
 class PywasiError(Exception):
     """Root of the errors pywasi raises to its Python callers."""
+
+
+class Trap(PywasiError):
+    """The guest trapped (``WebAssembly.RuntimeError``); the message is the
+    engine's, or the host call's that trapped."""
+
+
+class WasiExit(PywasiError):
+    """The guest called ``proc_exit`` inside an export called from Python
+    (``start()`` turns this into its return value instead)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"the program exited with code {code}")
+        self.code = code
 
 
 class WasiError(Exception):

@@ -1,0 +1,145 @@
+"""The dispatcher: the one place where a syscall's outcome becomes an errno,
+a trap or the end of the program.
+
+For each function of the ABI it builds a ``HostFunction``: a Python callable
+(the public route, and what tests and the trace call) that also hands the
+engine a raw callback (``raw_callback``). Both routes share ``_outcome``'s
+rules:
+
+- arguments are masked to the spec's unsigned types (wasmtime passes i32 and
+  i64 to Python *signed*: a pointer 0xFFFFFFF0 would arrive as -16 and a
+  negative index silently reads from the end of a memoryview);
+- the syscall returns normally → SUCCESS; ``WasiError`` → its errno;
+  ``OSError`` → ``errno_from_host``; ``GuestFault`` → a trap whose message
+  names the call; ``ProcExit`` → the exit code is recorded on the host and
+  the guest unwinds with a trap; any other ``Exception`` is a pywasi bug and
+  traps with a message saying so; ``KeyboardInterrupt``/``SystemExit`` are
+  recorded and re-raised once the guest has unwound.
+No exception ever leaves the raw callback (ctypes would report it as
+success and wasmtime would read a garbage result).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from ._abi import Errno, Signature, errno_from_host
+from ._engine import RAW_CALLBACK, trap_pointer
+from ._errors import GuestFault, ProcExit, WasiError
+
+__all__ = ["HostFunction", "HostState"]
+
+_RESULT = struct.Struct("<I")
+# The raw array holds one 16-byte wasmtime_val_raw_t per argument; an i32
+# argument is its low 4 bytes, an i64 its low 8 (little-endian).
+_SLOT = {"i32": "I12x", "i64": "Q8x"}
+
+
+class HostState:
+    """What the dispatcher records for the code that bound it (WASI):
+    a pending exit code and a pending interrupt."""
+
+    exit_code: int | None = None
+    interrupt: BaseException | None = None
+
+    def take_exit(self) -> int | None:
+        code, self.exit_code = self.exit_code, None
+        return code
+
+    def take_interrupt(self) -> BaseException | None:
+        exc, self.interrupt = self.interrupt, None
+        return exc
+
+
+class HostFunction:
+    """One WASI function: ``name(*params) -> results``, bound to a syscall."""
+
+    __slots__ = ("name", "params", "results", "signature", "_impl", "wasi_host", "_raw")
+
+    def __init__(self, signature: Signature, impl: Callable[..., None], host: HostState) -> None:
+        self.signature = signature
+        self.name = signature.name
+        self.params = signature.param_types
+        self.results = signature.results
+        self._impl = impl
+        self.wasi_host = host
+        self._raw: Any = None
+
+    def __repr__(self) -> str:
+        return f"<WASI host function {self.name}{self.signature.param_names}>"
+
+    # -- the public route ------------------------------------------------
+    def __call__(self, *args: int) -> int | None:
+        """Call the syscall with Python ints (as wasm would). Returns the
+        errno; raises ``GuestFault`` for a bad pointer and ``ProcExit`` for
+        proc_exit, as a trap would end the guest."""
+        if len(args) != len(self.params):
+            raise TypeError(f"{self.name} takes {len(self.params)} arguments, got {len(args)}")
+        masked = [a & (0xFFFFFFFF if t == "i32" else 0xFFFFFFFFFFFFFFFF)
+                  for a, t in zip(args, self.params)]
+        try:
+            self._impl(*masked)
+        except WasiError as e:
+            return int(e.errno)
+        except OSError as e:
+            return int(errno_from_host(e.errno))
+        except ProcExit as e:
+            self.wasi_host.exit_code = e.code
+            raise
+        if self.results:
+            return 0
+        return None
+
+    # -- the raw route ---------------------------------------------------
+    def raw_callback(self) -> Any:
+        if self._raw is None:
+            self._raw = RAW_CALLBACK(_make_raw(self.name, self.params, bool(self.results),
+                                               self._impl, self.wasi_host))
+        return self._raw
+
+
+def _make_raw(name: str, params: tuple[str, ...], has_result: bool,
+              impl: Callable[..., None], host: HostState) -> Callable[[Any, Any, int, int], int]:
+    unpack = struct.Struct("<" + "".join(_SLOT[t] for t in params)).unpack_from
+    nslots = max(len(params), 1)
+    pack = _RESULT.pack_into
+    # wasmtime reuses the same argument array from call to call, so the view
+    # over it is built once and rebuilt only when the address changes.
+    cache_address = 0
+    cache_view: memoryview = memoryview(bytearray(16 * nslots))
+
+    def fail(errno: int) -> int:
+        if has_result:
+            pack(cache_view, 0, errno)
+            return 0
+        return trap_pointer(f"{name}: failed with errno {Errno(errno).name}")
+
+    def callback(env: Any, caller: Any, address: int, count: int) -> int:
+        nonlocal cache_address, cache_view
+        try:
+            if address != cache_address:
+                cache_view = memoryview((ctypes.c_char * (16 * nslots)).from_address(address)).cast("B")
+                cache_address = address
+            impl(*unpack(cache_view))
+            if has_result:
+                pack(cache_view, 0, 0)
+            return 0
+        except WasiError as e:
+            return fail(e.errno)
+        except OSError as e:
+            return fail(errno_from_host(e.errno))
+        except GuestFault as e:
+            return trap_pointer(f"{name}: {e}")
+        except ProcExit as e:
+            host.exit_code = e.code
+            return trap_pointer(f"exit with code {e.code}")
+        except Exception as e:  # a bug in pywasi: trap, never crash the host
+            return trap_pointer(f"pywasi internal error in {name}: {type(e).__name__}: {e}")
+        except BaseException as e:  # KeyboardInterrupt, SystemExit from a user callback
+            host.interrupt = e
+            return trap_pointer(f"{name}: interrupted ({type(e).__name__})")
+
+    return callback

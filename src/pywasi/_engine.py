@@ -1,0 +1,481 @@
+"""The engine facade over wasmtime-py, and the fast host-call route.
+
+Everything that touches wasmtime's private C bindings lives in this module.
+
+Host calls: a host function defined through the public ``wasmtime.Func``
+costs ~10 µs a call (it boxes every argument in ``Val`` objects); through
+wasmtime's *unchecked* callback (``wasmtime_linker_define_func_unchecked``)
+our callback gets the raw ``wasmtime_val_raw_t`` array's address and reads it
+with one ``struct.unpack_from``, ~0.3 µs a call. ``define_raw`` uses the raw
+route when the C symbol is there and falls back to the public route if a
+future wasmtime-py drops it. Tested with wasmtime-py 45 to 50 (the range
+pinned in pyproject.toml).
+
+The shape of the node:wasi example is kept: ``compile(bytes | path)`` gives a
+``Module``, ``instantiate(module, import_object)`` an ``Instance`` whose
+``exports`` map names to callables, memories and globals; the import object
+is a dict of dicts, holding WASI's host functions and any plain Python
+callables the user adds (their wasm types come from the module's imports).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol, Union
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from ._errors import PywasiError, Trap, WasiExit
+
+__all__ = [
+    "Module", "Instance", "Memory", "Global", "Function", "LinkError",
+    "RawHostFunction", "compile", "instantiate", "default_engine", "define_raw",
+    "trap_pointer",
+]
+
+
+class LinkError(PywasiError):
+    """An import the module needs is missing or of the wrong kind or type."""
+
+
+# -- the raw host-call route --------------------------------------------------
+
+# size_t callback(void *env, wasmtime_caller_t *caller,
+#                 wasmtime_val_raw_t *args_and_results, size_t len)
+# returns NULL, or a wasm_trap_t* that wasmtime takes ownership of.
+RAW_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
+                                ctypes.c_void_p, ctypes.c_size_t)
+_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def _own_symbol(name: str, restype: Any, argtypes: list[Any]) -> Any:
+    """A private function pointer to a wasmtime C symbol (``dll[name]`` makes a
+    new one, so wasmtime-py's own binding keeps its argtypes), or None."""
+    try:
+        fn = ffi.dll[name]
+    except (AttributeError, KeyError):
+        return None
+    fn.restype = restype
+    fn.argtypes = argtypes
+    return fn
+
+
+_define_unchecked = _own_symbol(
+    "wasmtime_linker_define_func_unchecked", ctypes.c_void_p,
+    [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+     ctypes.c_void_p, RAW_CALLBACK, ctypes.c_void_p, _FINALIZER])
+_trap_new = _own_symbol("wasmtime_trap_new", ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_size_t])
+_memory_data = _own_symbol("wasmtime_memory_data", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p])
+_memory_data_size = _own_symbol("wasmtime_memory_data_size", ctypes.c_size_t,
+                                [ctypes.c_void_p, ctypes.c_void_p])
+
+RAW_ROUTE = _define_unchecked is not None and _trap_new is not None
+
+# Callbacks must outlive every linker and store that may call them: wasmtime
+# calls the finalizer with the env key when the last user is gone.
+_LIVE: dict[int, Any] = {}
+_LIVE_LOCK = threading.Lock()
+_next_key = 1
+
+
+@_FINALIZER
+def _release(key: int | None) -> None:
+    with _LIVE_LOCK:
+        _LIVE.pop(key or 0, None)
+
+
+def trap_pointer(message: str) -> int:
+    """A new ``wasm_trap_t*`` (as an int) for a raw callback to return."""
+    data = message.encode("utf-8", "replace")
+    return int(_trap_new(data, len(data)))
+
+
+class RawHostFunction(Protocol):
+    """What ``define_raw`` needs from a host function (``_dispatch.HostFunction``)."""
+
+    name: str
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+
+    def raw_callback(self) -> Any: ...          # a RAW_CALLBACK instance
+    def __call__(self, *args: int) -> Any: ...  # the public route
+
+
+def _valtype(name: str) -> wasmtime.ValType:
+    return wasmtime.ValType.i64() if name == "i64" else wasmtime.ValType.i32()
+
+
+def _functype(fn: RawHostFunction) -> wasmtime.FuncType:
+    return wasmtime.FuncType([_valtype(t) for t in fn.params], [_valtype(t) for t in fn.results])
+
+
+def define_raw(linker: wasmtime.Linker, module: str, fn: RawHostFunction) -> None:
+    """Define ``module.name`` in ``linker`` as ``fn``, by the raw route if possible."""
+    global _next_key
+    ty = _functype(fn)
+    if not RAW_ROUTE:
+        linker.define_func(module, fn.name, ty, fn)
+        return
+    callback = fn.raw_callback()
+    with _LIVE_LOCK:
+        key = _next_key
+        _next_key += 1
+        _LIVE[key] = (callback, ty)
+    m = module.encode()
+    n = fn.name.encode()
+    err = _define_unchecked(ctypes.cast(linker.ptr(), ctypes.c_void_p), m, len(m), n, len(n),
+                            ctypes.cast(ty.ptr(), ctypes.c_void_p), callback, key, _release)
+    if err:
+        raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
+
+
+# -- engine, modules ----------------------------------------------------------
+
+_ENGINE: wasmtime.Engine | None = None
+_ENGINE_LOCK = threading.Lock()
+
+
+def default_engine() -> wasmtime.Engine:
+    """The process-wide engine pywasi compiles with.
+
+    ``memory_may_move = False``: linear memory keeps its base address when it
+    grows, so a host view of it only needs extending, never rebasing (see
+    ``_memory``). Threads and shared memory are on so wasi-threads modules
+    compile.
+    """
+    global _ENGINE
+    with _ENGINE_LOCK:
+        if _ENGINE is None:
+            config = wasmtime.Config()
+            config.memory_may_move = False
+            config.wasm_threads = True
+            config.shared_memory = True
+            _ENGINE = wasmtime.Engine(config)
+        return _ENGINE
+
+
+Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
+
+
+class Module:
+    """A compiled module (``WebAssembly.Module``)."""
+
+    __slots__ = ("_module", "engine")
+
+    def __init__(self, module: wasmtime.Module, engine: wasmtime.Engine) -> None:
+        self._module = module
+        self.engine = engine
+
+    @property
+    def imports(self) -> list[tuple[str, str, str]]:
+        """``(module, name, kind)`` for each import, kind one of function,
+        memory, global, table."""
+        return [(i.module, i.name or "", _kind(i.type)) for i in self._module.imports]
+
+    @property
+    def exports(self) -> list[tuple[str, str]]:
+        return [(e.name, _kind(e.type)) for e in self._module.exports]
+
+    @property
+    def wasmtime_module(self) -> wasmtime.Module:
+        return self._module
+
+
+def _kind(ty: Any) -> str:
+    if isinstance(ty, wasmtime.FuncType):
+        return "function"
+    if isinstance(ty, wasmtime.MemoryType):
+        return "memory"
+    if isinstance(ty, wasmtime.GlobalType):
+        return "global"
+    if isinstance(ty, wasmtime.TableType):
+        return "table"
+    return "unknown"
+
+
+def compile(source: Source, *, engine: wasmtime.Engine | None = None) -> Module:  # noqa: A001
+    """Compile wasm (binary or WAT text) from bytes, or from a file path."""
+    engine = engine or default_engine()
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            data = f.read()
+    else:
+        raise TypeError(f"compile() takes bytes or a path, not {type(source).__name__}")
+    try:
+        return Module(wasmtime.Module(engine, data), engine)
+    except wasmtime.WasmtimeError as e:
+        raise PywasiError(f"not a valid WebAssembly module: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+# -- instances and their exports ---------------------------------------------
+
+class ExitProbe(Protocol):
+    """A host bound to an instance that can end the program (the WASI object)."""
+
+    def take_exit(self) -> int | None: ...
+    def take_interrupt(self) -> BaseException | None: ...
+
+
+class Instance:
+    """An instantiated module (``WebAssembly.Instance``)."""
+
+    __slots__ = ("store", "_instance", "exports", "_hosts", "module")
+
+    def __init__(self, store: wasmtime.Store, instance: wasmtime.Instance,
+                 module: wasmtime.Module | None = None) -> None:
+        self.store = store
+        self._instance = instance
+        self.module = module
+        self._hosts: list[ExitProbe] = []
+        self.exports = Exports(self)
+
+    @classmethod
+    def wrap(cls, store: wasmtime.Store, instance: wasmtime.Instance) -> Instance:
+        """Adopt an instance made with the user's own ``wasmtime.Linker``."""
+        return cls(store, instance)
+
+    def _attach(self, host: ExitProbe) -> None:
+        self._hosts.append(host)
+
+    def _outcome(self, error: BaseException) -> BaseException:
+        """What a failed export call means: an exit, an interrupt the host
+        saw, or a trap. Decided from host state, not from which exception
+        wasmtime reports (it keeps one global "last exception")."""
+        for host in self._hosts:
+            interrupt = host.take_interrupt()
+            if interrupt is not None:
+                return interrupt
+        for host in self._hosts:
+            code = host.take_exit()
+            if code is not None:
+                return WasiExit(code)
+        if isinstance(error, wasmtime.Trap):
+            return Trap(_trap_message(error))
+        if isinstance(error, wasmtime.WasmtimeError):
+            return Trap(_trap_message(error))
+        return error
+
+
+def _trap_message(e: BaseException) -> str:
+    return str(e).strip() or type(e).__name__
+
+
+class Exports(Mapping[str, Any]):
+    """The instance's exports by name; also readable as attributes
+    (``instance.exports._start()``)."""
+
+    __slots__ = ("_owner", "_cache")
+
+    def __init__(self, owner: Instance) -> None:
+        self._owner = owner
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        owner = self._owner
+        raw = owner._instance.exports(owner.store).get(name)
+        if raw is None:
+            raise KeyError(name)
+        value = _wrap_extern(owner, raw)
+        self._cache[name] = value
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the instance has no export named {name!r}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        owner = self._owner
+        return iter([name for name, _ in owner._instance.exports(owner.store).items()])
+
+    def __len__(self) -> int:
+        owner = self._owner
+        return len(owner._instance.exports(owner.store))
+
+
+def _wrap_extern(owner: Instance, raw: Any) -> Any:
+    if isinstance(raw, wasmtime.Func):
+        return Function(owner, raw)
+    if isinstance(raw, wasmtime.Memory):
+        return Memory(owner.store, raw)
+    if isinstance(raw, wasmtime.Global):
+        return Global(owner.store, raw)
+    return raw
+
+
+class Function:
+    """An exported function, called with Python numbers."""
+
+    __slots__ = ("_owner", "_func", "__weakref__")
+
+    def __init__(self, owner: Instance, func: wasmtime.Func) -> None:
+        self._owner = owner
+        self._func = func
+
+    def __call__(self, *args: Any) -> Any:
+        try:
+            return self._func(self._owner.store, *args)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
+            raise self._owner._outcome(e) from None
+        except BaseException as e:
+            # The public route (or a user's import) raised through wasmtime-py.
+            outcome = self._owner._outcome(e)
+            if outcome is e:
+                raise
+            raise outcome from None
+
+    @property
+    def wasmtime_func(self) -> wasmtime.Func:
+        return self._func
+
+
+class Memory:
+    """An exported memory: ``buffer`` is a memoryview over it (re-read it after
+    ``grow``), ``size`` is in 64 KiB pages."""
+
+    __slots__ = ("_store", "_memory")
+
+    def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory) -> None:
+        self._store = store
+        self._memory = memory
+
+    @property
+    def buffer(self) -> memoryview:
+        address, length = self.locate()
+        if not length:
+            return memoryview(bytearray(0))
+        return memoryview((ctypes.c_char * length).from_address(address)).cast("B")
+
+    @property
+    def size(self) -> int:
+        return int(self._memory.size(self._store))
+
+    def grow(self, pages: int) -> int:
+        return int(self._memory.grow(self._store, pages))
+
+    def locate(self) -> tuple[int, int]:
+        """(address, byte length) of the memory right now."""
+        ctx = ctypes.cast(self._store._context(), ctypes.c_void_p)
+        ref = ctypes.cast(ctypes.byref(self._memory._memory), ctypes.c_void_p)
+        return int(_memory_data(ctx, ref) or 0), int(_memory_data_size(ctx, ref))
+
+    @property
+    def stable(self) -> bool:
+        """True when the memory's base cannot move as it grows (our engine)."""
+        return self._store.engine is _ENGINE
+
+    @property
+    def wasmtime_memory(self) -> wasmtime.Memory:
+        return self._memory
+
+
+class Global:
+    """An exported global; ``value`` reads and (if mutable) writes it."""
+
+    __slots__ = ("_store", "_global")
+
+    def __init__(self, store: wasmtime.Store, glob: wasmtime.Global) -> None:
+        self._store = store
+        self._global = glob
+
+    @property
+    def value(self) -> Any:
+        return self._global.value(self._store)
+
+    @value.setter
+    def value(self, v: Any) -> None:
+        self._global.set_value(self._store, v)
+
+
+def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] | None = None) -> Instance:
+    """Instantiate ``module`` with ``import_object`` (``{module: {name: value}}``).
+
+    A value may be one of WASI's host functions, a plain Python callable (its
+    wasm type is the import's), an export of another instance (``Function``,
+    ``Memory``, ``Global``) or a wasmtime extern.
+    """
+    if not isinstance(module, Module):
+        raise TypeError(f"instantiate() takes a Module from pywasi.compile(), not {type(module).__name__}")
+    import_object = import_object or {}
+    engine = module.engine
+    store = wasmtime.Store(engine)
+    linker = wasmtime.Linker(engine)
+    hosts: list[Any] = []
+    for imp in module._module.imports:
+        name = imp.name or ""
+        where = f"{imp.module}.{name}"
+        namespace = import_object.get(imp.module)
+        if namespace is None:
+            raise LinkError(f"import {where}: the import object has no module {imp.module!r}")
+        try:
+            value = namespace[name]
+        except KeyError:
+            raise LinkError(f"import {where}: not provided by the import object") from None
+        _define_import(store, linker, imp, where, value, hosts)
+    try:
+        raw = linker.instantiate(store, module._module)
+    except wasmtime.Trap as e:
+        raise Trap(_trap_message(e)) from None
+    except wasmtime.WasmtimeError as e:
+        raise LinkError(_first_line(e)) from None
+    instance = Instance(store, raw, module._module)
+    for host in hosts:
+        instance._attach(host)
+    return instance
+
+
+def _define_import(store: wasmtime.Store, linker: wasmtime.Linker, imp: Any, where: str,
+                   value: Any, hosts: list[Any]) -> None:
+    ty = imp.type
+    host_of = getattr(value, "wasi_host", None)
+    if host_of is not None and hasattr(value, "raw_callback"):
+        if not isinstance(ty, wasmtime.FuncType):
+            raise LinkError(f"import {where}: the module imports a {_kind(ty)}, not a function")
+        want = ([str(p) for p in ty.params], [str(r) for r in ty.results])
+        have = (list(value.params), list(value.results))
+        if want != have:
+            raise LinkError(f"import {where}: the module expects {want[0]} -> {want[1]}, "
+                            f"WASI's {value.name} is {have[0]} -> {have[1]}")
+        define_raw(linker, imp.module, value)
+        if host_of not in hosts:
+            hosts.append(host_of)
+        return
+    if isinstance(value, Function):
+        value = value.wasmtime_func
+    elif isinstance(value, Memory):
+        value = value.wasmtime_memory
+    elif isinstance(value, Global):
+        value = value._global
+    if isinstance(value, (wasmtime.Func, wasmtime.Memory, wasmtime.Global, wasmtime.Table,
+                          wasmtime.SharedMemory)):
+        try:
+            linker.define(store, imp.module, imp.name or "", value)
+        except wasmtime.WasmtimeError as e:
+            raise LinkError(f"import {where}: {_first_line(e)}") from None
+        return
+    if callable(value):
+        if not isinstance(ty, wasmtime.FuncType):
+            raise LinkError(f"import {where}: the module imports a {_kind(ty)}, "
+                            f"a Python callable can only be a function")
+        linker.define_func(imp.module, imp.name or "", ty, value)
+        return
+    raise LinkError(f"import {where}: cannot import a {type(value).__name__}")
+
+
+PyCallable = Callable[..., Any]

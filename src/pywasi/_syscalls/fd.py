@@ -1,0 +1,68 @@
+"""The descriptor calls every program needs: fd_read, fd_write, fd_close,
+fd_fdstat_get / set_flags / set_rights, fd_renumber, and the preopen queries
+fd_prestat_get and fd_prestat_dir_name."""
+
+from __future__ import annotations
+
+from .._abi import FDSTAT, PRESTAT, Errno, Fdflags, Preopentype, Rights
+from .._errors import WasiError
+from ._context import Context
+
+__all__ = ["FdCalls"]
+
+_FD_READ = int(Rights.FD_READ)
+_FD_WRITE = int(Rights.FD_WRITE)
+_SET_FLAGS = int(Rights.FD_FDSTAT_SET_FLAGS)
+_ALL_FDFLAGS = int(Fdflags.APPEND | Fdflags.DSYNC | Fdflags.NONBLOCK | Fdflags.RSYNC | Fdflags.SYNC)
+_ALL_RIGHTS = (1 << 30) - 1
+
+
+class FdCalls(Context):
+    def fd_write(self, fd: int, iovs: int, iovs_len: int, nwritten_ptr: int) -> None:
+        desc = self.fds.get(fd, _FD_WRITE)
+        mem = self.memory
+        mem.store_u32(nwritten_ptr, desc.write(mem.iovecs(iovs, iovs_len)))
+
+    def fd_read(self, fd: int, iovs: int, iovs_len: int, nread_ptr: int) -> None:
+        desc = self.fds.get(fd, _FD_READ)
+        mem = self.memory
+        mem.store_u32(nread_ptr, desc.read(mem.iovecs(iovs, iovs_len)))
+
+    def fd_close(self, fd: int) -> None:
+        # NOTE: closing a preopen is allowed (as wasmtime and POSIX do); the
+        # number is then free and later use of it is BADF until reused.
+        self.fds.remove(fd).close()
+
+    def fd_fdstat_get(self, fd: int, stat_ptr: int) -> None:
+        desc = self.fds.get(fd)
+        self.memory.pack(FDSTAT, stat_ptr, desc.filetype, desc.fdflags(),
+                         desc.rights_base, desc.rights_inheriting)
+
+    def fd_fdstat_set_flags(self, fd: int, flags: int) -> None:
+        desc = self.fds.get(fd, _SET_FLAGS)
+        if flags & ~_ALL_FDFLAGS:
+            raise WasiError(Errno.INVAL)
+        desc.set_fdflags(flags)
+
+    def fd_fdstat_set_rights(self, fd: int, fs_rights_base: int, fs_rights_inheriting: int) -> None:
+        desc = self.fds.get(fd)
+        if (fs_rights_base | fs_rights_inheriting) & ~_ALL_RIGHTS:
+            raise WasiError(Errno.INVAL)
+        desc.set_rights(fs_rights_base, fs_rights_inheriting)
+
+    def fd_renumber(self, fd: int, to: int) -> None:
+        replaced = self.fds.renumber(fd, to)
+        if replaced is not None:
+            replaced.close()
+
+    def fd_prestat_get(self, fd: int, buf_ptr: int) -> None:
+        name = self.fds.get(fd).prestat_name()
+        self.memory.pack(PRESTAT, buf_ptr, Preopentype.DIR, len(name))
+
+    def fd_prestat_dir_name(self, fd: int, path: int, path_len: int) -> None:
+        name = self.fds.get(fd).prestat_name()
+        if path_len < len(name):
+            # NOTE: the spec gives no errno for a short buffer; NAMETOOLONG as
+            # wasmtime answers (uvwasi says NOBUFS). Nothing is written.
+            raise WasiError(Errno.NAMETOOLONG)
+        self.memory.write_bytes(path, name)

@@ -1,0 +1,184 @@
+"""``pywasi run [OPTIONS] MODULE [ARGS...]``: the command line, flags as the
+wasmtime CLI spells them.
+
+Exit status: the guest's exit code; 134 after a trap (as wasmtime); 2 for a
+usage error; 1 when the module cannot be loaded. Nothing but the guest's own
+output ever goes to stdout, and no Python traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["main"]
+
+USAGE = """\
+usage: pywasi run [--dir HOST[::GUEST]]... [--env NAME[=VALUE]]... [--inherit-env] MODULE [ARGS...]
+       pywasi --version
+
+Runs a WebAssembly program built for WASI preview1 (or wasi_unstable).
+
+options for run:
+  --dir HOST[::GUEST]   give the program the host directory HOST, seen as GUEST
+                        (default: the same path as HOST)
+  --env NAME[=VALUE]    set an environment variable (NAME alone: the value it has here)
+  --inherit-env         pass this process's whole environment
+  -h, --help            show this help
+"""
+
+EXIT_TRAP = 134
+EXIT_USAGE = 2
+EXIT_LOAD = 1
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class RunOptions:
+    module: str = ""
+    args: list[str] = field(default_factory=list)
+    dirs: list[tuple[str, str]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    inherit_env: bool = False
+
+
+def _take_value(argv: Sequence[str], i: int, flag: str) -> tuple[str, int]:
+    arg = argv[i]
+    if arg.startswith(flag + "="):
+        return arg[len(flag) + 1:], i + 1
+    if i + 1 >= len(argv):
+        raise UsageError(f"{flag} needs a value")
+    return argv[i + 1], i + 2
+
+
+def parse_run(argv: Sequence[str]) -> RunOptions:
+    opts = RunOptions()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        if arg in ("-h", "--help"):
+            raise SystemExit(_print_help())
+        if arg == "--dir" or arg.startswith("--dir="):
+            value, i = _take_value(argv, i, "--dir")
+            host, sep, guest = value.partition("::")
+            if not host or (sep and not guest):
+                raise UsageError(f"--dir {value!r}: expected HOST or HOST::GUEST")
+            opts.dirs.append((host, guest if sep else host))
+        elif arg == "--env" or arg.startswith("--env="):
+            value, i = _take_value(argv, i, "--env")
+            name, sep, val = value.partition("=")
+            if not name:
+                raise UsageError(f"--env {value!r}: expected NAME or NAME=VALUE")
+            if not sep:
+                if name not in os.environ:
+                    # NOTE: wasmtime passes nothing for an unset NAME; so do we.
+                    continue
+                val = os.environ[name]
+            opts.env[name] = val
+        elif arg == "--inherit-env":
+            opts.inherit_env = True
+            i += 1
+        else:
+            raise UsageError(f"unknown option {arg!r} (see pywasi run --help)")
+    if i >= len(argv):
+        raise UsageError("no MODULE given")
+    opts.module = argv[i]
+    opts.args = list(argv[i + 1:])
+    return opts
+
+
+def _print_help() -> int:
+    sys.stdout.write(USAGE)
+    return 0
+
+
+def _error(message: str, status: int) -> int:
+    sys.stderr.write(f"pywasi: {message}\n")
+    sys.stderr.flush()
+    return status
+
+
+def run(opts: RunOptions) -> int:
+    import pywasi
+    from pywasi._engine import compile as compile_module
+
+    try:
+        module = compile_module(opts.module)
+    except FileNotFoundError:
+        return _error(f"cannot read module {opts.module!r}: no such file", EXIT_LOAD)
+    except IsADirectoryError:
+        return _error(f"cannot read module {opts.module!r}: it is a directory", EXIT_LOAD)
+    except OSError as e:
+        return _error(f"cannot read module {opts.module!r}: {e.strerror or e}", EXIT_LOAD)
+    except pywasi.PywasiError as e:
+        return _error(f"{opts.module}: {e}", EXIT_LOAD)
+
+    namespaces = {m for m, _, _ in module.imports}
+    # The ABI comes from the module: old programs import wasi_unstable.
+    version = "unstable" if "wasi_unstable" in namespaces and \
+        "wasi_snapshot_preview1" not in namespaces else "preview1"
+    env = dict(os.environ) if opts.inherit_env else {}
+    env.update(opts.env)
+    try:
+        wasi = pywasi.WASI(version=version, args=[opts.module, *opts.args], env=env,
+                           preopens=dict((guest, host) for host, guest in opts.dirs))
+    except (pywasi.PywasiError, ValueError, TypeError) as e:
+        return _error(str(e), EXIT_USAGE)
+    try:
+        instance = pywasi.instantiate(module, wasi.get_import_object())
+    except pywasi.Trap as e:
+        return _error(f"error while instantiating {opts.module}: {e}", EXIT_TRAP)
+    except pywasi.PywasiError as e:
+        return _error(f"cannot instantiate {opts.module}: {e}", EXIT_LOAD)
+    try:
+        if "_start" not in instance.exports and "_initialize" in instance.exports:
+            return _error(f"{opts.module} is a reactor (exports _initialize, no _start): "
+                          f"nothing to run", EXIT_LOAD)
+        code = wasi.start(instance)
+    except pywasi.Trap as e:
+        return _error(f"error while running {opts.module}:\n{e}", EXIT_TRAP)
+    except pywasi.PywasiError as e:
+        return _error(str(e), EXIT_LOAD)
+    finally:
+        wasi.close()
+    # A POSIX exit status is 8 bits: a code above 255 would wrap (256 → 0,
+    # "success"), so it is reported as 255.
+    return code if 0 <= code <= 255 else 255
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not argv or argv[0] in ("-h", "--help"):
+            sys.stdout.write(USAGE) if argv else sys.stderr.write(USAGE)
+            return 0 if argv else EXIT_USAGE
+        if argv[0] in ("-V", "--version"):
+            from pywasi import __version__
+            sys.stdout.write(f"pywasi {__version__}\n")
+            return 0
+        if argv[0] == "run":
+            opts = parse_run(argv[1:])
+        elif argv[0].startswith("-"):
+            raise UsageError(f"unknown option {argv[0]!r} (see pywasi --help)")
+        else:
+            # `pywasi MODULE ...` as `wasmtime MODULE ...`.
+            opts = parse_run(argv)
+        return run(opts)
+    except UsageError as e:
+        return _error(f"{e}\n{USAGE.splitlines()[0]}", EXIT_USAGE)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
