@@ -403,18 +403,22 @@ class Global:
         self._global.set_value(self._store, v)
 
 
-def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] | None = None) -> Instance:
+def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] | None = None,
+                *, store: wasmtime.Store | None = None) -> Instance:
     """Instantiate ``module`` with ``import_object`` (``{module: {name: value}}``).
 
     A value may be one of WASI's host functions, a plain Python callable (its
     wasm type is the import's), an export of another instance (``Function``,
-    ``Memory``, ``Global``) or a wasmtime extern.
+    ``Memory``, ``Global``: the new instance then joins that instance's store,
+    as JavaScript instances share one agent) or, with ``store=`` given, a
+    wasmtime extern of that store.
     """
     if not isinstance(module, Module):
         raise TypeError(f"instantiate() takes a Module from pywasi.compile(), not {type(module).__name__}")
     import_object = import_object or {}
     engine = module.engine
-    store = wasmtime.Store(engine)
+    explicit = store is not None
+    store = _choose_store(module, import_object, store)
     linker = wasmtime.Linker(engine)
     hosts: list[Any] = []
     for imp in module._module.imports:
@@ -427,7 +431,7 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
             value = namespace[name]
         except KeyError:
             raise LinkError(f"import {where}: not provided by the import object") from None
-        _define_import(store, linker, imp, where, value, hosts)
+        _define_import(store, linker, imp, where, value, hosts, explicit)
     try:
         raw = linker.instantiate(store, module._module)
     except wasmtime.Trap as e:
@@ -440,8 +444,37 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
     return instance
 
 
+def _store_of(value: Any) -> wasmtime.Store | None:
+    if isinstance(value, Function):
+        return value._owner.store
+    if isinstance(value, (Memory, Global)):
+        return value._store
+    return None
+
+
+def _choose_store(module: Module, import_object: Mapping[str, Mapping[str, Any]],
+                  given: wasmtime.Store | None) -> wasmtime.Store:
+    """The store the new instance lives in. Wasm objects cannot cross stores
+    (wasmtime aborts the process if they do), so an instance that imports
+    another instance's exports joins that instance's store, and mixing two
+    stores is refused here instead."""
+    stores = {id(s): s for ns in import_object.values() if isinstance(ns, Mapping)
+              for s in map(_store_of, ns.values()) if s is not None}
+    if given is not None:
+        stores.setdefault(id(given), given)
+    if len(stores) > 1:
+        raise LinkError("the import object holds exports of instances in different stores; "
+                        "wasm objects cannot cross stores")
+    if stores:
+        store = next(iter(stores.values()))
+        if store.engine is not module.engine:
+            raise LinkError("the imported exports belong to another engine than the module")
+        return store
+    return wasmtime.Store(module.engine)
+
+
 def _define_import(store: wasmtime.Store, linker: wasmtime.Linker, imp: Any, where: str,
-                   value: Any, hosts: list[Any]) -> None:
+                   value: Any, hosts: list[Any], explicit_store: bool) -> None:
     ty = imp.type
     host_of = getattr(value, "wasi_host", None)
     if host_of is not None and hasattr(value, "raw_callback"):
@@ -456,6 +489,7 @@ def _define_import(store: wasmtime.Store, linker: wasmtime.Linker, imp: Any, whe
         if host_of not in hosts:
             hosts.append(host_of)
         return
+    wrapped = _store_of(value) is not None  # our export wrappers: store already chosen
     if isinstance(value, Function):
         value = value.wasmtime_func
     elif isinstance(value, Memory):
@@ -464,6 +498,9 @@ def _define_import(store: wasmtime.Store, linker: wasmtime.Linker, imp: Any, whe
         value = value._global
     if isinstance(value, (wasmtime.Func, wasmtime.Memory, wasmtime.Global, wasmtime.Table,
                           wasmtime.SharedMemory)):
+        if not (explicit_store or wrapped):
+            raise LinkError(f"import {where}: a raw wasmtime {type(value).__name__} can only be "
+                            f"imported with instantiate(..., store=<its store>)")
         try:
             linker.define(store, imp.module, imp.name or "", value)
         except wasmtime.WasmtimeError as e:
