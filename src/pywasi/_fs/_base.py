@@ -5,6 +5,13 @@ The base answers every operation with an error; each kind of descriptor
 what it supports. Rights were already checked by ``FdTable.get`` before any
 of these methods run, so a method only needs to care about what the *kind*
 of descriptor can do.
+
+Defaults, for an operation the kind cannot do at all: BADF, as wasmtime's
+preview1 answers when a call needs a file and gets something else (its
+``get_file``) -- e.g. ``fd_seek`` on a directory that somehow holds FD_SEEK;
+``fd_readdir`` on a non-directory is NOTDIR (POSIX ``fdopendir``). A kind that
+*can* do it but not on this host object (a pipe opened by path_open) passes
+the host's errno through: ``lseek`` on a FIFO is SPIPE.
 """
 
 from __future__ import annotations
@@ -42,6 +49,61 @@ class Descriptor:
 
     def write(self, bufs: list[memoryview]) -> int:
         raise WasiError(Errno.BADF)
+
+    def pread(self, bufs: list[memoryview], offset: int) -> int:
+        raise WasiError(Errno.BADF)
+
+    def pwrite(self, bufs: list[memoryview], offset: int) -> int:
+        raise WasiError(Errno.BADF)
+
+    def seek(self, offset: int, whence: int) -> int:
+        """``offset`` is signed; ``whence`` is a preview1 ``Whence``, already
+        validated. Returns the new offset."""
+        raise WasiError(Errno.BADF)
+
+    def tell(self) -> int:
+        raise WasiError(Errno.BADF)
+
+    def advise(self, offset: int, length: int, advice: int) -> None:
+        raise WasiError(Errno.BADF)
+
+    def allocate(self, offset: int, length: int) -> None:
+        raise WasiError(Errno.BADF)
+
+    def sync(self) -> None:
+        raise WasiError(Errno.BADF)
+
+    def datasync(self) -> None:
+        raise WasiError(Errno.BADF)
+
+    # -- metadata --------------------------------------------------------
+    def filestat(self) -> tuple[int, ...]:
+        """The FILESTAT values (``_stat.filestat_values`` order)."""
+        raise WasiError(Errno.BADF)
+
+    def set_size(self, size: int) -> None:
+        raise WasiError(Errno.BADF)
+
+    def set_times(self, atim: int, mtim: int, fst_flags: int) -> None:
+        raise WasiError(Errno.BADF)
+
+    # -- directories -----------------------------------------------------
+    def readdir(self, cookie: int, limit: int) -> bytes:
+        """Dirent records from ``cookie`` on, serialised and cut at ``limit``
+        bytes (the spec's truncation)."""
+        raise WasiError(Errno.NOTDIR)
+
+    # -- readiness (poll_oneoff) ------------------------------------------
+    def poll_fileno(self) -> int | None:
+        """The host fd whose readiness the OS can wait on for ``poll_oneoff``,
+        or None when the descriptor is always ready (regular files: POSIX
+        says they never block; Python readers and writers)."""
+        return None
+
+    def ready_nbytes(self, writing: bool) -> int:
+        """The ``nbytes`` of a ready ``fd_read``/``fd_write`` event: bytes
+        available to read, or room to write; 0 when the host cannot tell."""
+        return 0
 
     # -- lifetime --------------------------------------------------------
     def close(self) -> None:

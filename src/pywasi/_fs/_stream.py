@@ -10,10 +10,12 @@ Three kinds, one class each:
 
 from __future__ import annotations
 
+import array
 import fcntl
 import io
 import os
 import stat
+import termios
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +23,8 @@ from .._abi import Errno, Fdflags, Filetype, Rights
 from .._errors import WasiError
 from ._base import Descriptor
 
-__all__ = ["HostStream", "PyWriter", "PyReader", "open_stdio", "host_fdflags", "filetype_of_mode"]
+__all__ = ["HostStream", "PyWriter", "PyReader", "open_stdio", "host_fdflags", "filetype_of_mode",
+           "fdatasync"]
 
 # Stdio gets no FD_SEEK/FD_TELL: wasi-libc's isatty() reports a terminal only
 # for a character device *without* those rights.
@@ -111,6 +114,18 @@ class HostStream(Descriptor):
     def read(self, bufs: list[memoryview]) -> int:
         return os.readv(self.fd, bufs)
 
+    def filestat(self) -> tuple[int, ...]:
+        from ._stat import filestat_values
+        return filestat_values(os.fstat(self.fd), self.filetype)
+
+    # A terminal or pipe answers EINVAL (the host's); a file redirected into
+    # stdio syncs as a file would.
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def datasync(self) -> None:
+        fdatasync(self.fd)
+
     def write(self, bufs: list[memoryview]) -> int:
         """Write everything, retrying short writes (EINTR is retried by Python
         itself, PEP 475). A non-blocking fd that fills up returns what went
@@ -139,6 +154,12 @@ class HostStream(Descriptor):
                 break
         return done
 
+    def poll_fileno(self) -> int | None:
+        return self.fd
+
+    def ready_nbytes(self, writing: bool) -> int:
+        return host_ready_nbytes(self.fd, writing)
+
     def close(self) -> None:
         if self._saved_flags is not None:
             try:
@@ -147,6 +168,38 @@ class HostStream(Descriptor):
                 pass
         if self.owned:
             os.close(self.fd)
+
+
+def fdatasync(fd: int) -> None:
+    sync = getattr(os, "fdatasync", None)  # macOS has only fsync
+    (sync or os.fsync)(fd)
+
+
+def host_ready_nbytes(fd: int, writing: bool) -> int:
+    """What a ready host fd can take or give without blocking, as far as
+    Linux tells: bytes left in a regular file (size - offset), bytes queued
+    in a pipe, socket or tty (FIONREAD), room left in a pipe (F_GETPIPE_SZ
+    minus what it holds). 0 when the host cannot tell (the spec's nbytes is
+    a hint; wasi-libc's poll() ignores it)."""
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            if writing:
+                return 0
+            return max(0, os.fstat(fd).st_size - os.lseek(fd, 0, os.SEEK_CUR))
+        queued = array.array("i", [0])
+        fcntl.ioctl(fd, termios.FIONREAD, queued)
+        if not writing:
+            return int(queued[0])
+        if stat.S_ISFIFO(mode):
+            capacity = fcntl.fcntl(fd, _F_GETPIPE_SZ)
+            return max(0, capacity - int(queued[0]))
+    except OSError:
+        pass
+    return 0
+
+
+_F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
 
 class PyWriter(Descriptor):
@@ -165,6 +218,9 @@ class PyWriter(Descriptor):
         if data:
             self._sink(data)
         return len(data)
+
+    def filestat(self) -> tuple[int, ...]:
+        return (0, 0, self.filetype, 0, 0, 0, 0, 0)
 
 
 class PyReader(Descriptor):
@@ -197,6 +253,9 @@ class PyReader(Descriptor):
             if n < want:
                 break
         return total
+
+    def filestat(self) -> tuple[int, ...]:
+        return (0, 0, self.filetype, 0, 0, 0, 0, 0)
 
 
 def _real_fileno(obj: Any) -> int | None:
