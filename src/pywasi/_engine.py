@@ -82,10 +82,14 @@ _LIVE_LOCK = threading.Lock()
 _next_key = 1
 
 
-@_FINALIZER
-def _release(key: int | None) -> None:
-    with _LIVE_LOCK:
-        _LIVE.pop(key or 0, None)
+def _release_key(key: int | None, live: dict[int, Any] = _LIVE, lock: Any = _LIVE_LOCK) -> None:
+    # Bound as defaults: wasmtime may call this while the interpreter shuts
+    # down, after module globals are gone.
+    with lock:
+        live.pop(key or 0, None)
+
+
+_release = _FINALIZER(_release_key)
 
 
 def trap_pointer(message: str) -> int:
