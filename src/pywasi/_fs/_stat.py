@@ -20,7 +20,6 @@ Invariants:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 import time
@@ -92,7 +91,9 @@ def _load_libc() -> tuple[object, object] | None:
     if not sys.platform.startswith("linux") or ctypes.sizeof(ctypes.c_long) != 8:
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The running process's own symbols include libc's; find_library()
+        # would run ldconfig in a subprocess, ~10 ms of every start-up.
+        libc = ctypes.CDLL(None, use_errno=True)
         futimens = libc.futimens
         utimensat = libc.utimensat
     except (OSError, AttributeError):
