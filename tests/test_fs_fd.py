@@ -95,3 +95,483 @@ def test_write_all_retries_short_writes(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.undo()
     assert os.pread(fd, 10, 0) == b"abcde"
     os.close(fd)
+
+
+# -- through wasm ------------------------------------------------------------------
+#
+# ``Guest`` instantiates a WAT module that re-exports every WASI function as
+# ``call_<name>`` (same signature), so a test drives the real raw host-call
+# route with wasm's own i32/i64 values and reads guest memory afterwards.
+# Descriptors that path_open would create are put in the table directly, so
+# these tests do not depend on path_open.
+
+import struct
+import sys
+from collections.abc import Iterator
+
+import pywasi
+from pywasi._abi import DIRENT, FILESTAT, FILESTAT_UNSTABLE, PREVIEW1, UNSTABLE, Rights, Whence
+from pywasi._fs._dir import DIR_RIGHTS, FILE_RIGHTS
+from pywasi._syscalls import UNIMPLEMENTED
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from wasmbuild import build_c, build_wat  # noqa: E402
+from helpers import run_module  # noqa: E402
+
+
+def _wrappers(version: str) -> str:
+    sigs = PREVIEW1 if version == "preview1" else UNSTABLE
+    ns = "wasi_snapshot_preview1" if version == "preview1" else "wasi_unstable"
+    lines = []
+    for name, sig in sigs.items():
+        if not sig.results:  # proc_exit
+            continue
+        params = " ".join(sig.param_types)
+        ftype = f"(param {params}) (result i32)" if params else "(result i32)"
+        gets = " ".join(f"(local.get {i})" for i in range(len(sig.param_types)))
+        lines.append(f'(import "{ns}" "{name}" (func ${name} {ftype}))')
+        lines.append(f'(func (export "call_{name}") {ftype} (call ${name} {gets}))')
+    imports = [ln for ln in lines if ln.startswith("(import")]
+    funcs = [ln for ln in lines if ln.startswith("(func")]
+    return "\n".join(imports + ['(memory (export "memory") 2)'] + funcs)
+
+
+class Guest:
+    def __init__(self, tmp_path: pathlib.Path, *, version: str = "preview1",
+                 stdout: object = None) -> None:
+        self.out: list[bytes] = []
+        self.wasi = pywasi.WASI(version=version, preopens={"/sandbox": str(tmp_path)},
+                                stdout=stdout if stdout is not None else self.out.append)
+        module = pywasi.compile(build_wat(f"(module {_wrappers(version)})"))
+        self.instance = pywasi.instantiate(module, self.wasi.get_import_object())
+        self.wasi.finalize_bindings(self.instance)
+        self.root = tmp_path
+
+    def add(self, desc: object) -> int:
+        return self.wasi._ctx.fds.allocate(desc)  # type: ignore[attr-defined,arg-type]
+
+    def open_file(self, name: str, flags: int = os.O_RDWR | os.O_CREAT,
+                  rights: int = FILE_RIGHTS) -> int:
+        return self.add(HostFile(os.open(self.root / name, flags, 0o644),
+                                 rights_base=rights, rights_inheriting=0))
+
+    def call(self, name: str, *args: int) -> int:
+        return int(getattr(self.instance.exports, "call_" + name)(*args))
+
+    @property
+    def mem(self) -> memoryview:
+        return self.instance.exports.memory.buffer  # type: ignore[no-any-return]
+
+    def put(self, at: int, data: bytes) -> None:
+        self.mem[at:at + len(data)] = data
+
+    def get(self, at: int, n: int) -> bytes:
+        return bytes(self.mem[at:at + n])
+
+    def u32(self, at: int) -> int:
+        return int(struct.unpack_from("<I", self.mem, at)[0])
+
+    def u64(self, at: int) -> int:
+        return int(struct.unpack_from("<Q", self.mem, at)[0])
+
+    def iovecs(self, at: int, *bufs: tuple[int, int]) -> None:
+        for i, (base, length) in enumerate(bufs):
+            struct.pack_into("<II", self.mem, at + 8 * i, base, length)
+
+
+@pytest.fixture
+def guest(tmp_path: pathlib.Path) -> Iterator[Guest]:
+    g = Guest(tmp_path)
+    yield g
+    g.wasi.close()
+
+
+OUT = 8000  # where results go in guest memory
+
+
+def test_filestat_get_bytes_exact(guest: Guest) -> None:
+    fd = guest.open_file("f")
+    os.write(guest.wasi._ctx.fds.get(fd).fd, b"12345")  # type: ignore[attr-defined]
+    os.utime(guest.root / "f", ns=(1_234_567_891, 9_876_543_210))
+    guest.put(OUT, b"\xAA" * 72)
+    assert guest.call("fd_filestat_get", fd, OUT) == Errno.SUCCESS
+    st = os.stat(guest.root / "f")
+    expected = struct.pack("<QQB7xQQQQQ", st.st_dev, st.st_ino, Filetype.REGULAR_FILE, 1, 5,
+                           1_234_567_891, 9_876_543_210, st.st_ctime_ns)
+    assert FILESTAT.size == 64
+    assert guest.get(OUT, 64) == expected
+    assert guest.get(OUT + 64, 8) == b"\xAA" * 8  # nothing past the struct
+
+
+def test_filestat_get_unstable_layout(tmp_path: pathlib.Path) -> None:
+    g = Guest(tmp_path, version="unstable")
+    fd = g.open_file("f")
+    os.utime(tmp_path / "f", ns=(11, 22))
+    g.put(OUT, b"\xAA" * 64)
+    assert g.call("fd_filestat_get", fd, OUT) == Errno.SUCCESS
+    st = os.stat(tmp_path / "f")
+    assert FILESTAT_UNSTABLE.size == 56
+    # nlink is u32 at 20, size at 24
+    assert g.get(OUT, 56) == struct.pack("<QQB3xIQQQQ", st.st_dev, st.st_ino,
+                                         Filetype.REGULAR_FILE, 1, 0, 11, 22, st.st_ctime_ns)
+    assert g.get(OUT + 56, 8) == b"\xAA" * 8
+    g.wasi.close()
+
+
+def test_filestat_get_stdio_and_directory(guest: Guest) -> None:
+    assert guest.call("fd_filestat_get", 1, OUT) == Errno.SUCCESS  # a Python writer
+    assert guest.get(OUT, 64) == bytes(64)
+    assert guest.call("fd_filestat_get", 3, OUT) == Errno.SUCCESS
+    st = os.stat(guest.root)
+    assert guest.get(OUT + 16, 1) == bytes([Filetype.DIRECTORY])
+    assert guest.u64(OUT + 8) == st.st_ino
+
+
+def test_filestat_get_host_stdio(tmp_path: pathlib.Path) -> None:
+    with open(tmp_path / "out", "wb") as f:
+        g = Guest(tmp_path, stdout=f.fileno())
+        assert g.call("fd_filestat_get", 1, OUT) == Errno.SUCCESS
+        assert g.u64(OUT + 8) == os.fstat(f.fileno()).st_ino
+        assert g.get(OUT + 16, 1) == bytes([Filetype.REGULAR_FILE])
+
+
+def test_seek_tell_signed_offsets(guest: Guest) -> None:
+    fd = guest.open_file("f")
+    guest.put(100, b"0123456789")
+    guest.iovecs(0, (100, 10))
+    assert guest.call("fd_write", fd, 0, 1, OUT) == 0 and guest.u32(OUT) == 10
+    assert guest.call("fd_seek", fd, -3, Whence.END, OUT) == 0 and guest.u64(OUT) == 7
+    assert guest.call("fd_tell", fd, OUT) == 0 and guest.u64(OUT) == 7
+    assert guest.call("fd_seek", fd, -2, Whence.CUR, OUT) == 0 and guest.u64(OUT) == 5
+    assert guest.call("fd_seek", fd, 1 << 40, Whence.SET, OUT) == 0 and guest.u64(OUT) == 1 << 40
+    guest.put(OUT, b"\xEE" * 8)
+    assert guest.call("fd_seek", fd, -1, Whence.SET, OUT) == Errno.INVAL
+    assert guest.get(OUT, 8) == b"\xEE" * 8  # no output on failure
+    for whence in (3, 256, -1):
+        assert guest.call("fd_seek", fd, 0, whence, OUT) == Errno.INVAL
+
+
+def test_seek_unstable_whence_order(tmp_path: pathlib.Path) -> None:
+    g = Guest(tmp_path, version="unstable")
+    fd = g.open_file("f")
+    os.write(g.wasi._ctx.fds.get(fd).fd, b"abcdef")  # type: ignore[attr-defined]
+    assert g.call("fd_seek", fd, 2, 2, OUT) == 0 and g.u64(OUT) == 2      # SET
+    assert g.call("fd_seek", fd, 1, 0, OUT) == 0 and g.u64(OUT) == 3      # CUR
+    assert g.call("fd_seek", fd, -1, 1, OUT) == 0 and g.u64(OUT) == 5     # END
+    assert g.call("fd_seek", fd, 0, 3, OUT) == Errno.INVAL
+    g.wasi.close()
+
+
+def test_seek_rights(guest: Guest) -> None:
+    # Directories and stdio hold neither FD_SEEK nor FD_TELL: NOTCAPABLE.
+    for fd in (0, 1, 3):
+        assert guest.call("fd_seek", fd, 0, Whence.SET, OUT) == Errno.NOTCAPABLE
+        assert guest.call("fd_seek", fd, 0, Whence.CUR, OUT) == Errno.NOTCAPABLE
+        assert guest.call("fd_tell", fd, OUT) == Errno.NOTCAPABLE
+    # FD_TELL alone allows seek(CUR, 0) (ftell) and nothing else.
+    tell_only = guest.open_file("t", rights=int(Rights.FD_TELL))
+    assert guest.call("fd_seek", tell_only, 0, Whence.CUR, OUT) == 0
+    assert guest.call("fd_seek", tell_only, 1, Whence.CUR, OUT) == Errno.NOTCAPABLE
+    assert guest.call("fd_seek", tell_only, 0, Whence.SET, OUT) == Errno.NOTCAPABLE
+    seek_only = guest.open_file("s", rights=int(Rights.FD_SEEK))
+    assert guest.call("fd_seek", seek_only, 0, Whence.CUR, OUT) == 0  # FD_SEEK implies FD_TELL
+    assert guest.call("fd_tell", seek_only, OUT) == Errno.NOTCAPABLE
+
+
+def test_seek_on_a_pipe_is_spipe(guest: Guest) -> None:
+    r, w = os.pipe()
+    os.close(w)
+    fd = guest.add(HostFile(r, rights_base=FILE_RIGHTS, rights_inheriting=0))
+    assert guest.call("fd_seek", fd, 0, Whence.SET, OUT) == Errno.SPIPE
+    assert guest.call("fd_tell", fd, OUT) == Errno.SPIPE
+    assert guest.call("fd_pread", fd, 0, 0, 0, OUT) == Errno.SPIPE
+
+
+def test_directory_with_seek_rights_still_refuses(guest: Guest) -> None:
+    from pywasi._fs._dir import HostDirectory
+    fd = guest.add(HostDirectory(os.open(guest.root, os.O_RDONLY | os.O_DIRECTORY),
+                                 rights_base=DIR_RIGHTS | FILE_RIGHTS))
+    assert guest.call("fd_seek", fd, 0, Whence.SET, OUT) == Errno.BADF
+    assert guest.call("fd_read", fd, 0, 0, OUT) == Errno.BADF
+    assert guest.call("fd_filestat_set_size", fd, 0) == Errno.BADF
+
+
+def test_pread_pwrite_leave_the_offset(guest: Guest) -> None:
+    fd = guest.open_file("f")
+    guest.put(100, b"hello world")
+    guest.iovecs(0, (100, 5), (105, 6))
+    assert guest.call("fd_pwrite", fd, 0, 2, 3, OUT) == 0 and guest.u32(OUT) == 11
+    assert guest.call("fd_tell", fd, OUT) == 0 and guest.u64(OUT) == 0
+    assert (guest.root / "f").read_bytes() == b"\0\0\0hello world"
+    guest.iovecs(0, (200, 4), (300, 100))
+    assert guest.call("fd_pread", fd, 0, 2, 5, OUT) == 0 and guest.u32(OUT) == 9
+    assert guest.get(200, 4) == b"llo " and guest.get(300, 5) == b"world"
+    assert guest.call("fd_pread", fd, 0, 2, 1 << 63, OUT) == Errno.INVAL
+    assert guest.call("fd_pread", fd, 0, 2, 1000, OUT) == 0 and guest.u32(OUT) == 0
+
+
+def test_pwrite_on_append_goes_to_the_end(guest: Guest) -> None:
+    # The documented choice: Linux pwrite(2) semantics on O_APPEND.
+    (guest.root / "a").write_bytes(b"abc")
+    fd = guest.open_file("a", os.O_RDWR | os.O_APPEND)
+    assert guest.call("fd_fdstat_get", fd, OUT) == 0
+    assert struct.unpack_from("<H", guest.mem, OUT + 2)[0] == 1  # APPEND, no raw host bits
+    guest.put(100, b"XY")
+    guest.iovecs(0, (100, 2))
+    assert guest.call("fd_pwrite", fd, 0, 1, 0, OUT) == 0 and guest.u32(OUT) == 2
+    if sys.platform.startswith("linux"):
+        assert (guest.root / "a").read_bytes() == b"abcXY"
+
+
+def test_read_only_rights(guest: Guest) -> None:
+    (guest.root / "r").write_bytes(b"data")
+    ro = FILE_RIGHTS & ~(Rights.FD_WRITE | Rights.FD_FILESTAT_SET_SIZE | Rights.FD_ALLOCATE
+                         | Rights.FD_DATASYNC)
+    fd = guest.open_file("r", os.O_RDONLY, rights=int(ro))
+    guest.iovecs(0, (100, 1))
+    assert guest.call("fd_write", fd, 0, 1, OUT) == Errno.NOTCAPABLE
+    assert guest.call("fd_pwrite", fd, 0, 1, 0, OUT) == Errno.NOTCAPABLE
+    assert guest.call("fd_filestat_set_size", fd, 0) == Errno.NOTCAPABLE
+    assert guest.call("fd_allocate", fd, 0, 10) == Errno.NOTCAPABLE
+    assert guest.call("fd_datasync", fd) == Errno.NOTCAPABLE
+    assert guest.call("fd_sync", fd) == 0
+    assert (guest.root / "r").read_bytes() == b"data"
+    # stdio: no filestat_set_*, no advise/allocate
+    assert guest.call("fd_filestat_set_size", 1, 0) == Errno.NOTCAPABLE
+    assert guest.call("fd_filestat_set_times", 1, 0, 0, 0) == Errno.NOTCAPABLE
+    assert guest.call("fd_advise", 1, 0, 0, 0) == Errno.NOTCAPABLE
+
+
+def test_set_size_allocate_advise_sync(guest: Guest) -> None:
+    fd = guest.open_file("f")
+    assert guest.call("fd_filestat_set_size", fd, 100) == 0
+    assert (guest.root / "f").stat().st_size == 100
+    assert guest.call("fd_filestat_set_size", fd, 1 << 63) == Errno.FBIG
+    assert guest.call("fd_allocate", fd, 50, 200) == 0
+    assert (guest.root / "f").stat().st_size == 250
+    assert guest.call("fd_allocate", fd, 0, 10) == 0
+    assert (guest.root / "f").stat().st_size == 250  # allocate never shrinks
+    assert guest.call("fd_allocate", fd, 0, 0) == Errno.INVAL
+    assert guest.call("fd_allocate", fd, (1 << 63) - 1, 2) == Errno.FBIG
+    for advice in range(6):
+        assert guest.call("fd_advise", fd, 0, 100, advice) == 0
+    assert guest.call("fd_advise", fd, 0, 0, 6) == Errno.INVAL
+    assert guest.call("fd_advise", fd, 0, 0, 0x100) == Errno.INVAL
+    assert guest.call("fd_sync", fd) == 0
+    assert guest.call("fd_datasync", fd) == 0
+    assert guest.call("fd_sync", 3) == 0  # a directory syncs its entries
+
+
+def test_allocate_falls_back_where_unsupported(guest: Guest, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno as host
+    fd = guest.open_file("f")
+
+    def refuse(*args: object) -> None:
+        raise OSError(host.EOPNOTSUPP, "not supported")
+    monkeypatch.setattr(os, "posix_fallocate", refuse)
+    assert guest.call("fd_allocate", fd, 10, 20) == 0
+    assert (guest.root / "f").stat().st_size == 30
+
+
+def test_set_times(guest: Guest) -> None:
+    fd = guest.open_file("f")
+    os.utime(guest.root / "f", ns=(100, 200))
+    A, AN, M, MN = (int(f) for f in (Fstflags.ATIM, Fstflags.ATIM_NOW, Fstflags.MTIM,
+                                    Fstflags.MTIM_NOW))
+    big = 1_700_000_000_123_456_789
+    assert guest.call("fd_filestat_set_times", fd, big, 0, A) == 0
+    st = os.stat(guest.root / "f")
+    assert (st.st_atime_ns, st.st_mtime_ns) == (big, 200)
+    assert guest.call("fd_filestat_set_times", fd, 0, 0, MN) == 0
+    st = os.stat(guest.root / "f")
+    assert st.st_atime_ns == big and st.st_mtime_ns > 200
+    for bad in (A | AN, M | MN, 1 << 4):
+        assert guest.call("fd_filestat_set_times", fd, 0, 0, bad) == Errno.INVAL
+    assert guest.call("fd_filestat_set_times", 3, 5, 6, A | M) == 0  # a directory
+    st = os.stat(guest.root)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (5, 6)
+
+
+def test_fdstat_of_a_file_reports_wasi_flags(guest: Guest) -> None:
+    fd = guest.open_file("f", os.O_RDWR | os.O_CREAT | os.O_DSYNC | os.O_NONBLOCK)
+    assert guest.call("fd_fdstat_get", fd, OUT) == 0
+    ftype, flags, base = struct.unpack_from("<BxH4xQ", guest.mem, OUT)
+    assert ftype == Filetype.REGULAR_FILE
+    assert flags == 2 | 4  # DSYNC | NONBLOCK, whatever the host's bits are
+    assert base == FILE_RIGHTS
+    assert guest.call("fd_fdstat_set_flags", fd, 1 | 2) == 0  # APPEND, keep DSYNC
+    assert guest.call("fd_fdstat_get", fd, OUT) == 0
+    assert struct.unpack_from("<H", guest.mem, OUT + 2)[0] == 1 | 2
+    assert guest.call("fd_fdstat_set_flags", fd, 16) == Errno.NOTSUP  # SYNC can't be added
+
+
+# -- fd_readdir ------------------------------------------------------------------
+
+def parse_dirents(data: bytes) -> list[tuple[int, int, int, bytes]]:
+    """Complete (d_next, d_ino, d_type, name) records; a truncated tail is dropped."""
+    out = []
+    at = 0
+    while at + DIRENT.size <= len(data):
+        d_next, d_ino, namlen, d_type = DIRENT.struct.unpack_from(data, at)
+        if at + DIRENT.size + namlen > len(data):
+            break
+        out.append((d_next, d_ino, d_type, data[at + DIRENT.size:at + DIRENT.size + namlen]))
+        at += DIRENT.size + namlen
+    return out
+
+
+def list_all(guest: Guest, fd: int, buf_len: int, cookie: int = 0) -> list[tuple[int, int, int, bytes]]:
+    """What a guest does: read, keep complete records, resume from the last
+    complete record's d_next while the buffer came back full."""
+    entries: list[tuple[int, int, int, bytes]] = []
+    while True:
+        assert guest.call("fd_readdir", fd, 1024, buf_len, cookie, OUT) == 0
+        used = guest.u32(OUT)
+        records = parse_dirents(guest.get(1024, used))
+        entries += records
+        if used < buf_len:
+            return entries
+        assert records, f"buffer of {buf_len} bytes cannot hold one entry"
+        cookie = records[-1][0]
+
+
+def test_readdir_records_exact(guest: Guest) -> None:
+    (guest.root / "file").write_bytes(b"")
+    (guest.root / "dir").mkdir()
+    os.symlink("file", guest.root / "link")
+    assert guest.call("fd_readdir", 3, 1024, 4096, 0, OUT) == 0
+    used = guest.u32(OUT)
+    records = parse_dirents(guest.get(1024, used))
+    assert used == sum(24 + len(r[3]) for r in records)
+    assert [r[0] for r in records] == [1, 2, 3, 4, 5]  # d_next: stable indices
+    by_name = {r[3]: r for r in records}
+    assert set(by_name) == {b".", b"..", b"file", b"dir", b"link"}
+    assert records[0][3] == b"." and records[1][3] == b".."
+    assert by_name[b"."][1] == os.stat(guest.root).st_ino
+    assert by_name[b"file"][1:3] == (os.lstat(guest.root / "file").st_ino, Filetype.REGULAR_FILE)
+    assert by_name[b"dir"][2] == Filetype.DIRECTORY
+    assert by_name[b"link"][1:3] == (os.lstat(guest.root / "link").st_ino, Filetype.SYMBOLIC_LINK)
+    # The exact bytes of the first record, padding included.
+    assert guest.get(1024, 25) == struct.pack("<QQIB3x", 1, by_name[b"."][1], 1, 3) + b"."
+
+
+def test_readdir_truncates_the_last_entry(guest: Guest) -> None:
+    (guest.root / "abcdefgh").write_bytes(b"")
+    full_len = 24 + 1 + 24 + 2 + 24 + 8
+    assert guest.call("fd_readdir", 3, 1024, 4096, 0, OUT) == 0
+    full = guest.get(1024, guest.u32(OUT))
+    assert len(full) == full_len
+    for cut in (1, 24, 25, 30, 49, 60, full_len - 1):
+        guest.put(1024, b"\xCC" * 200)
+        assert guest.call("fd_readdir", 3, 1024, cut, 0, OUT) == 0
+        assert guest.u32(OUT) == cut  # bufused == buf_len: "there may be more"
+        assert guest.get(1024, cut) == full[:cut]
+        assert guest.get(1024 + cut, 1) == b"\xCC"  # never past buf_len
+    assert guest.call("fd_readdir", 3, 1024, full_len, 0, OUT) == 0
+    assert guest.u32(OUT) == full_len
+    assert guest.call("fd_readdir", 3, 1024, full_len + 1, 0, OUT) == 0
+    assert guest.u32(OUT) == full_len  # less than the buffer: the end
+    assert guest.call("fd_readdir", 3, 1024, 0, 0, OUT) == 0 and guest.u32(OUT) == 0
+
+
+def test_readdir_cookies_are_stable(guest: Guest) -> None:
+    for i in range(20):
+        (guest.root / f"n{i:02}").write_bytes(b"")
+    everything = list_all(guest, 3, 4096)
+    assert len(everything) == 22
+    for k, (d_next, *_rest) in enumerate(everything):
+        # resume from any cookie given out: the same continuation
+        assert list_all(guest, 3, 4096, cookie=d_next) == everything[k + 1:]
+    assert list_all(guest, 3, 4096, cookie=1 << 63) == []
+    # a listing only changes when the guest rewinds to cookie 0
+    (guest.root / "late").write_bytes(b"")
+    assert list_all(guest, 3, 4096, cookie=2) == everything[2:]
+    assert len(list_all(guest, 3, 4096)) == 23
+
+
+def test_readdir_rights_and_kinds(guest: Guest) -> None:
+    fd = guest.open_file("f")
+    assert guest.call("fd_readdir", fd, 1024, 100, 0, OUT) == Errno.NOTCAPABLE
+    from pywasi._fs._dir import HostDirectory
+    assert guest.call("fd_readdir", 1, 1024, 100, 0, OUT) == Errno.NOTCAPABLE
+    f2 = guest.open_file("g", rights=FILE_RIGHTS | int(Rights.FD_READDIR))
+    assert guest.call("fd_readdir", f2, 1024, 100, 0, OUT) == Errno.NOTDIR
+    sub = guest.root / "sub"
+    sub.mkdir()
+    d = guest.add(HostDirectory(os.open(sub, os.O_RDONLY | os.O_DIRECTORY)))
+    names = {r[3]: r for r in list_all(guest, d, 100)}
+    assert set(names) == {b".", b".."}
+    assert names[b".."][1] == os.stat(guest.root).st_ino
+
+
+def test_readdir_out_of_bounds_buffer_traps(guest: Guest) -> None:
+    with pytest.raises(pywasi.Trap, match="fd_readdir"):
+        guest.call("fd_readdir", 3, 2 * 65536 - 10, 100, 0, OUT)
+
+
+def test_readdir_5000_entries_reads_the_host_once_per_rewind(
+        guest: Guest, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = {f"entry-{i:05}".encode() for i in range(5000)}
+    for n in names:
+        (guest.root / n.decode()).write_bytes(b"")
+    calls = 0
+    real = os.scandir
+
+    def counting(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return real(*args, **kwargs)  # type: ignore[call-overload]
+    monkeypatch.setattr(os, "scandir", counting)
+    listed = list_all(guest, 3, 128)
+    assert calls == 1
+    got = [r[3] for r in listed]
+    assert len(got) == len(set(got)) == 5002
+    assert set(got) == names | {b".", b".."}
+    listed_again = list_all(guest, 3, 128)
+    assert calls == 2 and listed_again == listed
+
+
+# -- real programs ----------------------------------------------------------------
+
+requires_path_open = pytest.mark.skipif("path_open" in UNIMPLEMENTED,
+                                        reason="path_open is not implemented yet")
+
+
+@requires_path_open
+def test_c_file_calls(tmp_path: pathlib.Path) -> None:
+    r = run_module(build_c("fs_file"), preopens={"/sandbox": str(tmp_path)})
+    assert (r.code, r.stdout) == (0, b"ok\n")
+    assert (tmp_path / "log.txt").read_bytes() == b"one\ntwo\n"
+
+
+@requires_path_open
+def test_c_readdir(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "file").write_bytes(b"")
+    os.symlink("file", tmp_path / "link")
+    for i in range(300):
+        (tmp_path / f"many-{i}").write_bytes(b"")
+    r = run_module(build_c("fs_readdir"), args=["prog", "/sandbox"], preopens={"/sandbox": str(tmp_path)})
+    assert r.code == 0, r.stdout
+    lines = r.stdout.decode().splitlines()
+    entries = dict((name, int(t)) for t, name in (ln.split(" ", 1) for ln in lines))
+    assert len(lines) == len(entries) == 305
+    # wasi-libc's DT_* are the WASI filetypes
+    assert entries["."] == entries[".."] == entries["sub"] == Filetype.DIRECTORY
+    assert entries["file"] == Filetype.REGULAR_FILE and entries["link"] == Filetype.SYMBOLIC_LINK
+
+
+@requires_path_open
+def test_c_readdir_matches_node(tmp_path: pathlib.Path, run_node_wasi: object) -> None:
+    for i in range(50):
+        (tmp_path / f"n{i}").write_bytes(b"")
+    (tmp_path / "d").mkdir()
+    wasm = build_c("fs_readdir")
+    ours = run_module(wasm, args=["prog", "/sandbox"], preopens={"/sandbox": str(tmp_path)})
+    code, out, _ = run_node_wasi(wasm, ["prog", "/sandbox"], preopens={"/sandbox": tmp_path})  # type: ignore[operator]
+    assert (ours.code, code) == (0, 0)
+    # node:wasi (uvwasi, via uv_fs_scandir) leaves out "." and ".."; we list
+    # them, as wasmtime does and as POSIX readdir does.
+    dots = {b"3 .", b"3 .."}
+    assert dots <= set(ours.stdout.splitlines())
+    assert sorted(set(ours.stdout.splitlines()) - dots) == sorted(out.splitlines())

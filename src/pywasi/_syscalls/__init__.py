@@ -11,6 +11,7 @@ from .._errors import WasiError
 from .args_env import ArgsEnvCalls
 from .clock import ClockCalls
 from .fd import FdCalls
+from .fs_fd import FsFdCalls
 from .poll import PollCalls
 from .proc import ProcCalls
 from .random import RandomCalls
@@ -18,7 +19,7 @@ from .random import RandomCalls
 __all__ = ["Syscalls", "build_imports", "UNIMPLEMENTED"]
 
 
-class Syscalls(ArgsEnvCalls, ClockCalls, FdCalls, ProcCalls, RandomCalls, PollCalls):
+class Syscalls(ArgsEnvCalls, ClockCalls, FdCalls, FsFdCalls, ProcCalls, RandomCalls, PollCalls):
     """Every syscall as a method named as in the spec. A method named
     ``<name>_unstable`` replaces ``<name>`` under the wasi_unstable ABI."""
 
