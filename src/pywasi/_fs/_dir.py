@@ -87,7 +87,8 @@ class HostDirectory(Descriptor):
                 parent = os.stat("..", dir_fd=self.fd, follow_symlinks=False).st_ino
             except OSError:
                 pass
-        entries = [(b".", own, Filetype.DIRECTORY), (b"..", parent, Filetype.DIRECTORY)]
+        entries: list[tuple[bytes, int, int]] = [
+            (b".", own, Filetype.DIRECTORY), (b"..", parent, Filetype.DIRECTORY)]
         # os.scandir(fd) reads a dup of the fd from its start; the d_type the
         # kernel reports answers is_dir/is_symlink without an lstat.
         with os.scandir(self.fd) as it:

@@ -15,11 +15,13 @@ from .fs_fd import FsFdCalls
 from .poll import PollCalls
 from .proc import ProcCalls
 from .random import RandomCalls
+from .unstable import UnstableCalls
 
 __all__ = ["Syscalls", "build_imports", "UNIMPLEMENTED"]
 
 
-class Syscalls(ArgsEnvCalls, ClockCalls, FdCalls, FsFdCalls, ProcCalls, RandomCalls, PollCalls):
+class Syscalls(ArgsEnvCalls, ClockCalls, FdCalls, FsFdCalls, ProcCalls, RandomCalls, PollCalls,
+               UnstableCalls):
     """Every syscall as a method named as in the spec. A method named
     ``<name>_unstable`` replaces ``<name>`` under the wasi_unstable ABI."""
 
