@@ -12,16 +12,16 @@ from .args_env import ArgsEnvCalls
 from .clock import ClockCalls
 from .fd import FdCalls
 from .fs_fd import FsFdCalls
+from .path import PathCalls
 from .poll import PollCalls
 from .proc import ProcCalls
 from .random import RandomCalls
-from .unstable import UnstableCalls
 
 __all__ = ["Syscalls", "build_imports", "UNIMPLEMENTED"]
 
 
 class Syscalls(ArgsEnvCalls, ClockCalls, FdCalls, FsFdCalls, ProcCalls, RandomCalls, PollCalls,
-               UnstableCalls):
+               PathCalls):
     """Every syscall as a method named as in the spec. A method named
     ``<name>_unstable`` replaces ``<name>`` under the wasi_unstable ABI."""
 
