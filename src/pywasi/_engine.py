@@ -142,6 +142,15 @@ def define_raw(linker: wasmtime.Linker, module: str, fn: RawHostFunction) -> Non
 _ENGINE: wasmtime.Engine | None = None
 _ENGINE_LOCK = threading.Lock()
 
+# Every setting of pywasi's engine, as (Config attribute, value). They decide
+# the machine code, so the compiled-module cache key hashes this tuple: change
+# a setting here (never elsewhere) and old cache entries stop matching.
+ENGINE_SETTINGS: tuple[tuple[str, Any], ...] = (
+    ("memory_may_move", False),
+    ("wasm_threads", True),
+    ("shared_memory", True),
+)
+
 
 def default_engine() -> wasmtime.Engine:
     """The process-wide engine pywasi compiles with.
@@ -155,9 +164,8 @@ def default_engine() -> wasmtime.Engine:
     with _ENGINE_LOCK:
         if _ENGINE is None:
             config = wasmtime.Config()
-            config.memory_may_move = False
-            config.wasm_threads = True
-            config.shared_memory = True
+            for name, value in ENGINE_SETTINGS:
+                setattr(config, name, value)
             _ENGINE = wasmtime.Engine(config)
         return _ENGINE
 
@@ -201,8 +209,23 @@ def _kind(ty: Any) -> str:
     return "unknown"
 
 
-def compile(source: Source, *, engine: wasmtime.Engine | None = None) -> Module:  # noqa: A001
-    """Compile wasm (binary or WAT text) from bytes, or from a file path."""
+# wasmtime's serialized (precompiled) modules are ELF files.
+PRECOMPILED_MAGIC = b"\x7fELF"
+
+
+def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A001
+            cache: bool | str | os.PathLike[str] | None = None,
+            allow_precompiled: bool = False) -> Module:
+    """Compile wasm (binary or WAT text) from bytes, or from a file path.
+
+    ``cache``: None or True uses the compiled-module cache in its default
+    directory (see ``_cache.cache_dir``), a path uses that directory, False
+    compiles every time. Only modules compiled with pywasi's own engine are
+    cached (another engine's settings are unknown). ``allow_precompiled``
+    accepts the output of ``pywasi compile`` / ``Module.serialize()``: that
+    is native code and runs unchecked, so it is refused unless asked for.
+    """
+    own_engine = engine is None or engine is _ENGINE
     engine = engine or default_engine()
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
@@ -211,10 +234,31 @@ def compile(source: Source, *, engine: wasmtime.Engine | None = None) -> Module:
             data = f.read()
     else:
         raise TypeError(f"compile() takes bytes or a path, not {type(source).__name__}")
+    if data[:4] == PRECOMPILED_MAGIC:
+        return _load_precompiled(data, engine, allow_precompiled)
+
+    def build() -> wasmtime.Module:
+        try:
+            return wasmtime.Module(engine, data)
+        except wasmtime.WasmtimeError as e:
+            raise PywasiError(f"not a valid WebAssembly module: {_first_line(e)}") from None
+
+    if cache is False or not own_engine:
+        return Module(build(), engine)
+    from . import _cache
+    directory = _cache.cache_dir() if cache is None or cache is True else os.fspath(cache)
+    return Module(_cache.load_or_compile(data, engine, ENGINE_SETTINGS, directory, build), engine)
+
+
+def _load_precompiled(data: bytes, engine: wasmtime.Engine, allowed: bool) -> Module:
+    if not allowed:
+        raise PywasiError("this is a precompiled module (native code), not WebAssembly; "
+                          "load it only if you trust it: --allow-precompiled "
+                          "(compile(..., allow_precompiled=True))")
     try:
-        return Module(wasmtime.Module(engine, data), engine)
+        return Module(wasmtime.Module.deserialize(engine, data), engine)
     except wasmtime.WasmtimeError as e:
-        raise PywasiError(f"not a valid WebAssembly module: {_first_line(e)}") from None
+        raise PywasiError(f"cannot load precompiled module: {_first_line(e)}") from None
 
 
 def _first_line(e: BaseException) -> str:

@@ -12,11 +12,13 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["main"]
 
 USAGE = """\
 usage: pywasi run [--dir HOST[::GUEST]]... [--env NAME[=VALUE]]... [--inherit-env] MODULE [ARGS...]
+       pywasi compile MODULE.wasm [-o MODULE.cwasm]
        pywasi --version
 
 Runs a WebAssembly program built for WASI preview1 (or wasi_unstable).
@@ -26,7 +28,12 @@ options for run:
                         (default: the same path as HOST)
   --env NAME[=VALUE]    set an environment variable (NAME alone: the value it has here)
   --inherit-env         pass this process's whole environment
+  --no-cache            compile without the compiled-module cache (read or write)
+  --allow-precompiled   accept a precompiled MODULE (from `pywasi compile`): native code
   -h, --help            show this help
+
+compile: precompile MODULE to native code for this machine and wasmtime version
+  -o, --output FILE     where to write it (default: MODULE with the suffix .cwasm)
 """
 
 EXIT_TRAP = 134
@@ -45,6 +52,8 @@ class RunOptions:
     dirs: list[tuple[str, str]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     inherit_env: bool = False
+    cache: bool = True
+    allow_precompiled: bool = False
 
 
 def _take_value(argv: Sequence[str], i: int, flag: str) -> tuple[str, int]:
@@ -88,6 +97,12 @@ def parse_run(argv: Sequence[str]) -> RunOptions:
         elif arg == "--inherit-env":
             opts.inherit_env = True
             i += 1
+        elif arg == "--no-cache":
+            opts.cache = False
+            i += 1
+        elif arg == "--allow-precompiled":
+            opts.allow_precompiled = True
+            i += 1
         else:
             raise UsageError(f"unknown option {arg!r} (see pywasi run --help)")
     if i >= len(argv):
@@ -108,20 +123,38 @@ def _error(message: str, status: int) -> int:
     return status
 
 
-def run(opts: RunOptions) -> int:
+def _compile(path: str, *, cache: bool, allow_precompiled: bool) -> Any:
+    """``_engine.compile`` with its failures as one line (status 1) and the
+    cache's warnings as ``pywasi: warning: ...`` lines."""
+    import warnings
+
     import pywasi
     from pywasi._engine import compile as compile_module
 
-    try:
-        module = compile_module(opts.module)
-    except FileNotFoundError:
-        return _error(f"cannot read module {opts.module!r}: no such file", EXIT_LOAD)
-    except IsADirectoryError:
-        return _error(f"cannot read module {opts.module!r}: it is a directory", EXIT_LOAD)
-    except OSError as e:
-        return _error(f"cannot read module {opts.module!r}: {e.strerror or e}", EXIT_LOAD)
-    except pywasi.PywasiError as e:
-        return _error(f"{opts.module}: {e}", EXIT_LOAD)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return compile_module(path, cache=None if cache else False,
+                                  allow_precompiled=allow_precompiled)
+        except FileNotFoundError:
+            return _error(f"cannot read module {path!r}: no such file", EXIT_LOAD)
+        except IsADirectoryError:
+            return _error(f"cannot read module {path!r}: it is a directory", EXIT_LOAD)
+        except OSError as e:
+            return _error(f"cannot read module {path!r}: {e.strerror or e}", EXIT_LOAD)
+        except pywasi.PywasiError as e:
+            return _error(f"{path}: {e}", EXIT_LOAD)
+        finally:
+            for w in caught:
+                sys.stderr.write(f"pywasi: warning: {w.message}\n")
+
+
+def run(opts: RunOptions) -> int:
+    import pywasi
+
+    module = _compile(opts.module, cache=opts.cache, allow_precompiled=opts.allow_precompiled)
+    if isinstance(module, int):
+        return module
 
     namespaces = {m for m, _, _ in module.imports}
     # The ABI comes from the module: old programs import wasi_unstable.
@@ -156,6 +189,40 @@ def run(opts: RunOptions) -> int:
     return code if 0 <= code <= 255 else 255
 
 
+def compile_command(argv: Sequence[str]) -> int:
+    """``pywasi compile MODULE [-o OUT]``: write wasmtime's serialized form of
+    MODULE (as ``wasmtime compile`` does)."""
+    module_path = output = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-h", "--help"):
+            return _print_help()
+        if arg in ("-o", "--output") or arg.startswith("--output="):
+            output, i = _take_value(argv, i, "--output" if arg.startswith("--output") else arg)
+        elif arg.startswith("-o") and len(arg) > 2:
+            output, i = arg[2:], i + 1
+        elif arg.startswith("-") and arg != "-":
+            raise UsageError(f"unknown option {arg!r} for compile (see pywasi --help)")
+        elif module_path is None:
+            module_path, i = arg, i + 1
+        else:
+            raise UsageError(f"compile takes one MODULE, got also {arg!r}")
+    if module_path is None:
+        raise UsageError("no MODULE given")
+    if not output:
+        output = os.path.splitext(module_path)[0] + ".cwasm"
+    module = _compile(module_path, cache=True, allow_precompiled=False)
+    if isinstance(module, int):
+        return module
+    from pywasi._cache import write_atomic
+    try:
+        write_atomic(output, module.wasmtime_module.serialize())
+    except OSError as e:
+        return _error(f"cannot write {output!r}: {e.strerror or e}", EXIT_LOAD)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -166,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pywasi import __version__
             sys.stdout.write(f"pywasi {__version__}\n")
             return 0
+        if argv[0] == "compile":
+            return compile_command(argv[1:])
         if argv[0] == "run":
             opts = parse_run(argv[1:])
         elif argv[0].startswith("-"):

@@ -1,0 +1,302 @@
+"""The persistent cache of compiled modules.
+
+Compiling a big module with Cranelift takes seconds (CPython for WASI ~3 s,
+Yosys ~16 s); loading wasmtime's serialized form of it takes milliseconds,
+since ``Module.deserialize_file`` memory-maps the file. This module keeps
+those serialized forms on disk.
+
+Invariants:
+
+- An entry's name is ``<key>-<size>-<crc32>.cwasm``. The key is the SHA-256
+  of everything that decides the machine code: the module's bytes, the
+  wasmtime version, pywasi's engine settings (``_engine.ENGINE_SETTINGS``) and
+  the host architecture. Size and CRC-32 are those of the entry itself, so a
+  truncated or damaged entry is noticed before wasmtime maps it (wasmtime
+  checks its header and version, not the code it loads).
+- Entries are written to a temporary file in the same directory and renamed
+  into place (``os.replace``): a reader sees a whole entry or none, and two
+  processes compiling the same module at once both succeed.
+- An entry that fails to load is deleted and rebuilt with a warning; a cache
+  that cannot be used (refused, unwritable, full disk) only costs a compile,
+  with a warning; it never makes ``compile()`` fail.
+- Loading an entry runs its native code, so the directory must be owned by
+  this user and writable by nobody else; it is created 0700 and a directory
+  that fails the check is not used at all (warning, compile without cache).
+- The total size is capped; after a write the least recently used entries
+  (by mtime, which a hit refreshes) are removed until the total fits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import stat
+import tempfile
+import time
+import warnings
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+
+__all__ = ["CacheWarning", "cache_dir", "max_size", "entry_key", "load_or_compile",
+           "DEFAULT_MAX_SIZE"]
+
+DEFAULT_MAX_SIZE = 512 * 1024 * 1024
+FORMAT = b"pywasi-cache-1"   # bump when the entry layout or key recipe changes
+SUFFIX = ".cwasm"
+TMP_PREFIX = ".tmp-"
+STALE_TMP_SECONDS = 3600.0
+
+
+class CacheWarning(UserWarning):
+    """The compiled-module cache was not used, or an entry was rebuilt."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"compiled-module cache: {message}", CacheWarning, stacklevel=4)
+
+
+def cache_dir() -> str:
+    """$PYWASI_CACHE_DIR, else $XDG_CACHE_HOME/pywasi, else ~/.cache/pywasi."""
+    explicit = os.environ.get("PYWASI_CACHE_DIR")
+    if explicit:
+        return explicit
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    # XDG: a relative value is invalid and must be ignored.
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "pywasi")
+    return os.path.join(os.path.expanduser("~"), ".cache", "pywasi")
+
+
+def max_size() -> int:
+    """The cap in bytes: $PYWASI_CACHE_MAX_SIZE (a number of bytes, or with a
+    K, M or G suffix), else 512 MiB."""
+    text = os.environ.get("PYWASI_CACHE_MAX_SIZE", "").strip().upper()
+    if not text:
+        return DEFAULT_MAX_SIZE
+    scale = 1
+    for suffix, factor in (("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30)):
+        if text.endswith(suffix):
+            text, scale = text[:-1], factor
+            break
+    try:
+        return max(0, int(text) * scale)
+    except ValueError:
+        _warn(f"PYWASI_CACHE_MAX_SIZE={os.environ['PYWASI_CACHE_MAX_SIZE']!r} is not a size; "
+              f"using {DEFAULT_MAX_SIZE} bytes")
+        return DEFAULT_MAX_SIZE
+
+
+_WASMTIME_VERSION: str | None = None
+
+
+def wasmtime_version() -> str:
+    global _WASMTIME_VERSION
+    if _WASMTIME_VERSION is None:
+        version = getattr(wasmtime, "__version__", None)
+        if not version:
+            try:
+                from importlib.metadata import version as dist_version
+                version = dist_version("wasmtime")
+            except Exception:  # noqa: BLE001 - no metadata: fall back to the library itself
+                version = ""
+        # The shared library's identity too: a rebuilt wasmtime with the same
+        # version number must not reuse code compiled by the old one.
+        lib = getattr(getattr(wasmtime, "_ffi", None), "dll", None)
+        path = getattr(lib, "_name", None)
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        if st is not None:
+            version += f"|{st.st_size}|{st.st_mtime_ns}"
+        _WASMTIME_VERSION = version
+    return _WASMTIME_VERSION
+
+
+def entry_key(data: bytes, settings: tuple[Any, ...]) -> str:
+    """The cache key of module bytes compiled with engine ``settings``."""
+    h = hashlib.sha256()
+    for part in (FORMAT, wasmtime_version().encode(), repr(settings).encode(),
+                 platform.machine().encode(), hashlib.sha256(data).digest()):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()
+
+
+def check_dir(path: str, create: bool) -> str | None:
+    """None when ``path`` is safe to load native code from, else why not.
+
+    Created 0700 if missing (and ``create``). Safe: a real directory owned by
+    this user, not writable by group or others.
+    """
+    if create:
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            return f"cannot create {path}: {e.strerror or e}"
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"cannot use {path}: {e.strerror or e}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{path} is not a directory"
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None and st.st_uid != getuid():
+        return f"refusing {path}: it is not owned by this user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return (f"refusing {path}: it is writable by group or others (mode "
+                f"{stat.S_IMODE(st.st_mode):04o}); compiled code loaded from it runs natively "
+                f"(fix: chmod 700 {path})")
+    return None
+
+
+def _find(directory: str, key: str) -> list[os.DirEntry[str]]:
+    prefix = key + "-"
+    try:
+        with os.scandir(directory) as it:
+            return [e for e in it if e.name.startswith(prefix) and e.name.endswith(SUFFIX)]
+    except OSError:
+        return []
+
+
+def _parse(name: str) -> tuple[int, int] | None:
+    parts = name[:-len(SUFFIX)].split("-")
+    if len(parts) != 3:
+        return None
+    try:
+        return int(parts[1], 16), int(parts[2], 16)
+    except ValueError:
+        return None
+
+
+def _checksum(path: str) -> tuple[int, int]:
+    """(size, CRC-32) of a file, read in chunks."""
+    crc = 0
+    size = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 22)
+            if not chunk:
+                break
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+    return size, crc
+
+
+def _load(engine: wasmtime.Engine, directory: str, key: str) -> wasmtime.Module | None:
+    for entry in _find(directory, key):
+        path = entry.path
+        expected = _parse(entry.name)
+        problem = None
+        try:
+            if expected is None:
+                problem = "unreadable entry name"
+            elif _checksum(path) != expected:
+                problem = "size or checksum mismatch (truncated or damaged)"
+            else:
+                module = wasmtime.Module.deserialize_file(engine, path)
+                try:
+                    os.utime(path)  # least recently used: a hit is a use
+                except OSError:
+                    pass
+                return module
+        except FileNotFoundError:
+            continue  # evicted or replaced by another process meanwhile
+        except (OSError, wasmtime.WasmtimeError) as e:
+            problem = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        _warn(f"discarding entry {entry.name} ({problem}); recompiling")
+        _unlink(path)
+    return None
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def write_atomic(path: str, data: bytes | bytearray) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same
+    directory and a rename: readers never see a partial file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            # NOTE: fsync before the rename so a crash cannot leave a
+            # renamed but empty entry (the checksum would catch it anyway).
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _store(directory: str, key: str, module: wasmtime.Module, cap: int) -> None:
+    data = module.serialize()
+    name = f"{key}-{len(data):x}-{zlib.crc32(data):08x}{SUFFIX}"
+    path = os.path.join(directory, name)
+    write_atomic(path, data)
+    for other in _find(directory, key):   # an older entry of the same key
+        if other.name != name:
+            _unlink(other.path)
+    evict(directory, cap, keep=name)
+
+
+def evict(directory: str, cap: int, keep: str | None = None) -> None:
+    """Remove least recently used entries until the total is within ``cap``;
+    also temporary files a crashed writer left behind."""
+    entries: list[tuple[float, int, str, str]] = []
+    now = time.time()
+    try:
+        with os.scandir(directory) as it:
+            for e in it:
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if e.name.startswith(TMP_PREFIX):
+                    if now - st.st_mtime > STALE_TMP_SECONDS:
+                        _unlink(e.path)
+                elif e.name.endswith(SUFFIX) and stat.S_ISREG(st.st_mode):
+                    entries.append((st.st_mtime, st.st_size, e.name, e.path))
+    except OSError:
+        return
+    total = sum(size for _, size, _, _ in entries)
+    for _, size, name, path in sorted(entries):
+        if total <= cap:
+            break
+        if name == keep:
+            continue
+        _unlink(path)
+        total -= size
+
+
+def load_or_compile(data: bytes, engine: wasmtime.Engine, settings: tuple[Any, ...],
+                    directory: str, build: Callable[[], wasmtime.Module]) -> wasmtime.Module:
+    """The module for ``data`` from the cache in ``directory``, or ``build()``
+    it and store it. Cache trouble is a warning, never an error; ``build``'s
+    own errors (an invalid module) propagate."""
+    problem = check_dir(directory, create=True)
+    if problem is not None:
+        _warn(problem + "; compiling without the cache")
+        return build()
+    key = entry_key(data, settings)
+    module = _load(engine, directory, key)
+    if module is not None:
+        return module
+    module = build()
+    try:
+        _store(directory, key, module, max_size())
+    except (OSError, wasmtime.WasmtimeError) as e:
+        _warn(f"cannot write to {directory}: {getattr(e, 'strerror', None) or e}")
+    return module

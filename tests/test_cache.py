@@ -1,0 +1,313 @@
+"""The compiled-module cache (``_cache``), ``compile(cache=...)``, and the CLI's
+``--no-cache``, ``compile`` and ``--allow-precompiled``. Every test uses its
+own cache directory, through the API option or $PYWASI_CACHE_DIR."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+import wasmtime
+
+import pywasi
+from pywasi import _cache, _engine
+
+from helpers import wat_calling
+
+HELLO = wat_calling(
+    '(import "$ns" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))',
+    "(drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))",
+    data='(data (i32.const 0) "hello cache\\n") (data (i32.const 16) "\\00\\00\\00\\00\\0c")')
+
+
+def private_dir(path: pathlib.Path) -> pathlib.Path:
+    path.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def entries(directory: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(p for p in directory.iterdir() if p.name.endswith(".cwasm"))
+
+
+@pytest.fixture
+def compiles(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts real compilations (``wasmtime.Module(engine, bytes)``); loading
+    a cache entry goes through ``Module.deserialize_file`` instead."""
+    calls: list[int] = []
+    original = wasmtime.Module.__init__
+
+    def counting(self: wasmtime.Module, engine: wasmtime.Engine, wasm: object) -> None:
+        calls.append(1)
+        original(self, engine, wasm)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(wasmtime.Module, "__init__", counting)
+    return calls
+
+
+def test_miss_then_hit(tmp_path: pathlib.Path, compiles: list[int]) -> None:
+    cache = private_dir(tmp_path / "c")
+    m1 = pywasi.compile(HELLO, cache=str(cache))
+    assert len(compiles) == 1
+    [entry] = entries(cache)
+    assert entry.read_bytes()[:4] == b"\x7fELF"
+    assert (entry.stat().st_mode & 0o777) == 0o600
+    os.utime(entry, (1_000_000, 1_000_000))
+    m2 = pywasi.compile(HELLO, cache=str(cache))
+    assert len(compiles) == 1          # the hit did not compile
+    assert entry.stat().st_mtime > 1_000_000   # and refreshed its LRU time
+    assert m2.exports == m1.exports
+
+
+def test_path_source_and_env_var(tmp_path: pathlib.Path, compiles: list[int],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "new" / "cache"
+    monkeypatch.setenv("PYWASI_CACHE_DIR", str(cache))
+    wat = tmp_path / "m.wat"
+    wat.write_bytes(HELLO)
+    pywasi.compile(wat)
+    pywasi.compile(str(wat))
+    assert len(compiles) == 1
+    assert len(entries(cache)) == 1
+    assert (cache.stat().st_mode & 0o777) == 0o700   # created private
+
+
+def test_default_location(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    monkeypatch.delenv("PYWASI_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _cache.cache_dir() == str(tmp_path / "xdg" / "pywasi")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")   # invalid per XDG: ignored
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _cache.cache_dir() == str(tmp_path / ".cache" / "pywasi")
+    monkeypatch.setenv("PYWASI_CACHE_DIR", str(tmp_path / "x"))
+    assert _cache.cache_dir() == str(tmp_path / "x")
+
+
+def test_cache_false_and_other_engines_write_nothing(tmp_path: pathlib.Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = private_dir(tmp_path / "c")
+    monkeypatch.setenv("PYWASI_CACHE_DIR", str(cache))
+    pywasi.compile(HELLO, cache=False)
+    pywasi.compile(HELLO, engine=wasmtime.Engine())
+    assert list(cache.iterdir()) == []
+
+
+def test_key_changes_with_module_and_settings() -> None:
+    settings = _engine.ENGINE_SETTINGS
+    key = _cache.entry_key(HELLO, settings)
+    assert key == _cache.entry_key(bytes(HELLO), settings)
+    assert key != _cache.entry_key(HELLO + b" ", settings)
+    changed = tuple((n, (not v) if n == "memory_may_move" else v) for n, v in settings)
+    assert key != _cache.entry_key(HELLO, changed)
+    assert key != _cache.entry_key(HELLO, settings + (("cranelift_opt_level", "none"),))
+
+
+def test_settings_tuple_is_what_the_engine_uses(tmp_path: pathlib.Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = private_dir(tmp_path / "c")
+    pywasi.compile(HELLO, cache=str(cache))
+    monkeypatch.setattr(_engine, "ENGINE_SETTINGS",
+                        _engine.ENGINE_SETTINGS + (("cranelift_opt_level", "none"),))
+    pywasi.compile(HELLO, cache=str(cache))
+    assert len(entries(cache)) == 2
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncate", "garbage", "rename"])
+def test_damaged_entry_is_rebuilt_with_a_warning(tmp_path: pathlib.Path, compiles: list[int],
+                                                 damage: str) -> None:
+    cache = private_dir(tmp_path / "c")
+    pywasi.compile(HELLO, cache=str(cache))
+    [entry] = entries(cache)
+    data = bytearray(entry.read_bytes())
+    if damage == "corrupt":        # a flipped byte in the middle: only the checksum sees it
+        data[len(data) // 2] ^= 0xFF
+        entry.write_bytes(bytes(data))
+    elif damage == "truncate":
+        entry.write_bytes(bytes(data[: len(data) // 3]))
+    elif damage == "garbage":      # right size and checksum in the name, not wasmtime's format
+        junk = b"\x7fELF" + b"\0" * 60
+        import zlib
+        entry.unlink()
+        key = entry.name.split("-")[0]
+        entry = cache / f"{key}-{len(junk):x}-{zlib.crc32(junk):08x}.cwasm"
+        entry.write_bytes(junk)
+    else:                          # a name we did not write
+        entry.rename(cache / (entry.name.split("-")[0] + "-zz.cwasm"))
+    with pytest.warns(_cache.CacheWarning, match="discarding entry"):
+        module = pywasi.compile(HELLO, cache=str(cache))
+    assert len(compiles) == 2
+    assert module.exports
+    [rebuilt] = entries(cache)
+    assert rebuilt.read_bytes() == bytes(pywasi.compile(HELLO, cache=False).wasmtime_module.serialize())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pywasi.compile(HELLO, cache=str(cache))   # and now a clean hit
+    assert len(compiles) == 3   # (the cache=False comparison above)
+
+
+def test_two_processes_at_once(tmp_path: pathlib.Path) -> None:
+    cache = private_dir(tmp_path / "c")
+    wat = tmp_path / "m.wat"
+    # Big enough that the compilations overlap.
+    funcs = "\n".join(f"(func (export \"f{i}\") (param i32) (result i32) "
+                      f"(i32.add (local.get 0) (i32.const {i})))" for i in range(3000))
+    wat.write_text(f"(module {funcs})")
+    script = textwrap.dedent(f"""
+        import sys, pywasi
+        m = pywasi.compile({str(wat)!r}, cache={str(cache)!r})
+        assert len(m.exports) == 3000
+        print("ok")
+    """)
+    env = dict(os.environ, PYTHONWARNINGS="error")
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err.decode()
+        assert out == b"ok\n"
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".cwasm")] == []
+    [entry] = entries(cache)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(pywasi.compile(wat, cache=str(cache)).exports) == 3000
+
+
+def test_eviction_under_a_tiny_cap(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = private_dir(tmp_path / "c")
+    modules = [f'(module (func (export "f{i}")))'.encode() for i in range(3)]
+    pywasi.compile(modules[0], cache=str(cache))
+    [first] = entries(cache)
+    size = first.stat().st_size
+    monkeypatch.setenv("PYWASI_CACHE_MAX_SIZE", str(size * 2 + size // 2))   # room for two
+    os.utime(first, (1_000_000, 1_000_000))
+    pywasi.compile(modules[1], cache=str(cache))
+    [second] = [e for e in entries(cache) if e != first]
+    os.utime(second, (2_000_000, 2_000_000))
+    pywasi.compile(modules[0], cache=str(cache))    # a hit: first is now the most recent
+    pywasi.compile(modules[2], cache=str(cache))    # over the cap: the LRU one (second) goes
+    names = {e.name for e in entries(cache)}
+    assert first.name in names and second.name not in names and len(names) == 2
+    monkeypatch.setenv("PYWASI_CACHE_MAX_SIZE", "1")  # smaller than any entry: keep the newest
+    pywasi.compile(modules[1], cache=str(cache))
+    assert len(entries(cache)) == 1
+
+
+def test_max_size_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYWASI_CACHE_MAX_SIZE", "64M")
+    assert _cache.max_size() == 64 << 20
+    monkeypatch.setenv("PYWASI_CACHE_MAX_SIZE", "lots")
+    with pytest.warns(_cache.CacheWarning):
+        assert _cache.max_size() == _cache.DEFAULT_MAX_SIZE
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o777, 0o1777])
+def test_writable_by_others_is_refused(tmp_path: pathlib.Path, compiles: list[int], mode: int) -> None:
+    cache = tmp_path / "c"
+    cache.mkdir()
+    cache.chmod(mode)
+    with pytest.warns(_cache.CacheWarning, match="writable by group or others"):
+        module = pywasi.compile(HELLO, cache=str(cache))
+    assert module.exports
+    assert list(cache.iterdir()) == []
+    # A planted entry is never loaded from such a directory.
+    private = private_dir(tmp_path / "p")
+    pywasi.compile(HELLO, cache=str(private))
+    [entry] = entries(private)
+    (cache / entry.name).write_bytes(entry.read_bytes())
+    before = len(compiles)
+    with pytest.warns(_cache.CacheWarning):
+        pywasi.compile(HELLO, cache=str(cache))
+    assert len(compiles) == before + 1
+
+
+def test_a_file_is_not_a_cache_dir(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "f"
+    path.write_text("x")
+    with pytest.warns(_cache.CacheWarning):
+        assert pywasi.compile(HELLO, cache=str(path)).exports
+
+
+def test_invalid_module_is_not_cached(tmp_path: pathlib.Path) -> None:
+    cache = private_dir(tmp_path / "c")
+    with pytest.raises(pywasi.PywasiError, match="not a valid WebAssembly module"):
+        pywasi.compile(b"\0asm\x01\0\0\0garbage", cache=str(cache))
+    assert list(cache.iterdir()) == []
+
+
+def test_precompiled_api(tmp_path: pathlib.Path) -> None:
+    data = bytes(pywasi.compile(HELLO, cache=False).wasmtime_module.serialize())
+    with pytest.raises(pywasi.PywasiError, match="precompiled"):
+        pywasi.compile(data)
+    assert pywasi.compile(data, allow_precompiled=True).exports
+
+
+# -- the command line ---------------------------------------------------------
+
+def cli(*args: str, cache: pathlib.Path, cwd: pathlib.Path) -> subprocess.CompletedProcess[bytes]:
+    env = dict(os.environ, PYWASI_CACHE_DIR=str(cache))
+    return subprocess.run([sys.executable, "-m", "pywasi", *args], capture_output=True, env=env,
+                          cwd=cwd, timeout=120)
+
+
+def test_cli_uses_the_cache_and_no_cache_writes_nothing(tmp_path: pathlib.Path) -> None:
+    cache = tmp_path / "c"
+    (tmp_path / "m.wat").write_bytes(HELLO)
+    proc = cli("run", "--no-cache", "m.wat", cache=cache, cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"hello cache\n", b"")
+    assert not cache.exists()
+    for _ in range(2):
+        proc = cli("run", "m.wat", cache=cache, cwd=tmp_path)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"hello cache\n", b"")
+    assert len(entries(cache)) == 1
+
+
+def test_cli_warns_in_one_line(tmp_path: pathlib.Path) -> None:
+    cache = tmp_path / "c"
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+    (tmp_path / "m.wat").write_bytes(HELLO)
+    proc = cli("run", "m.wat", cache=cache, cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, b"hello cache\n")
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pywasi: warning: compiled-module cache: refusing")
+
+
+def test_cli_compile_and_allow_precompiled(tmp_path: pathlib.Path) -> None:
+    cache = tmp_path / "c"
+    (tmp_path / "m.wat").write_bytes(HELLO)
+    proc = cli("compile", "m.wat", "-o", "m.cwasm", cache=cache, cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    assert (tmp_path / "m.cwasm").read_bytes()[:4] == b"\x7fELF"
+    proc = cli("run", "m.cwasm", cache=cache, cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stdout == b""
+    err = proc.stderr.decode()
+    assert err.count("\n") == 1 and "precompiled" in err and "--allow-precompiled" in err
+    proc = cli("run", "--allow-precompiled", "m.cwasm", cache=cache, cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"hello cache\n", b"")
+    # Default output name, as `wasmtime compile`.
+    proc = cli("compile", "m.wat", cache=cache, cwd=tmp_path)
+    assert proc.returncode == 0 and (tmp_path / "m.cwasm").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["compile"], "no MODULE given"),
+    (["compile", "a.wasm", "b.wasm"], "one MODULE"),
+    (["compile", "a.wasm", "-o"], "needs a value"),
+    (["compile", "--bogus", "a.wasm"], "unknown option"),
+])
+def test_cli_compile_usage_errors(tmp_path: pathlib.Path, argv: list[str], words: str) -> None:
+    proc = cli(*argv, cache=tmp_path / "c", cwd=tmp_path)
+    assert proc.returncode == 2
+    err = proc.stderr.decode()
+    assert words in err and "Traceback" not in err
+
+
+def test_cli_compile_missing_module(tmp_path: pathlib.Path) -> None:
+    proc = cli("compile", "nope.wasm", cache=tmp_path / "c", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.decode().count("\n") == 1
