@@ -115,4 +115,4 @@ def test_finalize_bindings_rejects_a_non_memory() -> None:
     module = pywasi.compile(build_wat(HEAP_WAT.format(memory='(memory (export "heap") 1)')))
     instance = pywasi.instantiate(module, wasi.get_import_object())
     with pytest.raises(TypeError):
-        wasi.finalize_bindings(instance, memory=instance.exports["say"])  # type: ignore[arg-type]
+        wasi.finalize_bindings(instance, memory=instance.exports["say"])

@@ -48,13 +48,20 @@ class WASI:
     ``stdin``/``stdout``/``stderr`` take a host fd (the default 0/1/2), a
     file object, or Python objects: bytes (or an object with ``read``) for
     stdin; a callable taking bytes (or an object with ``write``) for output.
+
+    ``sockets`` hands the guest sockets as preopened descriptors, numbered
+    after the preopened directories in the order given: a ``socket.socket``
+    (listening: the guest calls ``sock_accept`` on it; connected: it reads
+    and writes it) is duplicated, the caller keeps its own; a ``"HOST:PORT"``
+    string (``"[::1]:PORT"`` for IPv6) is a TCP socket pywasi binds and
+    listens on (port 0: any free port; ``WASI.sockets`` tells which).
     """
 
     def __init__(self, *, version: str, args: Iterable[str] = (),
                  env: Mapping[str, str] | None = None,
                  preopens: Mapping[str, str | os.PathLike[str]] | None = None,
                  return_on_exit: bool = True, stdin: Any = 0, stdout: Any = 1,
-                 stderr: Any = 2) -> None:
+                 stderr: Any = 2, sockets: Iterable[Any] = ()) -> None:
         if not isinstance(version, str):
             raise TypeError(f"version must be a string, not {type(version).__name__}")
         if version not in _VERSIONS:
@@ -89,6 +96,14 @@ class WASI:
         fds.allocate(open_stdio("stderr", stderr, reading=False))
         for guest, host in (preopens or {}).items():
             fds.allocate(_open_preopen(guest, host))
+        self.sockets: dict[int, Any] = {}
+        """Guest fd -> the host address of each socket from ``sockets``."""
+        if isinstance(sockets, (str, bytes)) or not isinstance(sockets, Iterable):
+            raise TypeError(f"sockets must be a list of sockets or 'HOST:PORT' strings, "
+                            f"not {type(sockets).__name__}")
+        for item in sockets:
+            desc = _open_socket(item)
+            self.sockets[fds.allocate(desc)] = desc.sock.getsockname()
 
         self._ctx = Syscalls(args=arg_list, environ=environ, fds=fds,
                              unstable=version == "unstable")
@@ -200,6 +215,17 @@ def _open_preopen(guest: Any, host: Any) -> HostDirectory:
         raise PreopenError(f"preopen {guest!r}: cannot open host directory {os.fspath(host)!r}: "
                            f"{reason}") from None
     return HostDirectory(fd, preopen=_encode("preopens", guest, "a guest path"))
+
+
+def _open_socket(item: Any) -> Any:
+    from ._fs._socket import listen_on, socket_descriptor
+    if isinstance(item, str):
+        sock = listen_on(item)
+        try:
+            return socket_descriptor(sock)
+        finally:
+            sock.close()  # the descriptor holds its own duplicate
+    return socket_descriptor(item)
 
 
 def _flush_python_stdio() -> None:

@@ -28,6 +28,12 @@ options for run:
                         (default: the same path as HOST)
   --env NAME[=VALUE]    set an environment variable (NAME alone: the value it has here)
   --inherit-env         pass this process's whole environment
+  --tcplisten HOST:PORT listen on a TCP address and give the program the socket as a
+                        preopened descriptor (after the --dir ones); with port 0 the
+                        bound address is reported on stderr
+  --listenfd            give the program the listening sockets this process inherited
+                        (systemd's LISTEN_FDS protocol: fds 3.. ; without LISTEN_FDS,
+                        fd 3), before the --tcplisten ones
   --no-cache            compile without the compiled-module cache (read or write)
   --allow-precompiled   accept a precompiled MODULE (from `pywasi compile`): native code
   -h, --help            show this help
@@ -54,6 +60,8 @@ class RunOptions:
     inherit_env: bool = False
     cache: bool = True
     allow_precompiled: bool = False
+    tcplisten: list[str] = field(default_factory=list)
+    listenfd: bool = False
 
 
 def _take_value(argv: Sequence[str], i: int, flag: str) -> tuple[str, int]:
@@ -96,6 +104,15 @@ def parse_run(argv: Sequence[str]) -> RunOptions:
             opts.env[name] = val
         elif arg == "--inherit-env":
             opts.inherit_env = True
+            i += 1
+        elif arg == "--tcplisten" or arg.startswith("--tcplisten="):
+            value, i = _take_value(argv, i, "--tcplisten")
+            host, sep, port = value.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise UsageError(f"--tcplisten {value!r}: expected HOST:PORT")
+            opts.tcplisten.append(value)
+        elif arg == "--listenfd":
+            opts.listenfd = True
             i += 1
         elif arg == "--no-cache":
             opts.cache = False
@@ -163,10 +180,16 @@ def run(opts: RunOptions) -> int:
     env = dict(os.environ) if opts.inherit_env else {}
     env.update(opts.env)
     try:
+        sockets: list[Any] = [*(_inherited_sockets() if opts.listenfd else []),
+                              *opts.tcplisten]
         wasi = pywasi.WASI(version=version, args=[opts.module, *opts.args], env=env,
-                           preopens=dict((guest, host) for host, guest in opts.dirs))
+                           preopens=dict((guest, host) for host, guest in opts.dirs),
+                           sockets=sockets)
     except (pywasi.PywasiError, ValueError, TypeError) as e:
         return _error(str(e), EXIT_USAGE)
+    except OSError as e:
+        return _error(str(e.strerror or e), EXIT_LOAD)
+    _report_ephemeral_ports(wasi, opts.tcplisten)
     try:
         instance = pywasi.instantiate(module, wasi.get_import_object())
     except pywasi.Trap as e:
@@ -221,6 +244,44 @@ def compile_command(argv: Sequence[str]) -> int:
     except OSError as e:
         return _error(f"cannot write {output!r}: {e.strerror or e}", EXIT_LOAD)
     return 0
+
+
+def _inherited_sockets() -> list[Any]:
+    """--listenfd. NOTE: systemd's protocol (sd_listen_fds(3)): LISTEN_FDS=n
+    names fds 3..3+n-1, and LISTEN_PID, when set, must be this process (else
+    the variables were meant for a parent). Without LISTEN_FDS, fd 3 is taken,
+    as wasmtime's --listenfd does when the variables are absent."""
+    import socket
+    count_text = os.environ.get("LISTEN_FDS")
+    pid_text = os.environ.get("LISTEN_PID")
+    if count_text is not None and (pid_text is None or pid_text == str(os.getpid())):
+        if not count_text.isdigit():
+            raise ValueError(f"--listenfd: LISTEN_FDS={count_text!r} is not a number")
+        fds = range(3, 3 + int(count_text))
+    else:
+        fds = range(3, 4)
+    sockets = []
+    for fd in fds:
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError as e:
+            raise ValueError(f"--listenfd: fd {fd} is not a socket ({e.strerror})") from None
+        sockets.append(sock)
+    return sockets
+
+
+def _report_ephemeral_ports(wasi: Any, requested: list[str]) -> None:
+    # The guest cannot learn its own address (preview1 has no getsockname),
+    # so a port the system chose is told to whoever started us, on stderr.
+    ephemeral = {value for value in requested if value.endswith(":0")}
+    if not ephemeral:
+        return
+    for fd, address in wasi.sockets.items():
+        if isinstance(address, tuple) and len(address) >= 2:
+            host, port = address[0], address[1]
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            sys.stderr.write(f"pywasi: fd {fd} listening on {shown}\n")
+    sys.stderr.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,12 +16,14 @@ from .path import PathCalls
 from .poll import PollCalls
 from .proc import ProcCalls
 from .random import RandomCalls
+from .sock import SockCalls
+from .unstable import UnstableCalls
 
 __all__ = ["Syscalls", "build_imports", "UNIMPLEMENTED"]
 
 
 class Syscalls(ArgsEnvCalls, ClockCalls, FdCalls, FsFdCalls, ProcCalls, RandomCalls, PollCalls,
-               PathCalls):
+               PathCalls, UnstableCalls, SockCalls):
     """Every syscall as a method named as in the spec. A method named
     ``<name>_unstable`` replaces ``<name>`` under the wasi_unstable ABI."""
 
