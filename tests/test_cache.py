@@ -170,11 +170,45 @@ def test_two_processes_at_once(tmp_path: pathlib.Path) -> None:
     for p, (out, err) in zip(procs, results):
         assert p.returncode == 0, err.decode()
         assert out == b"ok\n"
-    assert [p.name for p in cache.iterdir() if not p.name.endswith(".cwasm")] == []
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".tmp")] == []
     [entry] = entries(cache)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(pywasi.compile(wat, cache=str(cache)).exports) == 3000
+
+
+def test_a_stable_file_is_not_reread_on_a_hit(tmp_path: pathlib.Path, compiles: list[int],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = private_dir(tmp_path / "c")
+    wat = tmp_path / "m.wat"
+    wat.write_bytes(HELLO)
+    # Pretend it has not changed for long (utime cannot set the ctime).
+    monkeypatch.setattr(_cache, "STABLE_SECONDS", -1e9)
+    pywasi.compile(wat, cache=str(cache))
+    assert len([p for p in cache.iterdir() if p.name.endswith(".digest")]) == 1
+    real_read = _cache._read_and_remember
+
+    def no_read(directory: str, path: str) -> tuple[bytes, bytes]:
+        raise AssertionError("the module file was read on a hit")
+
+    monkeypatch.setattr(_cache, "_read_and_remember", no_read)
+    assert pywasi.compile(wat, cache=str(cache)).exports
+    assert len(compiles) == 1
+    # Same size, same mtime, other content: the ctime changed, so it is re-read.
+    monkeypatch.setattr(_cache, "_read_and_remember", real_read)
+    wat.write_bytes(HELLO.replace(b'"_start"', b'"_stert"'))
+    os.utime(wat, (1_000_000, 1_000_000))
+    module = pywasi.compile(wat, cache=str(cache))
+    assert len(compiles) == 2
+    assert ("_stert", "function") in module.exports
+
+
+def test_a_fresh_file_digest_is_not_remembered(tmp_path: pathlib.Path) -> None:
+    cache = private_dir(tmp_path / "c")
+    wat = tmp_path / "m.wat"
+    wat.write_bytes(HELLO)   # just written: could change again within the same timestamp tick
+    pywasi.compile(wat, cache=str(cache))
+    assert [p for p in cache.iterdir() if p.name.endswith(".digest")] == []
 
 
 def test_eviction_under_a_tiny_cap(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,6 +49,7 @@ FORMAT = b"pywasi-cache-1"   # bump when the entry layout or key recipe changes
 SUFFIX = ".cwasm"
 TMP_PREFIX = ".tmp-"
 STALE_TMP_SECONDS = 3600.0
+STALE_DIGEST_SECONDS = 30 * 86400.0
 
 
 class CacheWarning(UserWarning):
@@ -117,11 +118,14 @@ def wasmtime_version() -> str:
     return _WASMTIME_VERSION
 
 
-def entry_key(data: bytes, settings: tuple[Any, ...]) -> str:
-    """The cache key of module bytes compiled with engine ``settings``."""
+def entry_key(data: bytes, settings: tuple[Any, ...], *, digest: bytes | None = None) -> str:
+    """The cache key of module bytes (or of their SHA-256 ``digest``)
+    compiled with engine ``settings``."""
+    if digest is None:
+        digest = hashlib.sha256(data).digest()
     h = hashlib.sha256()
     for part in (FORMAT, wasmtime_version().encode(), repr(settings).encode(),
-                 platform.machine().encode(), hashlib.sha256(data).digest()):
+                 platform.machine().encode(), digest):
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
     return h.hexdigest()
@@ -223,7 +227,7 @@ def _unlink(path: str) -> None:
         pass
 
 
-def write_atomic(path: str, data: bytes | bytearray) -> None:
+def write_atomic(path: str, data: bytes | bytearray, *, sync: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same
     directory and a rename: readers never see a partial file."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -234,7 +238,8 @@ def write_atomic(path: str, data: bytes | bytearray) -> None:
             f.flush()
             # NOTE: fsync before the rename so a crash cannot leave a
             # renamed but empty entry (the checksum would catch it anyway).
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         _unlink(tmp)
@@ -267,6 +272,12 @@ def evict(directory: str, cap: int, keep: str | None = None) -> None:
                 if e.name.startswith(TMP_PREFIX):
                     if now - st.st_mtime > STALE_TMP_SECONDS:
                         _unlink(e.path)
+                elif e.name.endswith(DIGEST_SUFFIX):
+                    # Tiny; dropped when unused for a month (the module file
+                    # moved or was deleted). Reads do not refresh mtime, so
+                    # a live one is rewritten at worst once a month.
+                    if now - st.st_mtime > STALE_DIGEST_SECONDS:
+                        _unlink(e.path)
                 elif e.name.endswith(SUFFIX) and stat.S_ISREG(st.st_mode):
                     entries.append((st.st_mtime, st.st_size, e.name, e.path))
     except OSError:
@@ -281,20 +292,91 @@ def evict(directory: str, cap: int, keep: str | None = None) -> None:
         total -= size
 
 
-def load_or_compile(data: bytes, engine: wasmtime.Engine, settings: tuple[Any, ...],
-                    directory: str, build: Callable[[], wasmtime.Module]) -> wasmtime.Module:
-    """The module for ``data`` from the cache in ``directory``, or ``build()``
-    it and store it. Cache trouble is a warning, never an error; ``build``'s
-    own errors (an invalid module) propagate."""
+# -- the digest of a module file, remembered by the file's identity ----------
+#
+# Hashing a 30 MB module costs ~100 ms (SHA-256 here runs at ~450 MB/s), a
+# third of a warm start. A module given by path is hashed once; its digest is
+# remembered in ``<sha256(path)>.digest`` in the cache directory with the
+# file's (device, inode, size, mtime, ctime). A later start with the same stat
+# reuses the digest without reading the file.
+# NOTE: a file rewritten within one timestamp tick to the same size would fool
+# a stat comparison (git's "racily clean" problem), so a digest is remembered
+# only when the file had not changed for STABLE_SECONDS before it was read,
+# and the stat is taken before and after reading (they must agree).
+DIGEST_SUFFIX = ".digest"
+STABLE_SECONDS = 2.0
+
+
+def _identity(st: os.stat_result) -> str:
+    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+
+
+def _memo_path(directory: str, path: str) -> str:
+    name = hashlib.sha256(os.path.abspath(path).encode("utf-8", "surrogateescape")).hexdigest()
+    return os.path.join(directory, name + DIGEST_SUFFIX)
+
+
+def _remembered_digest(directory: str, path: str) -> bytes | None:
+    try:
+        st = os.stat(path)
+        with open(_memo_path(directory, path), encoding="ascii") as f:
+            identity, _, digest = f.read().strip().rpartition(" ")
+        if identity == _identity(st) and len(digest) == 64:
+            return bytes.fromhex(digest)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _read_and_remember(directory: str, path: str) -> tuple[bytes, bytes]:
+    """(data, SHA-256) of the file at ``path``; remembers the digest when safe."""
+    before = os.stat(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    digest = hashlib.sha256(data).digest()
+    try:
+        after = os.stat(path)
+        if _identity(before) == _identity(after) and \
+                time.time() - max(after.st_mtime, after.st_ctime) > STABLE_SECONDS:
+            write_atomic(_memo_path(directory, path),
+                         f"{_identity(after)} {digest.hex()}\n".encode("ascii"), sync=False)
+    except OSError:
+        pass  # only an optimisation
+    return data, digest
+
+
+def load_or_compile(source: bytes | str, engine: wasmtime.Engine, settings: tuple[Any, ...],
+                    directory: str, build: Callable[[bytes], wasmtime.Module]) -> wasmtime.Module:
+    """The module for ``source`` (wasm bytes, or a path to them) from the
+    cache in ``directory``, or ``build(data)`` it and store it. Cache trouble
+    is a warning, never an error; ``build``'s own errors (an invalid module)
+    and errors reading ``source`` propagate."""
     problem = check_dir(directory, create=True)
+    data = source if isinstance(source, bytes) else None
     if problem is not None:
         _warn(problem + "; compiling without the cache")
-        return build()
-    key = entry_key(data, settings)
+        if data is None:
+            with open(source, "rb") as f:
+                data = f.read()
+        return build(data)
+    if data is not None:
+        digest = hashlib.sha256(data).digest()
+    else:
+        assert isinstance(source, str)
+        remembered = _remembered_digest(directory, source)
+        if remembered is None:
+            data, digest = _read_and_remember(directory, source)
+        else:
+            digest = remembered
+    key = entry_key(b"", settings, digest=digest)
     module = _load(engine, directory, key)
     if module is not None:
         return module
-    module = build()
+    if data is None:
+        assert isinstance(source, str)
+        data, digest = _read_and_remember(directory, source)
+        key = entry_key(b"", settings, digest=digest)
+    module = build(data)
     try:
         _store(directory, key, module, max_size())
     except (OSError, wasmtime.WasmtimeError) as e:

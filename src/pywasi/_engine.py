@@ -227,26 +227,34 @@ def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A
     """
     own_engine = engine is None or engine is _ENGINE
     engine = engine or default_engine()
+    use_cache = cache is not False and own_engine
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
+        data: bytes | str = bytes(source)
+        head = data[:4]
     elif isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as f:
-            data = f.read()
+        # A cache hit need not read a module file given by path: only its head.
+        data = os.fspath(source)
+        with open(data, "rb") as f:
+            head = f.read(4)
+            if not use_cache or head == PRECOMPILED_MAGIC:
+                data = head + f.read()
     else:
         raise TypeError(f"compile() takes bytes or a path, not {type(source).__name__}")
-    if data[:4] == PRECOMPILED_MAGIC:
+    if head == PRECOMPILED_MAGIC:
+        assert isinstance(data, bytes)
         return _load_precompiled(data, engine, allow_precompiled)
 
-    def build() -> wasmtime.Module:
+    def build(wasm: bytes) -> wasmtime.Module:
         try:
-            return wasmtime.Module(engine, data)
+            return wasmtime.Module(engine, wasm)
         except wasmtime.WasmtimeError as e:
             raise PywasiError(f"not a valid WebAssembly module: {_first_line(e)}") from None
 
-    if cache is False or not own_engine:
-        return Module(build(), engine)
+    if not use_cache:
+        assert isinstance(data, bytes)
+        return Module(build(data), engine)
     from . import _cache
-    directory = _cache.cache_dir() if cache is None or cache is True else os.fspath(cache)
+    directory = os.fspath(cache) if isinstance(cache, (str, os.PathLike)) else _cache.cache_dir()
     return Module(_cache.load_or_compile(data, engine, ENGINE_SETTINGS, directory, build), engine)
 
 
