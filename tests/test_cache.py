@@ -276,9 +276,17 @@ def test_invalid_module_is_not_cached(tmp_path: pathlib.Path) -> None:
 
 def test_precompiled_api(tmp_path: pathlib.Path) -> None:
     data = bytes(pywasi.compile(HELLO, cache=False).wasmtime_module.serialize())
-    with pytest.raises(pywasi.PywasiError, match="precompiled"):
-        pywasi.compile(data)
-    assert pywasi.compile(data, allow_precompiled=True).exports
+    path = tmp_path / "m.cwasm"
+    path.write_bytes(data)
+    for source in (data, path):
+        for cache in (False, str(private_dir(tmp_path / "c"))):
+            with pytest.raises(pywasi.PywasiError, match="precompiled"):
+                pywasi.compile(source, cache=cache)
+            assert pywasi.compile(source, cache=cache, allow_precompiled=True).exports
+    assert entries(tmp_path / "c") == []   # precompiled input is never cached
+    path.write_bytes(b"\x7fELF" + b"\0" * 100)
+    with pytest.raises(pywasi.PywasiError, match="cannot load precompiled module"):
+        pywasi.compile(path, allow_precompiled=True)
 
 
 # -- the command line ---------------------------------------------------------
@@ -324,6 +332,9 @@ def test_cli_compile_and_allow_precompiled(tmp_path: pathlib.Path) -> None:
     assert err.count("\n") == 1 and "precompiled" in err and "--allow-precompiled" in err
     proc = cli("run", "--allow-precompiled", "m.cwasm", cache=cache, cwd=tmp_path)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"hello cache\n", b"")
+    (tmp_path / "bad.cwasm").write_bytes(b"\x7fELF" + b"\0" * 100)
+    proc = cli("run", "--allow-precompiled", "bad.cwasm", cache=cache, cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.decode().count("\n") == 1
     # Default output name, as `wasmtime compile`.
     proc = cli("compile", "m.wat", cache=cache, cwd=tmp_path)
     assert proc.returncode == 0 and (tmp_path / "m.cwasm").exists()

@@ -236,12 +236,11 @@ def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A
         data = os.fspath(source)
         with open(data, "rb") as f:
             head = f.read(4)
-            if not use_cache or head == PRECOMPILED_MAGIC:
+            if not use_cache and head != PRECOMPILED_MAGIC:
                 data = head + f.read()
     else:
         raise TypeError(f"compile() takes bytes or a path, not {type(source).__name__}")
     if head == PRECOMPILED_MAGIC:
-        assert isinstance(data, bytes)
         return _load_precompiled(data, engine, allow_precompiled)
 
     def build(wasm: bytes) -> wasmtime.Module:
@@ -258,13 +257,16 @@ def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A
     return Module(_cache.load_or_compile(data, engine, ENGINE_SETTINGS, directory, build), engine)
 
 
-def _load_precompiled(data: bytes, engine: wasmtime.Engine, allowed: bool) -> Module:
+def _load_precompiled(source: bytes | str, engine: wasmtime.Engine, allowed: bool) -> Module:
+    """Bytes, or a file (memory-mapped), from ``Module.serialize()``."""
     if not allowed:
         raise PywasiError("this is a precompiled module (native code), not WebAssembly; "
                           "load it only if you trust it: --allow-precompiled "
                           "(compile(..., allow_precompiled=True))")
     try:
-        return Module(wasmtime.Module.deserialize(engine, data), engine)
+        if isinstance(source, str):
+            return Module(wasmtime.Module.deserialize_file(engine, source), engine)
+        return Module(wasmtime.Module.deserialize(engine, source), engine)
     except wasmtime.WasmtimeError as e:
         raise PywasiError(f"cannot load precompiled module: {_first_line(e)}") from None
 
