@@ -389,3 +389,29 @@ def test_c_poll_stdin_written_late() -> None:
     assert lines[-2:] == ["got late", "eof"]
     assert "timeout" in lines[:-2]
     assert set(lines[:-2]) == {"timeout"}
+
+
+def test_files_opened_by_path_regular_and_fifo(tmp_path: pathlib.Path) -> None:
+    """HostFile (what path_open hands out): a regular file is ready with the
+    bytes left; a FIFO is really waited on."""
+    from pywasi._fs._dir import FILE_RIGHTS
+    from pywasi._fs._file import HostFile
+
+    (tmp_path / "data").write_bytes(b"abcdef")
+    os.mkfifo(tmp_path / "fifo")
+    h = make()
+    regular = h.wasi._fds.allocate(HostFile(os.open(tmp_path / "data", os.O_RDONLY),
+                                            rights_base=FILE_RIGHTS, rights_inheriting=0))
+    fifo_r = os.open(tmp_path / "fifo", os.O_RDONLY | os.O_NONBLOCK)
+    fifo_w = os.open(tmp_path / "fifo", os.O_WRONLY)
+    try:
+        fifo = h.wasi._fds.allocate(HostFile(fifo_r, rights_base=FILE_RIGHTS, rights_inheriting=0))
+        assert h.poll([fdsub(1, regular), clock(2, 5000 * MS)]) == (
+            0, [event(1, Eventtype.FD_READ, nbytes=6)])
+        assert h.poll([fdsub(1, fifo), clock(2, 30 * MS)]) == (0, [event(2, Eventtype.CLOCK)])
+        os.write(fifo_w, b"xyz")
+        assert h.poll([fdsub(1, fifo), clock(2, 5000 * MS)]) == (
+            0, [event(1, Eventtype.FD_READ, nbytes=3)])
+    finally:
+        os.close(fifo_w)
+        h.wasi.close()

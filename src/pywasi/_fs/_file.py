@@ -23,7 +23,7 @@ from .._abi import Advice, Errno, Fdflags, Filetype, Whence
 from .._errors import WasiError
 from ._base import Descriptor
 from ._stat import filestat_values, set_times_fd
-from ._stream import fdatasync, filetype_of_mode, host_fdflags
+from ._stream import fdatasync, filetype_of_mode, host_fdflags, host_ready_nbytes
 
 __all__ = ["HostFile", "write_all"]
 
@@ -185,6 +185,14 @@ class HostFile(Descriptor):
         fdatasync(self.fd)
 
     # -- metadata --------------------------------------------------------
+    # -- readiness: a regular file never blocks (always ready, nbytes = bytes
+    # left to read); a FIFO, tty or socket opened by path is waited on.
+    def poll_fileno(self) -> int | None:
+        return None if self.filetype == Filetype.REGULAR_FILE else self.fd
+
+    def ready_nbytes(self, writing: bool) -> int:
+        return host_ready_nbytes(self.fd, writing)
+
     def filestat(self) -> tuple[int, ...]:
         st = os.fstat(self.fd)
         return filestat_values(st, self.filetype)
