@@ -84,6 +84,8 @@ def test_default_location(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Pat
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")   # invalid per XDG: ignored
     monkeypatch.setenv("HOME", str(tmp_path))
     assert _cache.cache_dir() == str(tmp_path / ".cache" / "pywasi")
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert _cache.cache_dir() == str(tmp_path / "Library" / "Caches" / "pywasi")
     monkeypatch.setenv("PYWASI_CACHE_DIR", str(tmp_path / "x"))
     assert _cache.cache_dir() == str(tmp_path / "x")
 

@@ -32,6 +32,7 @@ import hashlib
 import os
 import platform
 import stat
+import sys
 import tempfile
 import time
 import warnings
@@ -61,10 +62,17 @@ def _warn(message: str) -> None:
 
 
 def cache_dir() -> str:
-    """$PYWASI_CACHE_DIR, else $XDG_CACHE_HOME/pywasi, else ~/.cache/pywasi."""
+    """$PYWASI_CACHE_DIR, else the platform's user cache directory:
+    $XDG_CACHE_HOME/pywasi, else ~/.cache/pywasi (Linux and other POSIX);
+    ~/Library/Caches/pywasi (macOS); %LOCALAPPDATA%\\pywasi\\cache (Windows)."""
     explicit = os.environ.get("PYWASI_CACHE_DIR")
     if explicit:
         return explicit
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~")
+        return os.path.join(base, "pywasi", "cache")
+    if sys.platform == "darwin":
+        return os.path.join(os.path.expanduser("~"), "Library", "Caches", "pywasi")
     xdg = os.environ.get("XDG_CACHE_HOME")
     # XDG: a relative value is invalid and must be ignored.
     if xdg and os.path.isabs(xdg):
@@ -152,7 +160,12 @@ def check_dir(path: str, create: bool) -> str | None:
     if not stat.S_ISDIR(st.st_mode):
         return f"{path} is not a directory"
     getuid = getattr(os, "getuid", None)
-    if getuid is not None and st.st_uid != getuid():
+    if getuid is None:
+        # NOTE: Windows has no mode bits to check (os.stat reports 0o777);
+        # the default location is under the user's own profile, whose ACL
+        # keeps other users out.
+        return None
+    if st.st_uid != getuid():
         return f"refusing {path}: it is not owned by this user (uid {st.st_uid})"
     if st.st_mode & 0o022:
         return (f"refusing {path}: it is writable by group or others (mode "
