@@ -21,6 +21,10 @@ TESTS_DIR = pathlib.Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
+# The suite must not fill the user's real compiled-module cache: every test
+# (and every `python -m pywasi` it starts) uses a private one.
+os.environ.setdefault("PYWASI_CACHE_DIR", tempfile.mkdtemp(prefix="pywasi-test-cache-"))
+
 NODE_RUNNER = TESTS_DIR / "node_runner.mjs"
 NODE_MIN_MAJOR = 20
 NODE_TIMEOUT = 60.0
