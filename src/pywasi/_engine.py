@@ -90,6 +90,10 @@ def _release_key(key: int | None, live: dict[int, Any] = _LIVE, lock: Any = _LIV
 
 
 _release = _FINALIZER(_release_key)
+# wasmtime may call the finalizer while the interpreter tears modules down
+# (a store deleted late): the C thunk must outlive this module's globals, or
+# that call jumps into freed memory. One deliberate, permanent reference.
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(_release))
 
 
 def trap_pointer(message: str) -> int:
