@@ -568,7 +568,8 @@ def report(ws: list[Workload], runners: list[Runner], results: dict[str, dict[st
         ref_name, limit = w.target
         ref = row.get(ref_name)
         cols = []
-        met = []
+        met: list[bool | None] = []
+        spread = False
         for name in ("pywasi-api", "pywasi-cli"):
             cell = row.get(name)
             if cell is None or cell.median_wall() is None or ref is None or ref.median_wall() is None:
@@ -578,8 +579,13 @@ def report(ws: list[Workload], runners: list[Runner], results: dict[str, dict[st
             ratio = cell.median_wall() / ref.median_wall()  # type: ignore[operator]
             cols.append(f"{ratio:.2f}×")
             met.append(ratio <= limit)
+            # A miss whose fastest round beats the reference's slowest (times
+            # the limit) is within this run's round-to-round spread.
+            if ratio > limit and min(cell.walls()) <= max(ref.walls()) * limit:
+                spread = True
         verdict = ("no measurement" if all(m is None for m in met)
-                   else "yes" if all(m for m in met if m is not None) else "**no**")
+                   else "yes" if all(m for m in met if m is not None)
+                   else "no, but within the spread of the rounds" if spread else "**no**")
         out.append(f"| {w.key} | ≤ {limit}× {ref_name} | {cols[0]} | {cols[1]} | {verdict} |")
     return "\n".join(out) + "\n"
 
