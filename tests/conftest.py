@@ -92,3 +92,17 @@ def run_node_wasi(node: str) -> RunNodeWasi:
         return proc.returncode, proc.stdout, proc.stderr
 
     return run
+
+
+@pytest.fixture(params=["openat2", "manual"])
+def route(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on both sandbox routes: the kernel's openat2(RESOLVE_BENEATH)
+    and the component-by-component walk used where openat2 is missing."""
+    from pywasi._fs import _resolve
+    if request.param == "openat2":
+        if not _resolve.openat2_available():
+            pytest.skip("openat2 is not available on this host")
+        monkeypatch.setattr(_resolve, "_USE_OPENAT2", True)
+    else:
+        monkeypatch.setattr(_resolve, "_USE_OPENAT2", False)
+    return str(request.param)

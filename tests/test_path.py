@@ -18,17 +18,6 @@ from helpers import run_module
 from wasmbuild import build_c
 
 
-@pytest.fixture(params=["openat2", "manual"])
-def route(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    if request.param == "openat2":
-        if not _resolve.openat2_available():
-            pytest.skip("openat2 is not available on this host")
-        monkeypatch.setattr(_resolve, "_USE_OPENAT2", True)
-    else:
-        monkeypatch.setattr(_resolve, "_USE_OPENAT2", False)
-    yield str(request.param)
-
-
 # -- C programs ----------------------------------------------------------------
 
 BASIC_EXPECTED = """\

@@ -18,17 +18,6 @@ except ImportError:  # running from a checkout without an install
 from pywasi._fs import _resolve
 
 
-@pytest.fixture(params=["openat2", "manual"])
-def route(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "openat2":
-        if not _resolve.openat2_available():
-            pytest.skip("openat2 is not available on this host")
-        monkeypatch.setattr(_resolve, "_USE_OPENAT2", True)
-    else:
-        monkeypatch.setattr(_resolve, "_USE_OPENAT2", False)
-    return str(request.param)
-
-
 class Tree:
     """tmp/pre is the preopen; tmp/outside and tmp/pre2 must stay unreachable."""
 

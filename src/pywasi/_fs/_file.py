@@ -23,7 +23,8 @@ from .._abi import Advice, Errno, Fdflags, Filetype, Whence
 from .._errors import WasiError
 from ._base import Descriptor
 from ._stat import filestat_values, set_times_fd
-from ._stream import fdatasync, filetype_of_mode, host_fdflags, host_ready_nbytes
+from ._stream import (fdatasync, filetype_of_mode, host_fdflags, host_ready_nbytes,
+                      set_host_append_nonblock)
 
 __all__ = ["HostFile", "write_all"]
 
@@ -110,15 +111,9 @@ class HostFile(Descriptor):
         # fcntl(F_SETFL) can change only APPEND and NONBLOCK (Linux ignores
         # the sync flags there). Asking for the sync flags the fd already has
         # is fine; asking to change them is NOTSUP rather than a silent no-op.
-        current = fcntl.fcntl(self.fd, fcntl.F_GETFL)
-        if flags & _SYNC_FDFLAGS != host_fdflags(current) & _SYNC_FDFLAGS:
+        if flags & _SYNC_FDFLAGS != self.fdflags() & _SYNC_FDFLAGS:
             raise WasiError(Errno.NOTSUP)
-        new = current & ~(os.O_APPEND | os.O_NONBLOCK)
-        if flags & Fdflags.APPEND:
-            new |= os.O_APPEND
-        if flags & Fdflags.NONBLOCK:
-            new |= os.O_NONBLOCK
-        fcntl.fcntl(self.fd, fcntl.F_SETFL, new)
+        set_host_append_nonblock(self.fd, flags)
 
     # -- data ------------------------------------------------------------
     def read(self, bufs: list[memoryview]) -> int:

@@ -23,7 +23,7 @@ from .._abi import Errno, Fdflags, Filetype, Rights
 from .._errors import WasiError
 from ._base import Descriptor
 
-__all__ = ["HostStream", "PyWriter", "PyReader", "open_stdio", "host_fdflags", "filetype_of_mode",
+__all__ = ["HostStream", "set_host_append_nonblock", "PyWriter", "PyReader", "open_stdio", "host_fdflags", "filetype_of_mode",
            "fdatasync"]
 
 # Stdio gets no FD_SEEK/FD_TELL: wasi-libc's isatty() reports a terminal only
@@ -74,6 +74,19 @@ def host_fdflags(host_flags: int) -> int:
     return int(flags)
 
 
+def set_host_append_nonblock(fd: int, flags: int) -> int:
+    """Set the host fd's O_APPEND and O_NONBLOCK from WASI ``flags`` (the only
+    status flags fcntl F_SETFL can change); returns the host flags before."""
+    current = fcntl.fcntl(fd, fcntl.F_GETFL)
+    new = current & ~(os.O_APPEND | os.O_NONBLOCK)
+    if flags & Fdflags.APPEND:
+        new |= os.O_APPEND
+    if flags & Fdflags.NONBLOCK:
+        new |= os.O_NONBLOCK
+    fcntl.fcntl(fd, fcntl.F_SETFL, new)
+    return int(current)
+
+
 class HostStream(Descriptor):
     """A host fd used as a stream. ``owned`` says whether closing the guest
     fd closes the host fd (stdio handed in by the user is borrowed)."""
@@ -100,16 +113,10 @@ class HostStream(Descriptor):
         # ignores the sync flags on Linux); refusing the rest beats pretending.
         if flags & ~(Fdflags.APPEND | Fdflags.NONBLOCK):
             raise WasiError(Errno.NOTSUP)
-        current = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+        previous = set_host_append_nonblock(self.fd, flags)
         if self._saved_flags is None:
             # A borrowed fd (the user's terminal) gets its flags back at close.
-            self._saved_flags = current
-        new = current & ~(os.O_APPEND | os.O_NONBLOCK)
-        if flags & Fdflags.APPEND:
-            new |= os.O_APPEND
-        if flags & Fdflags.NONBLOCK:
-            new |= os.O_NONBLOCK
-        fcntl.fcntl(self.fd, fcntl.F_SETFL, new)
+            self._saved_flags = previous
 
     def read(self, bufs: list[memoryview]) -> int:
         return os.readv(self.fd, bufs)
