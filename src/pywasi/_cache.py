@@ -105,15 +105,10 @@ _WASMTIME_VERSION: str | None = None
 def wasmtime_version() -> str:
     global _WASMTIME_VERSION
     if _WASMTIME_VERSION is None:
-        version = getattr(wasmtime, "__version__", None)
-        if not version:
-            try:
-                from importlib.metadata import version as dist_version
-                version = dist_version("wasmtime")
-            except Exception:  # noqa: BLE001 - no metadata: fall back to the library itself
-                version = ""
-        # The shared library's identity too: a rebuilt wasmtime with the same
-        # version number must not reuse code compiled by the old one.
+        # The shared library's identity (path, size, mtime) names the build
+        # that compiled the code: another version, or a rebuilt one with the
+        # same number, is another file. Only without it do we ask the package
+        # metadata, whose import costs ~20 ms of every start-up.
         lib = getattr(getattr(wasmtime, "_ffi", None), "dll", None)
         path = getattr(lib, "_name", None)
         try:
@@ -121,7 +116,15 @@ def wasmtime_version() -> str:
         except OSError:
             st = None
         if st is not None:
-            version += f"|{st.st_size}|{st.st_mtime_ns}"
+            version = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+        else:
+            version = getattr(wasmtime, "__version__", None) or ""
+            if not version:
+                try:
+                    from importlib.metadata import version as dist_version
+                    version = dist_version("wasmtime")
+                except Exception:  # noqa: BLE001 - no metadata either: key on settings alone
+                    version = ""
         _WASMTIME_VERSION = version
     return _WASMTIME_VERSION
 

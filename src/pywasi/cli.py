@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["main"]
@@ -51,17 +50,20 @@ class UsageError(Exception):
     pass
 
 
-@dataclass
 class RunOptions:
-    module: str = ""
-    args: list[str] = field(default_factory=list)
-    dirs: list[tuple[str, str]] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    inherit_env: bool = False
-    cache: bool = True
-    allow_precompiled: bool = False
-    tcplisten: list[str] = field(default_factory=list)
-    listenfd: bool = False
+    """What ``pywasi run`` was asked. (A plain class: a dataclass would import
+    ``inspect``, milliseconds of every start-up.)"""
+
+    def __init__(self) -> None:
+        self.module = ""
+        self.args: list[str] = []
+        self.dirs: list[tuple[str, str]] = []
+        self.env: dict[str, str] = {}
+        self.inherit_env = False
+        self.cache = True
+        self.allow_precompiled = False
+        self.tcplisten: list[str] = []
+        self.listenfd = False
 
 
 def _take_value(argv: Sequence[str], i: int, flag: str) -> tuple[str, int]:

@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 import select
 import time
-from dataclasses import dataclass
 
 from .._abi import (
     EVENT,
@@ -76,18 +75,24 @@ _MAX_WAIT_MS = 3_600_000
 _ONE_MS = 1_000_000
 
 
-@dataclass
 class _Sub:
-    userdata: int
-    type: int
-    deadline: int | None = None      # monotonic ns, for a clock
-    precision: int = 0
-    fileno: int | None = None        # host fd to wait on, for fd_read/fd_write
-    desc: object = None
-    error: int = 0                   # errno of an event delivered at once
-    ready: bool = False
-    flags: int = 0
-    nbytes: int = 0
+    """One decoded subscription and what happened to it. (A plain class: a
+    dataclass would import ``inspect``, milliseconds of every start-up.)"""
+
+    __slots__ = ("userdata", "type", "deadline", "precision", "fileno", "desc", "error",
+                 "ready", "flags", "nbytes")
+
+    def __init__(self, userdata: int, type: int) -> None:
+        self.userdata = userdata
+        self.type = type
+        self.deadline: int | None = None   # monotonic ns, for a clock
+        self.precision = 0
+        self.fileno: int | None = None     # host fd to wait on, for fd_read/fd_write
+        self.desc: object = None
+        self.error = 0                     # errno of an event delivered at once
+        self.ready = False
+        self.flags = 0
+        self.nbytes = 0
 
 
 class PollCalls(Context):
