@@ -43,3 +43,12 @@ def test_public_api() -> None:
     public = {name for name, value in vars(pywasi).items()
               if not name.startswith("_") and not isinstance(value, types.ModuleType)}
     assert public | {"__version__"} == set(pywasi.__all__)
+
+
+def test_raw_host_call_route_is_in_use() -> None:
+    """The fast route needs wasmtime-py's private C symbols; if an upgrade
+    drops them pywasi still works (public route) but this test says so."""
+    from pywasi import _engine
+    assert _engine.RAW_ROUTE
+    wasi = pywasi.WASI(version="preview1")
+    assert wasi.wasi_import["fd_write"].raw_callback() is not None

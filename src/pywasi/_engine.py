@@ -8,8 +8,8 @@ wasmtime's *unchecked* callback (``wasmtime_linker_define_func_unchecked``)
 our callback gets the raw ``wasmtime_val_raw_t`` array's address and reads it
 with one ``struct.unpack_from``, ~0.3 µs a call. ``define_raw`` uses the raw
 route when the C symbol is there and falls back to the public route if a
-future wasmtime-py drops it. Tested with wasmtime-py 45 to 50 (the range
-pinned in pyproject.toml).
+future wasmtime-py drops it. Tested with wasmtime-py 50, the version
+pinned in pyproject.toml.
 
 The shape of the node:wasi example is kept: ``compile(bytes | path)`` gives a
 ``Module``, ``instantiate(module, import_object)`` an ``Instance`` whose
