@@ -508,6 +508,10 @@ def machine_info() -> dict[str, str]:
     node = shutil.which("node")
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+                           capture_output=True, text=True).stdout.strip()
+    if commit and dirty:
+        commit += " + uncommitted changes in src/"
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.system()} {platform.release()} {platform.machine()}, {cpu}, "
