@@ -309,3 +309,43 @@ def test_fd_fdstat_set_rights_only_narrows(tmp_path: pathlib.Path) -> None:
     assert u32(inst, 500) == 0
     assert u32(inst, 504) == Errno.NOTCAPABLE
     assert u64(inst, 8) == Rights.PATH_OPEN and u64(inst, 16) == 0
+
+
+GROW_THEN_WRITE = """(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $t (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (memory.grow (i32.const 2)))
+    ;; after growth: a clock value and an iovec in the new pages
+    (i32.store (i32.const 131000) (call $t (i32.const 1) (i64.const 1) (i32.const 140000)))
+    (i32.store8 (i32.const 150000) (i32.const 111)) (i32.store8 (i32.const 150001) (i32.const 107))
+    (i32.store (i32.const 140008) (i32.const 150000)) (i32.store (i32.const 140012) (i32.const 2))
+    (drop (call $w (i32.const 1) (i32.const 140008) (i32.const 1) (i32.const 140016)))))"""
+
+
+def test_host_calls_see_memory_after_it_grows() -> None:
+    """The view of guest memory follows memory.grow (pywasi's engine)."""
+    result = run_module(GROW_THEN_WRITE.encode())
+    assert result.stdout == b"ok"
+    buf = result.instance.exports.memory.buffer
+    assert struct.unpack_from("<I", buf, 131000)[0] == 0
+    assert struct.unpack_from("<Q", buf, 140000)[0] > 0
+    assert struct.unpack_from("<I", buf, 140016)[0] == 2
+
+
+def test_memory_of_a_foreign_engine_is_re_read() -> None:
+    """With a user's engine (memory may move), every access re-reads the memory."""
+    import wasmtime
+
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    linker = wasmtime.Linker(engine)
+    out: list[bytes] = []
+    wasi = pywasi.WASI(version="preview1", stdout=out.append)
+    wasi.define_imports(linker)
+    raw = linker.instantiate(store, wasmtime.Module(engine, GROW_THEN_WRITE))
+    instance = pywasi.Instance.wrap(store, raw)
+    assert not instance.exports.memory.stable
+    assert wasi.start(instance) == 0
+    assert out == [b"ok"]

@@ -9,9 +9,9 @@ Invariants:
   ``os.writev`` move bytes between the guest and the host without a copy;
 - the view is re-derived when the memory grows. Engines built by pywasi set
   ``memory_may_move = False`` so the base address is stable and a refresh is
-  only needed when an access falls past the end of the cached view; for a
-  memory from an engine we did not configure (``stable=False``) the
-  dispatcher calls ``refresh()`` at the start of every host call.
+  only needed when an access falls past the end of the cached view; a
+  memory from an engine we did not configure (``stable=False``) is re-read
+  on every access.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class GuestMemory:
     def _check(self, ptr: int, length: int) -> memoryview:
         """The view, refreshed if needed, once ``ptr..ptr+length`` fits in it."""
         end = ptr + length
-        if end > self.size:
+        if end > self.size or not self.stable:
             self.refresh()
             if end > self.size:
                 raise GuestFault(
@@ -123,6 +123,15 @@ class GuestMemory:
         Every buffer is bounds-checked before any I/O happens, so a bad iovec
         traps without a partial read or write.
         """
+        if iovs_len == 1 and self.stable and not iovs & 3:
+            # The common case (one buffer, e.g. every unbuffered write):
+            # no loop, no extra frames. Falls through when anything is off.
+            view = self.view
+            size = self.size
+            if iovs + 8 <= size:
+                base, length = _IOVEC.unpack_from(view, iovs)
+                if base + length <= size:
+                    return [view[base:base + length]]
         self._aligned(iovs, 4)
         view = self._check(iovs, 8 * iovs_len)
         bufs = []
