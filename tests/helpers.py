@@ -48,3 +48,16 @@ def wat_calling(imports: str, body: str, *, namespace: str = "wasi_snapshot_prev
   (memory (export "memory") 1)
   {data}
   (func (export "_start") {body}))""".encode()
+
+
+def instantiate_in_user_linker(wasi: pywasi.WASI, source: str) -> pywasi.Instance:
+    """What a user with their own wasmtime Engine/Store/Linker does: define
+    WASI's imports in the linker, instantiate, wrap for start()."""
+    import wasmtime
+
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    linker = wasmtime.Linker(engine)
+    wasi.define_imports(linker)
+    raw = linker.instantiate(store, wasmtime.Module(engine, source))
+    return pywasi.Instance.wrap(store, raw)

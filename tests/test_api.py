@@ -12,7 +12,7 @@ import wasmtime
 
 import pywasi
 from pywasi._abi import PREVIEW1, UNSTABLE
-from helpers import run_module
+from helpers import instantiate_in_user_linker, run_module
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 DEMO = EXAMPLES / "demo.wat"
@@ -380,13 +380,7 @@ def test_python_callables_beside_wasi() -> None:
 
 def test_user_linker_and_store() -> None:
     """A user with their own wasmtime Linker/Store plugs WASI in."""
-    engine = wasmtime.Engine()
-    store = wasmtime.Store(engine)
-    linker = wasmtime.Linker(engine)
     out: list[bytes] = []
     wasi = pywasi.WASI(version="preview1", stdout=out.append)
-    wasi.define_imports(linker)
-    module = wasmtime.Module(engine, DEMO.read_text())
-    raw = linker.instantiate(store, module)
-    assert wasi.start(pywasi.Instance.wrap(store, raw)) == 0
+    assert wasi.start(instantiate_in_user_linker(wasi, DEMO.read_text())) == 0
     assert out == [b"hello world\n"]

@@ -13,7 +13,7 @@ import pytest
 
 import pywasi
 from pywasi._abi import Errno, Filetype, Rights
-from helpers import run_module
+from helpers import instantiate_in_user_linker, run_module
 
 
 def probe(imports: list[str], body: str, **kwargs: object) -> tuple[pywasi.Instance, bytes]:
@@ -336,16 +336,9 @@ def test_host_calls_see_memory_after_it_grows() -> None:
 
 def test_memory_of_a_foreign_engine_is_re_read() -> None:
     """With a user's engine (memory may move), every access re-reads the memory."""
-    import wasmtime
-
-    engine = wasmtime.Engine()
-    store = wasmtime.Store(engine)
-    linker = wasmtime.Linker(engine)
     out: list[bytes] = []
     wasi = pywasi.WASI(version="preview1", stdout=out.append)
-    wasi.define_imports(linker)
-    raw = linker.instantiate(store, wasmtime.Module(engine, GROW_THEN_WRITE))
-    instance = pywasi.Instance.wrap(store, raw)
+    instance = instantiate_in_user_linker(wasi, GROW_THEN_WRITE)
     assert not instance.exports.memory.stable
     assert wasi.start(instance) == 0
     assert out == [b"ok"]

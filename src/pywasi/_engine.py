@@ -23,7 +23,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol, Union
 
 import wasmtime
@@ -576,5 +576,3 @@ def _define_import(store: wasmtime.Store, linker: wasmtime.Linker, imp: Any, whe
         return
     raise LinkError(f"import {where}: cannot import a {type(value).__name__}")
 
-
-PyCallable = Callable[..., Any]

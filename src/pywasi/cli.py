@@ -289,9 +289,11 @@ def _report_ephemeral_ports(wasi: Any, requested: list[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if not argv or argv[0] in ("-h", "--help"):
-            sys.stdout.write(USAGE) if argv else sys.stderr.write(USAGE)
-            return 0 if argv else EXIT_USAGE
+        if not argv:
+            sys.stderr.write(USAGE)
+            return EXIT_USAGE
+        if argv[0] in ("-h", "--help"):
+            return _print_help()
         if argv[0] in ("-V", "--version"):
             from pywasi import __version__
             sys.stdout.write(f"pywasi {__version__}\n")

@@ -8,13 +8,14 @@ from .._abi import FDSTAT, PRESTAT, Errno, Fdflags, Preopentype, Rights
 from .._errors import WasiError
 from ._context import Context
 
-__all__ = ["FdCalls"]
+__all__ = ["FdCalls", "ALL_FDFLAGS"]
 
 _FD_READ = int(Rights.FD_READ)
 _FD_WRITE = int(Rights.FD_WRITE)
 _SET_FLAGS = int(Rights.FD_FDSTAT_SET_FLAGS)
-_ALL_FDFLAGS = int(Fdflags.APPEND | Fdflags.DSYNC | Fdflags.NONBLOCK | Fdflags.RSYNC | Fdflags.SYNC)
-_ALL_RIGHTS = (1 << 30) - 1
+# Every bit the spec defines; anything else in an argument is INVAL.
+ALL_FDFLAGS = int(Fdflags.APPEND | Fdflags.DSYNC | Fdflags.NONBLOCK | Fdflags.RSYNC | Fdflags.SYNC)
+_ALL_RIGHTS = (int(Rights.SOCK_ACCEPT) << 1) - 1
 
 
 class FdCalls(Context):
@@ -40,7 +41,7 @@ class FdCalls(Context):
 
     def fd_fdstat_set_flags(self, fd: int, flags: int) -> None:
         desc = self.fds.get(fd, _SET_FLAGS)
-        if flags & ~_ALL_FDFLAGS:
+        if flags & ~ALL_FDFLAGS:
             raise WasiError(Errno.INVAL)
         desc.set_fdflags(flags)
 

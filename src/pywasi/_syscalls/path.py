@@ -34,6 +34,7 @@ from .._fs._dir import DIR_INHERITING, DIR_RIGHTS, FILE_RIGHTS, HostDirectory
 from .._fs._file import HostFile
 from .._fs._stat import filestat_values, resolve_times, set_times_at
 from ._context import Context
+from .fd import ALL_FDFLAGS
 
 __all__ = ["PathCalls"]
 
@@ -44,8 +45,6 @@ _DIRECTORY = int(Oflags.DIRECTORY)
 _EXCL = int(Oflags.EXCL)
 _TRUNC = int(Oflags.TRUNC)
 _ALL_OFLAGS = _CREAT | _DIRECTORY | _EXCL | _TRUNC
-_ALL_FDFLAGS = int(Fdflags.APPEND | Fdflags.DSYNC | Fdflags.NONBLOCK | Fdflags.RSYNC
-                   | Fdflags.SYNC)
 
 # fdflags -> host open flags. O_RSYNC is O_SYNC on Linux; O_DSYNC/O_RSYNC may
 # be missing elsewhere, then the nearest stronger flag stands in.
@@ -144,7 +143,7 @@ class PathCalls(Context):
                   opened_fd_ptr: int) -> None:
         _flags_ok(dirflags, _ALL_LOOKUPFLAGS)
         _flags_ok(oflags, _ALL_OFLAGS)
-        _flags_ok(fdflags, _ALL_FDFLAGS)
+        _flags_ok(fdflags, ALL_FDFLAGS)
         if oflags & _DIRECTORY and oflags & (_CREAT | _EXCL | _TRUNC):
             # NOTE: the spec is silent; wasmtime answers INVAL, and Linux 6.4+
             # refuses O_CREAT|O_DIRECTORY with EINVAL too.
