@@ -11,11 +11,12 @@ What it does, in order:
    ``pip download`` into bench/.cache/ -- never into the project's
    environment; if that fails its row says why and the rest goes on;
 3. for each workload, runs every runner once untimed (the warm-up: it fills
-   pywasi's and the wasmtime driver's compiled-module caches and the page
-   cache), then ``reps`` times *interleaved* (round-robin, the order rotated
-   each repetition) so that drift on a noisy machine hits every runner alike. Every run is its own process; wall time
-   is measured around it, CPU time (user + system, all its threads) comes
-   from ``os.wait4``'s rusage;
+   pywasi's and the wasmtime driver's compiled-module caches, the Python
+   runners' bytecode cache bench/.cache/pycache and the page cache), then
+   ``reps`` times *interleaved* (round-robin, the order rotated each
+   repetition) so that drift on a noisy machine hits every runner alike.
+   Every run is its own process; wall time is measured around it, CPU time
+   (user + system, all its threads) comes from ``os.wait4``'s rusage;
 4. checks every run's output (counts, digests, the copy's SHA-256): a run
    that exits non-zero or gives a wrong answer is reported as
    ``FAILED: <reason>``, never as a time;
@@ -53,6 +54,7 @@ REPO = BENCH.parent
 C_DIR = BENCH / "c"
 DRIVERS = BENCH / "drivers"
 CACHE = BENCH / ".cache"
+PYCACHE = CACHE / "pycache"
 
 # The same flags as tests/wasmbuild.py: wasi-libc command model, -O2, stripped.
 WASM_FLAGS = ("--target=wasm32-wasi", "-O2", "-s")
@@ -393,7 +395,13 @@ class Sample:
 def run_once(cmd: list[str], w: Workload, scratch: pathlib.Path) -> Sample:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         stdout = subprocess.DEVNULL if w.stdout_null else out
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        # Python runners read bytecode from one cache outside the source tree,
+        # filled by the warm-up: an installed package has its .pyc files (pip
+        # compiles them), and without them every run would time CPython
+        # compiling pywasi's sources (~25 ms of a ~100 ms start) instead of
+        # starting it.
+        env = dict(os.environ, PYTHONPYCACHEPREFIX=str(PYCACHE))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err,
                                 cwd=scratch, env=env)
