@@ -33,7 +33,6 @@ import os
 import platform
 import stat
 import sys
-import tempfile
 import time
 import warnings
 import zlib
@@ -246,6 +245,9 @@ def _unlink(path: str) -> None:
 def write_atomic(path: str, data: bytes | bytearray, *, sync: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same
     directory and a rename: readers never see a partial file."""
+    # Imported here: a cache hit writes nothing, and tempfile (with shutil,
+    # random, bz2, lzma) costs ~3 ms of every start-up.
+    import tempfile
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
     try:

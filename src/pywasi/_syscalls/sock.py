@@ -10,11 +10,15 @@ socket); then the right the spec names (``FdTable.get``); then the flags
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._abi import Errno, Fdflags, Riflags, Rights, Sdflags
 from .._errors import WasiError
 from .._fs._base import Descriptor
-from .._fs._socket import SocketDescriptor
 from ._context import Context
+
+if TYPE_CHECKING:
+    from .._fs._socket import SocketDescriptor
 
 __all__ = ["SockCalls"]
 
@@ -30,6 +34,9 @@ _NONBLOCK = int(Fdflags.NONBLOCK)
 class SockCalls(Context):
     def _socket(self, fd: int, needed: int) -> SocketDescriptor:
         desc: Descriptor = self.fds.get(fd)
+        # Imported here, not at start-up: _fs._socket imports
+        # socket and selectors (~2 ms), which only a program given sockets needs.
+        from .._fs._socket import SocketDescriptor
         if not isinstance(desc, SocketDescriptor):
             raise WasiError(Errno.NOTSOCK)
         self.fds.get(fd, needed)
