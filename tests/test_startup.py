@@ -5,12 +5,13 @@ starts is measured in bench/ (the START workload), never here."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import pathlib
 import subprocess
 import sys
 
-from wasmbuild import build_c
+from wasmbuild import build_c, build_wat
 
 # Each costs milliseconds of every start-up and is needed only by some runs:
 # sockets (the sock_* calls, --tcplisten), writing a cache entry (a miss).
@@ -45,3 +46,43 @@ def test_hello_world_imports_only_what_it_needs(tmp_path: pathlib.Path) -> None:
         assert proc.stdout == b"hello from C\n", attempt
     assert "pywasi._syscalls" in modules and "wasmtime" in modules  # the probe sees them
     assert sorted(modules & NOT_AT_STARTUP) == []
+
+
+_WRITE_AND_EXIT = """(module
+  (import "wasi_snapshot_preview1" "path_open" (func $open
+    (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 100) "out.txt")
+  (func (export "_start")
+    (memory.fill (i32.const 1024) (i32.const 65) (i32.const 100000))
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const 100000))
+    ;; out.txt: CREAT|TRUNC, FD_WRITE; left open when the program exits
+    (drop (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 7) (i32.const 9)
+                      (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 200)))
+    (drop (call $write (i32.load (i32.const 200)) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (call $exit (i32.const 7))))"""
+
+
+def test_the_command_skips_teardown_and_loses_nothing(tmp_path: pathlib.Path) -> None:
+    """``pywasi`` and ``python -m pywasi`` freeze the garbage collector before
+    exiting (the interpreter's teardown is a sixth of a hello world's run);
+    everything the guest wrote is still there, and its status is kept."""
+    module = tmp_path / "m.wasm"
+    module.write_bytes(build_wat(_WRITE_AND_EXIT))
+    probe = ("import gc, runpy, sys\n"
+             "try:\n"
+             "    runpy.run_module('pywasi', run_name='__main__')\n"
+             "finally:\n"
+             "    sys.stderr.write(f'frozen={gc.get_freeze_count() > 0}')\n")
+    proc = subprocess.run([sys.executable, "-c", probe, "run", "--dir", f"{tmp_path}::/", str(module)],
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 7, proc.stderr
+    assert proc.stdout == b"A" * 100000
+    assert (tmp_path / "out.txt").read_bytes() == b"A" * 100000
+    assert proc.stderr == b"frozen=True"
+    scripts = importlib.metadata.entry_points(group="console_scripts", name="pywasi")
+    assert [entry.value for entry in scripts] == ["pywasi.cli:command"]

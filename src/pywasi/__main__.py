@@ -1,5 +1,5 @@
 """``python -m pywasi``: the same as the ``pywasi`` command."""
 
-from .cli import main
+from .cli import command
 
-raise SystemExit(main())
+raise SystemExit(command())
