@@ -10,17 +10,17 @@ has no such thing ignores the option.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
-
-@dataclass
 class Options:
-    module: str = ""
-    args: list[str] = field(default_factory=list)
-    dirs: list[tuple[str, str]] = field(default_factory=list)  # (host, guest)
-    argv0: str | None = None
-    exceptions: bool = False
-    cache: str | None = None
+    # A plain class: a dataclass would import inspect, ~5 ms of every
+    # driver's start-up, which START would then charge to the runtime.
+    def __init__(self) -> None:
+        self.module = ""
+        self.args: list[str] = []
+        self.dirs: list[tuple[str, str]] = []  # (host, guest)
+        self.argv0: str | None = None
+        self.exceptions = False
+        self.cache: str | None = None
 
 
 def parse(argv: list[str]) -> Options:
