@@ -109,6 +109,15 @@ def test_key_changes_with_module_and_settings() -> None:
     assert key != _cache.entry_key(HELLO, settings + (("cranelift_opt_level", "none"),))
 
 
+def test_digests_are_sha256_on_both_sides_of_the_builtin_limit() -> None:
+    """Small inputs are hashed without OpenSSL (start-up), big ones with
+    hashlib (speed): the digests, and so the keys, are the same either way."""
+    import hashlib
+    for size in (0, 1, _cache.SMALL_DIGEST - 1, _cache.SMALL_DIGEST, _cache.SMALL_DIGEST + 3):
+        data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        assert _cache.sha256(data) == hashlib.sha256(data).digest(), size
+
+
 def test_settings_tuple_is_what_the_engine_uses(tmp_path: pathlib.Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     cache = private_dir(tmp_path / "c")
