@@ -34,8 +34,8 @@ _NONBLOCK = int(Fdflags.NONBLOCK)
 class SockCalls(Context):
     def _socket(self, fd: int, needed: int) -> SocketDescriptor:
         desc: Descriptor = self.fds.get(fd)
-        # Imported here, not at start-up: _fs._socket imports
-        # socket and selectors (~2 ms), which only a program given sockets needs.
+        # Imported here, not at start-up: _fs._socket imports socket and
+        # selectors (~2 ms), which only a program given sockets needs.
         from .._fs._socket import SocketDescriptor
         if not isinstance(desc, SocketDescriptor):
             raise WasiError(Errno.NOTSOCK)
