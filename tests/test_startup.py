@@ -1,7 +1,8 @@
 """Start-up stays cheap, checked without timing anything: a hello world run
 by the command line, as every start after the first (a compiled-module cache
-hit), imports none of the modules that only some programs need. How fast it
-starts is measured in bench/ (the START workload), never here."""
+hit), imports none of the modules that only some programs need, and the
+command skips the interpreter's teardown without losing what the guest wrote.
+How fast it starts is measured in bench/ (the START workload), never here."""
 
 from __future__ import annotations
 
