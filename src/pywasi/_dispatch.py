@@ -44,6 +44,9 @@ class HostState:
 
     exit_code: int | None = None
     interrupt: BaseException | None = None
+    # wasi-threads' `thread-spawn` for this host (``_threads.ThreadSpawn``),
+    # which ``instantiate`` links when a module imports it.
+    thread_spawn: Any = None
 
     def take_exit(self) -> int | None:
         code, self.exit_code = self.exit_code, None
