@@ -51,6 +51,7 @@ def test_raw_callback_keeps_each_threads_arguments_and_result() -> None:
 
 import os  # noqa: E402
 import pathlib  # noqa: E402
+import socket  # noqa: E402
 import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
@@ -68,6 +69,9 @@ PRELUDE = """
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
   (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_accept" (func $sock_accept (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_recv"
+    (func $sock_recv (param i32 i32 i32 i32 i32 i32) (result i32)))
 """
 BLOCK = {
     "busy": "(loop $l (br $l))",
@@ -79,6 +83,12 @@ BLOCK = {
     "stdin": """(i32.store (i32.const 700) (i32.const 800))
                 (i32.store (i32.const 704) (i32.const 16))
                 (drop (call $fd_read (i32.const 0) (i32.const 700) (i32.const 1) (i32.const 708)))""",
+    # fd 3: a listening socket nobody connects to; fd 4: a connection that never sends.
+    "accept": "(drop (call $sock_accept (i32.const 3) (i32.const 0) (i32.const 900)))",
+    "recv": """(i32.store (i32.const 700) (i32.const 800))
+                (i32.store (i32.const 704) (i32.const 16))
+                (drop (call $sock_recv (i32.const 4) (i32.const 700) (i32.const 1) (i32.const 0)
+                                       (i32.const 708) (i32.const 712)))""",
 }
 STARTED = "(i32.atomic.store (i32.const 12) (i32.const 1))"
 WAIT_STARTED = "(loop $w (br_if $w (i32.eqz (i32.atomic.load (i32.const 12)))))"
@@ -115,11 +125,13 @@ def wasi_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("wasi-thread-")]
 
 
-def run_threads(source: bytes, stdin: object = b"") -> tuple[int | BaseException, bytes]:
+def run_threads(source: bytes, stdin: object = b"",
+                sockets: list[socket.socket] | None = None) -> tuple[int | BaseException, bytes]:
     """start() the program in a helper thread (a hang fails the test after
     5 s instead of hanging the suite); its code or exception, and stdout."""
     out: list[bytes] = []
-    wasi = pywasi.WASI(version="preview1", args=["t"], stdin=stdin, stdout=out.append)
+    wasi = pywasi.WASI(version="preview1", args=["t"], stdin=stdin, stdout=out.append,
+                       sockets=sockets or [])
     instance = pywasi.instantiate(pywasi.compile(source), wasi.get_import_object())
     result: list[int | BaseException] = []
 
@@ -158,9 +170,14 @@ CASES = [
 def test_ending_stops_every_thread(name: str, main: str, thread: str,
                                    expected: int | str) -> None:
     read, write = os.pipe()  # stdin that never has data
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
     try:
-        outcome, _ = run_threads(program(main, thread), stdin=read)
+        outcome, _ = run_threads(program(main, thread), stdin=read, sockets=[listener, server])
     finally:
+        for s in (listener, client, server):
+            s.close()
         os.close(read)
         os.close(write)
     if isinstance(expected, str):
