@@ -44,6 +44,9 @@ class HostState:
 
     exit_code: int | None = None
     interrupt: BaseException | None = None
+    # wasi-threads' `thread-spawn` for this host (``_threads.ThreadSpawn``),
+    # which ``instantiate`` links when a module imports it.
+    thread_spawn: Any = None
 
     def take_exit(self) -> int | None:
         code, self.exit_code = self.exit_code, None
@@ -107,30 +110,34 @@ def _make_raw(name: str, params: tuple[str, ...], has_result: bool,
     nslots = max(len(params), 1)
     pack = _RESULT.pack_into
     # wasmtime reuses the same argument array from call to call, so the view
-    # over it is built once and rebuilt only when the address changes.
-    cache_address = 0
-    cache_view: memoryview = memoryview(bytearray(16 * nslots))
+    # over it is built once and rebuilt only when the address changes. The
+    # address and its view are one tuple, swapped in one assignment: with
+    # wasi-threads several threads run this callback (each with its own
+    # array), and a thread switch between two separate assignments would
+    # pair one thread's address with another's view.
+    cache: tuple[int, memoryview] = (0, memoryview(bytearray(16 * nslots)))
 
-    def fail(errno: int) -> int:
+    def fail(view: memoryview, errno: int) -> int:
         if has_result:
-            pack(cache_view, 0, errno)
+            pack(view, 0, errno)
             return 0
         return trap_pointer(f"{name}: failed with errno {Errno(errno).name}")
 
     def callback(env: Any, caller: Any, address: int, count: int) -> int:
-        nonlocal cache_address, cache_view
+        nonlocal cache
+        cached_address, view = cache
         try:
-            if address != cache_address:
-                cache_view = memoryview((ctypes.c_char * (16 * nslots)).from_address(address)).cast("B")
-                cache_address = address
-            impl(*unpack(cache_view))
+            if address != cached_address:
+                view = memoryview((ctypes.c_char * (16 * nslots)).from_address(address)).cast("B")
+                cache = (address, view)
+            impl(*unpack(view))
             if has_result:
-                pack(cache_view, 0, 0)
+                pack(view, 0, 0)
             return 0
         except WasiError as e:
-            return fail(e.errno)
+            return fail(view, e.errno)
         except OSError as e:
-            return fail(errno_from_host(e.errno))
+            return fail(view, errno_from_host(e.errno))
         except GuestFault as e:
             return trap_pointer(f"{name}: {e}")
         except ProcExit as e:

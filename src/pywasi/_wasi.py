@@ -12,14 +12,17 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import wasmtime
+
 from ._dispatch import HostFunction
-from ._engine import Instance, Memory
+from ._engine import Instance, Memory, SharedMemory
 from ._errors import PywasiError, WasiExit
 from ._fdtable import FdTable
 from ._fs._dir import HostDirectory
 from ._fs._stream import open_stdio
 from ._memory import GuestMemory
 from ._syscalls import Syscalls, build_imports
+from ._threads import ThreadSpawn, outcome_of_start
 
 __all__ = ["WASI", "PreopenError"]
 
@@ -108,11 +111,14 @@ class WASI:
         self._ctx = Syscalls(args=arg_list, environ=environ, fds=fds,
                              unstable=version == "unstable")
         self.wasi_import: dict[str, HostFunction] = build_imports(self._ctx)
+        self._thread_spawn = self._ctx.thread_spawn = ThreadSpawn(self._ctx)
         self._bound = False
         self._started = False
 
     # -- node:wasi's methods --------------------------------------------
     def get_import_object(self) -> dict[str, dict[str, HostFunction]]:
+        # wasi-threads' `wasi`.`thread-spawn` is not in it (node:wasi's shape):
+        # ``instantiate`` links this WASI's when a module imports it.
         return {_VERSIONS[self.version]: self.wasi_import}
 
     @property
@@ -120,8 +126,11 @@ class WASI:
         """The import module name of this version."""
         return _VERSIONS[self.version]
 
-    def finalize_bindings(self, instance: Instance, memory: Memory | None = None) -> None:
-        """Bind to ``instance``'s memory (or ``memory``) without running anything."""
+    def finalize_bindings(self, instance: Instance,
+                          memory: Memory | SharedMemory | wasmtime.SharedMemory | None = None) -> None:
+        """Bind to ``instance``'s memory (or ``memory``) without running anything.
+        ``memory`` may be a ``wasmtime.SharedMemory``, for callers that run
+        threads themselves."""
         if not isinstance(instance, Instance):
             raise TypeError(f"instance must be a pywasi Instance, not {type(instance).__name__} "
                             f"(wrap a wasmtime instance with pywasi.Instance.wrap(store, instance))")
@@ -131,7 +140,9 @@ class WASI:
             memory = instance.exports.get("memory")
             if memory is None:
                 raise PywasiError("the instance does not export a memory named 'memory'")
-        if not isinstance(memory, Memory):
+        if isinstance(memory, wasmtime.SharedMemory):
+            memory = SharedMemory(memory)
+        if not isinstance(memory, (Memory, SharedMemory)):
             raise TypeError(f"memory must be a memory export, not {type(memory).__name__}")
         self._ctx.memory = GuestMemory(memory, stable=memory.stable)
         instance._attach(self._ctx)
@@ -146,16 +157,29 @@ class WASI:
         entry = exports.get("_start")
         if entry is None:
             raise PywasiError("start(): the instance does not export a _start function")
-        if "memory" not in exports:
+        # A threads program imports its shared memory and need not export it.
+        shared = instance.imported_memory if isinstance(instance.imported_memory, SharedMemory) else None
+        if "memory" not in exports and shared is None:
             raise PywasiError("start(): the instance does not export a memory named 'memory'")
         self._started = True
-        self.finalize_bindings(instance)
+        self.finalize_bindings(instance, None if "memory" in exports else shared)
         _flush_python_stdio()
-        try:
-            entry()
-            code = 0
-        except WasiExit as e:
-            code = e.code
+        spawner = self._thread_spawn
+        if instance.link is not None and instance.link[1].get("wasi", {}).get(
+                "thread-spawn") is spawner:
+            # A wasi-threads program: every thread has ended when this returns.
+            spawner.begin(instance)
+            outcome = spawner.end(outcome_of_start(entry))
+            _flush_python_stdio()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            code = int(outcome)
+        else:
+            try:
+                entry()
+                code = 0
+            except WasiExit as e:
+                code = e.code
         if not self.return_on_exit:
             _flush_python_stdio()
             raise SystemExit(code)

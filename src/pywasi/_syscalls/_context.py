@@ -3,9 +3,14 @@ class, so a syscall is a bound method and the dispatcher calls it directly."""
 
 from __future__ import annotations
 
+import select
+
+from .._abi import Fdflags
 from .._dispatch import HostState
+from .._engine import STOPPED_MESSAGE
 from .._errors import GuestFault
 from .._fdtable import FdTable
+from .._fs._base import Descriptor
 from .._memory import GuestMemory
 
 __all__ = ["Context", "UnboundMemory"]
@@ -26,6 +31,10 @@ class Context(HostState):
     args: list[bytes]      # each NUL-terminated, UTF-8
     environ: list[bytes]   # "KEY=VALUE\0", UTF-8
     unstable: bool         # wasi_unstable ABI (snapshot 0)
+    # While a wasi-threads program runs: a pipe's read end that becomes
+    # readable when the program is ending (``_threads``). Every call that can
+    # block waits on it too, and traps when it is readable.
+    cancel_fd: int | None = None
 
     def __init__(self, *, args: list[bytes], environ: list[bytes], fds: FdTable,
                  unstable: bool) -> None:
@@ -34,3 +43,21 @@ class Context(HostState):
         self.fds = fds
         self.unstable = unstable
         self.memory = UnboundMemory()  # type: ignore[assignment]
+
+    def wait_readable(self, desc: Descriptor) -> None:
+        """Before a read or accept that may block on ``desc`` while threads
+        run (``cancel_fd`` set): block here instead, where the end of the
+        program can cancel the wait. A non-blocking descriptor, or one with
+        no host fd, goes straight on."""
+        cancel = self.cancel_fd
+        fileno = desc.poll_fileno()
+        if cancel is None or fileno is None or desc.fdflags() & _NONBLOCK:
+            return
+        poller = select.poll()
+        poller.register(fileno, select.POLLIN)
+        poller.register(cancel, select.POLLIN)
+        if any(fd == cancel for fd, _ in poller.poll()):
+            raise GuestFault(STOPPED_MESSAGE)
+
+
+_NONBLOCK = int(Fdflags.NONBLOCK)

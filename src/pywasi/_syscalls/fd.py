@@ -26,6 +26,8 @@ class FdCalls(Context):
 
     def fd_read(self, fd: int, iovs: int, iovs_len: int, nread_ptr: int) -> None:
         desc = self.fds.get(fd, _FD_READ)
+        if self.cancel_fd is not None:
+            self.wait_readable(desc)
         mem = self.memory
         mem.store_u32(nread_ptr, desc.read(mem.iovecs(iovs, iovs_len)))
 

@@ -55,7 +55,8 @@ from .._abi import (
     Rights,
     Subclockflags,
 )
-from .._errors import WasiError
+from .._engine import STOPPED_MESSAGE
+from .._errors import GuestFault, WasiError
 from ._context import Context
 
 __all__ = ["PollCalls"]
@@ -126,7 +127,7 @@ class PollCalls(Context):
 
         subs = [self._subscription(in_ + i * stride, clock_layout, fd_layout)
                 for i in range(nsubscriptions)]
-        _wait(subs)
+        _wait(subs, self.cancel_fd)
         n = 0
         for sub in subs:
             if sub.ready:
@@ -183,8 +184,9 @@ def _clock_deadline(sub: _Sub, clock_id: int, timeout: int, precision: int, flag
         raise WasiError(Errno.INVAL)
 
 
-def _wait(subs: list[_Sub]) -> None:
-    """Block until at least one subscription is ready; mark every ready one."""
+def _wait(subs: list[_Sub], cancel_fd: int | None) -> None:
+    """Block until at least one subscription is ready; mark every ready one.
+    ``cancel_fd`` (threads): waited on too; readable, it ends the wait with a trap."""
     poller = select.poll()
     watched: dict[int, int] = {}
     for sub in subs:
@@ -193,6 +195,8 @@ def _wait(subs: list[_Sub]) -> None:
             watched[sub.fileno] = watched.get(sub.fileno, 0) | mask
     for fileno, mask in watched.items():
         poller.register(fileno, mask)
+    if cancel_fd is not None:
+        poller.register(cancel_fd, select.POLLIN)
     clocks = [s for s in subs if s.deadline is not None and not s.ready]
     earliest = min((s.deadline for s in clocks), default=None)  # type: ignore[type-var]
     # The tightest precision among the clocks that fire first bounds lateness.
@@ -212,7 +216,8 @@ def _wait(subs: list[_Sub]) -> None:
         if timeout_ms is not None:
             timeout_ms = min(timeout_ms, _MAX_WAIT_MS)
         if watched or timeout_ms != 0 or remaining is None:
-            polled = poller.poll(timeout_ms) if watched else _sleep_ms(timeout_ms)
+            polled = (poller.poll(timeout_ms) if watched or cancel_fd is not None
+                      else _sleep_ms(timeout_ms))
         else:
             polled = []
         if not polled and remaining is not None and not anything_ready:
@@ -221,7 +226,10 @@ def _wait(subs: list[_Sub]) -> None:
                 # The sub-millisecond tail: nanosleep, then one look at the fds.
                 time.sleep(left / 1e9)
                 polled = poller.poll(0) if watched else []
-        _mark(subs, dict(polled))
+        revents = dict(polled)
+        if cancel_fd is not None and cancel_fd in revents:
+            raise GuestFault(STOPPED_MESSAGE)
+        _mark(subs, revents)
         now = time.monotonic_ns()
         for sub in clocks:
             if sub.deadline is not None and sub.deadline <= now:

@@ -1,0 +1,196 @@
+"""wasi-threads: ``wasi``.``thread-spawn`` and the ending of a program that
+has several threads.
+
+Model (the wasi-threads proposal, as wasmtime runs it): every thread is an
+instance of the same module in its own wasmtime store, on the one threads
+engine, importing the one shared memory; all of them call the same WASI host
+functions, so they share one descriptor table. ``thread-spawn(start_arg)``
+allocates a thread id (1 .. 0x1FFFFFFF), instantiates the module again and
+calls its ``wasi_thread_start(tid, start_arg)`` export in a new Python thread;
+it answers a negative number (-AGAIN) when it cannot.
+
+Ending. The program's outcome is decided once, by whichever comes first:
+``_start`` returning (code 0), ``proc_exit`` in any thread (its code), a trap
+in any thread (its message), or an interrupt the host saw. Then every other
+thread is stopped wherever it is:
+- running wasm: ``StopSwitch`` (epoch interruption) traps it at its next
+  loop or call;
+- in ``memory.atomic.wait``: every address of the shared memory is notified
+  (``SharedMemory.wake_waiters``), then the woken thread meets the epoch;
+- blocked in a WASI call: the calls that can block (poll_oneoff, fd_read,
+  sock_accept, sock_recv) also wait on ``Context.cancel_fd``, which becomes
+  readable, and they trap.
+``WASI.start`` (the thread that runs ``_start``) joins every thread before
+it returns the outcome, so no Python thread of the program is left. Outcomes
+come from host state (``Instance._outcome`` reads what proc_exit recorded),
+never from which exception wasmtime reports: wasmtime-py keeps a host
+function's exception in one global that threads share.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from ._abi import Errno
+from ._engine import Instance, SharedMemory, StopSwitch, instantiate, new_store, store_switch
+from ._errors import PywasiError, WasiExit
+from ._syscalls._context import Context
+
+__all__ = ["ThreadSpawn", "MAX_THREAD_ID"]
+
+MAX_THREAD_ID = 0x1FFFFFFF
+_SPAWN_FAILED = -int(Errno.AGAIN)
+# How often the ending thread re-notifies waiters while it waits for the
+# others: a thread may enter memory.atomic.wait just after a notification.
+_WAKE_INTERVAL = 0.02
+
+Outcome = Any  # an exit code (int), or the exception start() raises (Trap, KeyboardInterrupt)
+
+
+class ThreadSpawn:
+    """``wasi``.``thread-spawn`` for one WASI object (its import object holds
+    it), and the threads of the program that object runs."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._lock = threading.Lock()
+        self._program: Instance | None = None
+        self._switch: StopSwitch | None = None
+        self._threads: dict[int, threading.Thread] = {}
+        self._next_id = 1
+        self._ended = False
+        self._outcome: Outcome = None
+        self._main_left = threading.Event()
+        self._cancel_write: int | None = None
+
+    def __repr__(self) -> str:
+        return "<wasi-threads thread-spawn>"
+
+    # -- the import -------------------------------------------------------
+    def __call__(self, start_arg: int) -> int:
+        program = self._program
+        if program is None or program.link is None:
+            return _SPAWN_FAILED  # not started by WASI.start()
+        with self._lock:
+            tid = self._allocate_id()
+        if tid is None:
+            return _SPAWN_FAILED
+        try:
+            module, imports = program.link
+            instance = instantiate(module, imports, store=new_store(module.engine, self._switch))
+            entry = instance.exports.get("wasi_thread_start")
+            if entry is None:
+                raise PywasiError("the module does not export wasi_thread_start")
+        except PywasiError:
+            with self._lock:
+                del self._threads[tid]
+            return _SPAWN_FAILED
+        thread = threading.Thread(target=self._run, args=(entry, tid, start_arg),
+                                  name=f"wasi-thread-{tid}", daemon=True)
+        with self._lock:
+            if self._ended:
+                del self._threads[tid]
+                return _SPAWN_FAILED
+            self._threads[tid] = thread
+            thread.start()
+        return tid
+
+    def _allocate_id(self) -> int | None:
+        """The next free id, wrapping at MAX_THREAD_ID; reserved in the table."""
+        if self._ended or len(self._threads) >= MAX_THREAD_ID:
+            return None
+        tid = self._next_id
+        while tid in self._threads:
+            tid = tid % MAX_THREAD_ID + 1
+        self._next_id = tid % MAX_THREAD_ID + 1
+        self._threads[tid] = threading.current_thread()  # a placeholder until it starts
+        return tid
+
+    def _run(self, entry: Any, tid: int, start_arg: int) -> None:
+        try:
+            entry(tid, start_arg)
+        except WasiExit as e:
+            self._end_from_thread(e.code)
+        except BaseException as e:  # a Trap, or an interrupt a host call recorded
+            self._end_from_thread(e)
+        finally:
+            with self._lock:
+                self._threads.pop(tid, None)
+
+    # -- the program ------------------------------------------------------
+    def begin(self, instance: Instance) -> None:
+        """``WASI.start`` is about to run ``instance``'s ``_start``: the
+        threads it spawns are instances of the same module."""
+        self._program = instance
+        self._switch = store_switch(instance.store)
+        read, self._cancel_write = os.pipe()
+        self._ctx.cancel_fd = read
+
+    def _decide(self, outcome: Outcome) -> bool:
+        """Record the program's outcome if none is yet; True if this one is it."""
+        with self._lock:
+            if self._ended:
+                return False
+            self._ended, self._outcome = True, outcome
+            return True
+
+    def _stop_others(self) -> None:
+        program = self._program
+        if self._switch is not None and program is not None:
+            self._switch.stop(program.store.engine)
+        if self._cancel_write is not None:
+            os.write(self._cancel_write, b"x")
+        self._wake()
+
+    def _wake(self) -> None:
+        program = self._program
+        memory = None if program is None else program.imported_memory
+        if isinstance(memory, SharedMemory):
+            memory.wake_waiters()
+
+    def _end_from_thread(self, outcome: Outcome) -> None:
+        if not self._decide(outcome):
+            return
+        self._stop_others()
+        # The main thread may sit in memory.atomic.wait (joining us):
+        # keep waking it until it has left wasm.
+        while not self._main_left.wait(_WAKE_INTERVAL):
+            self._wake()
+
+    def end(self, outcome: Outcome) -> Outcome:
+        """Called by ``WASI.start`` once ``_start`` has returned or failed:
+        decide (if no thread did first), stop and join every thread, and
+        return the program's outcome."""
+        self._main_left.set()
+        if self._decide(outcome):
+            self._stop_others()
+        while True:
+            with self._lock:
+                running = [t for t in self._threads.values() if t is not threading.current_thread()]
+            if not running:
+                break
+            running[0].join(_WAKE_INTERVAL)
+            if running[0].is_alive():
+                self._wake()
+        if self._cancel_write is not None:
+            os.close(self._cancel_write)
+            self._cancel_write = None
+        if self._ctx.cancel_fd is not None:
+            os.close(self._ctx.cancel_fd)
+            self._ctx.cancel_fd = None
+        self._program = None
+        outcome, self._outcome = self._outcome, None  # no exception (and its frames) kept
+        return outcome
+
+
+def outcome_of_start(entry: Any) -> Outcome:
+    """Run ``_start``: its outcome (0, the exit code, or the exception)."""
+    try:
+        entry()
+    except WasiExit as e:
+        return e.code
+    except BaseException as e:  # a Trap, an interrupt: start() raises it once all have ended
+        return e
+    return 0
