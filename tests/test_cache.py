@@ -286,6 +286,20 @@ def test_writable_by_others_is_refused(tmp_path: pathlib.Path, compiles: list[in
     assert len(compiles) == before + 1
 
 
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_directory_of_another_user_is_refused(tmp_path: pathlib.Path, compiles: list[int],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = private_dir(tmp_path / "c")
+    pywasi.compile(HELLO, cache=str(cache))
+    [entry] = entries(cache)
+    # As seen by another user: the private directory (and its entry) is not theirs.
+    monkeypatch.setattr(os, "getuid", lambda: cache.stat().st_uid + 1)
+    with pytest.warns(_cache.CacheWarning, match="not owned by this user"):
+        assert pywasi.compile(HELLO, cache=str(cache)).exports
+    assert len(compiles) == 2          # the entry there was not loaded
+    assert entries(cache) == [entry]   # nor anything written
+
+
 def test_a_file_is_not_a_cache_dir(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "f"
     path.write_text("x")
