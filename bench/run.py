@@ -57,6 +57,9 @@ REPO = BENCH.parent
 C_DIR = BENCH / "c"
 DRIVERS = BENCH / "drivers"
 CACHE = BENCH / ".cache"
+# pywasi's cache in the cold rows, emptied before and after each run; on disk,
+# as a user's ~/.cache is (the scratch directory may be tmpfs).
+COLD_CACHE = CACHE / "cold-cache"
 
 # The same flags as tests/wasmbuild.py: wasi-libc command model, -O2, stripped.
 WASM_FLAGS = ("--target=wasm32-wasi", "-O2", "-s")
@@ -362,7 +365,8 @@ def workloads(quick: bool, scratch: pathlib.Path, yosys: Program | str,
                            check, target=("node", 1.0), runners=warm))
         ws.append(Workload(f"{key}-COLD", f"{name} -V, first run (empty cache{size})", None, ["-V"],
                            check, target=("wasmtime", 1.0), runners=cold, cold=True,
-                           max_reps=3))
+                           max_reps=3,
+                           cleanup=lambda d: shutil.rmtree(COLD_CACHE, ignore_errors=True)))
         for w in ws[-2:]:
             if isinstance(program, str):
                 w.skip_reason = program
@@ -431,10 +435,8 @@ def run_once(cmd: list[str], w: Workload, scratch: pathlib.Path) -> Sample:
         stdout = subprocess.DEVNULL if w.stdout_null else out
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         if w.cold:
-            # On disk, as a user's ~/.cache is (scratch may be tmpfs).
-            cache = CACHE / "cold-cache"
-            shutil.rmtree(cache, ignore_errors=True)
-            env["PYWASI_CACHE_DIR"] = str(cache)
+            shutil.rmtree(COLD_CACHE, ignore_errors=True)
+            env["PYWASI_CACHE_DIR"] = str(COLD_CACHE)
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err,
                                 cwd=scratch, env=env)

@@ -156,8 +156,9 @@ ENGINE_SETTINGS: tuple[tuple[str, Any], ...] = (
     # Chosen from measurements (README, "Compiled-module cache"): the cache
     # keeps code that runs natively for every later start, so it is
     # Cranelift's optimised code, not the baseline compiler Winch's (4-7x
-    # faster to compile, its code much slower to run). Parallel compilation
-    # cuts a cold start when a second core is free and costs nothing else.
+    # faster to compile, its code 1.6-2.1x slower). Parallel compilation
+    # cuts a cold start when a second core is free and does not change the
+    # code.
     ("strategy", "cranelift"),
     ("parallel_compilation", True),
 )
