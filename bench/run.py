@@ -493,7 +493,7 @@ def measure(ws: list[Workload], runners: list[Runner], reps: int, scratch: pathl
                 cell.skipped = r.skip_reason
             elif not r.wasm and (w.stem is None or builds[w.stem][1] is None):
                 cell.skipped = "no native build"
-        for i in range(0 if w.cold else -1, n):
+        for i in range(0 if w.cold else -1, n if mine else 0):
             # Round -1 is an untimed warm-up (checked all the same): it fills
             # the compiled-module caches of pywasi and wasmtime and the page
             # cache, so every timed round measures the steady state. A cold
