@@ -1,0 +1,285 @@
+/* pywasi._accel: the compiled host-call trampoline (optional; issue 5).
+ *
+ * wasmtime calls a host function defined with
+ * wasmtime_linker_define_func_unchecked as
+ *     wasm_trap_t *cb(void *env, wasmtime_caller_t *caller,
+ *                     wasmtime_val_raw_t *args_and_results, size_t n);
+ * The ctypes route (_dispatch._make_raw) does this in Python for ~0.3 us of
+ * ctypes machinery a call; here it is a C function that calls the syscall
+ * (a Python bound method) directly with vectorcall.
+ *
+ * What it does, and nothing more: take the GIL (a host call may come from any
+ * thread), read each i32/i64 argument as the spec's *unsigned* value, call
+ * the syscall, store SUCCESS in the result slot. Every exception goes back to
+ * Python, to the one function that classifies it (HostFunction.outcome):
+ * it answers an int (the errno to store) or a str (a trap message). So the
+ * dispatcher's rules live in one place for both routes.
+ *
+ * It does not link against libwasmtime: the one wasmtime function it calls,
+ * wasmtime_trap_new, is handed over as an address by setup() (_engine takes
+ * it from wasmtime-py's loaded library with ctypes).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* wasmtime_val_raw_t: a 16-byte union; an i32 is its low 4 bytes, an i64 its
+ * low 8, a result is written over the first argument. */
+typedef union {
+    int32_t i32;
+    int64_t i64;
+    unsigned char v128[16];
+} val_raw;
+
+typedef void *(*trap_new_fn)(const char *message, size_t len);
+
+static trap_new_fn trap_new = NULL;
+
+/* preview1's widest function (path_open) takes 9 parameters. */
+#define MAX_PARAMS 16
+
+enum { KIND_I32 = 0, KIND_I64 = 1 };
+
+/* The per-function env: owned by wasmtime, freed by finalize(). */
+typedef struct {
+    PyObject *impl;     /* the syscall: impl(*unsigned_args) -> None */
+    PyObject *outcome;  /* outcome(exc) -> int errno | str trap message */
+    Py_ssize_t nparams;
+    int has_result;
+    unsigned char kinds[MAX_PARAMS];
+} host_env;
+
+static void *
+trap_from_str(PyObject *message)
+{
+    /* "replace": a message may hold a path with lone surrogates. */
+    PyObject *data = PyUnicode_AsEncodedString(message, "utf-8", "replace");
+    void *trap;
+    if (data == NULL) {
+        static const char fallback[] = "pywasi internal error: a trap message could not be encoded";
+        PyErr_Clear();
+        return trap_new(fallback, sizeof fallback - 1);
+    }
+    trap = trap_new(PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
+    Py_DECREF(data);
+    return trap;
+}
+
+/* The syscall raised: ask outcome() what that means. Called with the GIL. */
+static void *
+failed(host_env *env, val_raw *args)
+{
+    PyObject *type, *value, *tb, *answer;
+    void *trap = NULL;
+
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL)
+        PyException_SetTraceback(value, tb);
+    answer = value != NULL ? PyObject_CallOneArg(env->outcome, value) : NULL;
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (answer != NULL && PyLong_Check(answer) && env->has_result) {
+        long errno_value = PyLong_AsLong(answer);
+        if (errno_value >= 0 && errno_value <= 0xFFFF) {
+            args[0].i32 = (int32_t)errno_value;
+            Py_DECREF(answer);
+            return NULL;
+        }
+    }
+    else if (answer != NULL && PyUnicode_Check(answer)) {
+        trap = trap_from_str(answer);
+        Py_DECREF(answer);
+        return trap;
+    }
+    /* outcome() itself failed or answered nonsense: a bug in pywasi. */
+    Py_XDECREF(answer);
+    PyErr_Clear();
+    {
+        static const char msg[] = "pywasi internal error: a host call's outcome could not be classified";
+        return trap_new(msg, sizeof msg - 1);
+    }
+}
+
+static void *
+trampoline(void *env_, void *caller, val_raw *args, size_t nargs_and_results)
+{
+    host_env *env = (host_env *)env_;
+    /* One spare slot in front: PY_VECTORCALL_ARGUMENTS_OFFSET lets a bound
+     * method's vectorcall prepend self without copying the arguments. */
+    PyObject *argv[MAX_PARAMS + 1];
+    PyObject **a = argv + 1;
+    PyObject *result;
+    void *trap = NULL;
+    Py_ssize_t i, made;
+    PyGILState_STATE gil;
+    (void)caller;
+    (void)nargs_and_results;
+
+    gil = PyGILState_Ensure();
+    for (made = 0; made < env->nparams; made++) {
+        a[made] = env->kinds[made] == KIND_I64
+            ? PyLong_FromUnsignedLongLong((unsigned long long)(uint64_t)args[made].i64)
+            : PyLong_FromUnsignedLong((unsigned long)(uint32_t)args[made].i32);
+        if (a[made] == NULL)
+            break;
+    }
+    if (made == env->nparams)
+        result = PyObject_Vectorcall(env->impl, a,
+                                     (size_t)env->nparams | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    else
+        result = NULL;  /* MemoryError building an int: classified like any exception */
+    for (i = 0; i < made; i++)
+        Py_DECREF(a[i]);
+    if (result != NULL) {
+        Py_DECREF(result);
+        if (env->has_result)
+            args[0].i32 = 0;  /* SUCCESS */
+    }
+    else {
+        trap = failed(env, args);
+    }
+    PyGILState_Release(gil);
+    return trap;
+}
+
+static void
+finalize(void *env_)
+{
+    host_env *env = (host_env *)env_;
+    /* wasmtime calls this when the last linker/store using the function is
+     * gone, which can be while the interpreter shuts down: then the
+     * references are left to the dying interpreter (taking the GIL there
+     * would hang a non-main thread). */
+    if (Py_IsInitialized()) {
+        PyGILState_STATE gil = PyGILState_Ensure();
+        Py_XDECREF(env->impl);
+        Py_XDECREF(env->outcome);
+        PyGILState_Release(gil);
+    }
+    free(env);
+}
+
+PyDoc_STRVAR(setup_doc,
+"setup(trap_new_address)\n--\n\n"
+"Give the address of wasmtime's wasmtime_trap_new (from the loaded library).");
+
+static PyObject *
+accel_setup(PyObject *module, PyObject *arg)
+{
+    void *address = PyLong_AsVoidPtr(arg);
+    if (address == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "wasmtime_trap_new's address is NULL");
+        return NULL;
+    }
+    trap_new = (trap_new_fn)address;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(new_env_doc,
+"new_env(impl, params, has_result, outcome) -> int\n--\n\n"
+"A new env for the trampoline (its address): impl is called with the\n"
+"unsigned arguments, params is a sequence of 'i32'/'i64', outcome(exc)\n"
+"answers an errno (int) or a trap message (str). Owned by wasmtime once\n"
+"passed to a define call: it calls FINALIZER when the function is gone\n"
+"(also when the define fails after taking it).");
+
+static PyObject *
+accel_new_env(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *params, *item;
+    Py_ssize_t n, i;
+    int has_result;
+    host_env *env;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "new_env() takes 4 arguments");
+        return NULL;
+    }
+    if (trap_new == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "pywasi._accel.setup() was not called");
+        return NULL;
+    }
+    if (!PyCallable_Check(args[0]) || !PyCallable_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "new_env(): impl and outcome must be callable");
+        return NULL;
+    }
+    has_result = PyObject_IsTrue(args[2]);
+    if (has_result < 0)
+        return NULL;
+    params = PySequence_Fast(args[1], "new_env(): params must be a sequence");
+    if (params == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(params);
+    if (n > MAX_PARAMS) {
+        Py_DECREF(params);
+        PyErr_Format(PyExc_ValueError, "new_env(): at most %d params", MAX_PARAMS);
+        return NULL;
+    }
+    env = (host_env *)calloc(1, sizeof *env);
+    if (env == NULL) {
+        Py_DECREF(params);
+        return PyErr_NoMemory();
+    }
+    for (i = 0; i < n; i++) {
+        item = PySequence_Fast_GET_ITEM(params, i);
+        if (PyUnicode_Check(item) && PyUnicode_CompareWithASCIIString(item, "i32") == 0)
+            env->kinds[i] = KIND_I32;
+        else if (PyUnicode_Check(item) && PyUnicode_CompareWithASCIIString(item, "i64") == 0)
+            env->kinds[i] = KIND_I64;
+        else {
+            Py_DECREF(params);
+            free(env);
+            PyErr_Format(PyExc_ValueError, "new_env(): param %zd is %R, not 'i32' or 'i64'", i, item);
+            return NULL;
+        }
+    }
+    Py_DECREF(params);
+    env->nparams = n;
+    env->has_result = has_result;
+    Py_INCREF(args[0]);
+    env->impl = args[0];
+    Py_INCREF(args[3]);
+    env->outcome = args[3];
+    return PyLong_FromVoidPtr(env);
+}
+
+static PyMethodDef accel_methods[] = {
+    {"setup", accel_setup, METH_O, setup_doc},
+    {"new_env", (PyCFunction)(void (*)(void))accel_new_env, METH_FASTCALL, new_env_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+accel_exec(PyObject *module)
+{
+    if (PyModule_AddObject(module, "TRAMPOLINE", PyLong_FromVoidPtr((void *)trampoline)) < 0)
+        return -1;
+    if (PyModule_AddObject(module, "FINALIZER", PyLong_FromVoidPtr((void *)finalize)) < 0)
+        return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot accel_slots[] = {
+    {Py_mod_exec, accel_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef accel_module = {
+    PyModuleDef_HEAD_INIT,
+    "pywasi._accel",
+    "The compiled host-call trampoline (see _accel.c).",
+    0,
+    accel_methods,
+    accel_slots,
+    NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__accel(void)
+{
+    return PyModuleDef_Init(&accel_module);
+}

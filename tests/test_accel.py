@@ -1,0 +1,254 @@
+"""The compiled host-call trampoline (``pywasi._accel``) against the ctypes
+route: the dispatcher's rules hold on both, a fuzzed call gives identical
+outcomes on both, the extension is really in use where CI builds it, and the
+package still builds without a C compiler.
+
+Each test picks its route by setting ``_engine.ACCEL`` (read at every
+definition), so both routes run in one process whatever ``PYWASI_ACCEL`` says.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import importlib.util
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import weakref
+import zipfile
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import pywasi
+from pywasi import _engine
+from pywasi._abi import PREVIEW1, Errno
+from pywasi._dispatch import HostFunction, HostState
+from pywasi._errors import GuestFault, ProcExit, WasiError
+from test_fuzz_dispatch import call, forwarding_module
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _accel() -> object:
+    module = _engine.load_accel()
+    assert module is not None, "pywasi._accel is not built (no C compiler when installing?)"
+    return module
+
+
+@pytest.fixture(params=["accel", "ctypes"])
+def route(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setattr(_engine, "ACCEL", _accel() if request.param == "accel" else None)
+    assert _engine.host_call_route() == request.param
+    yield request.param
+
+
+def test_the_accelerator_is_in_use_where_it_is_built() -> None:
+    """CI has gcc: there the extension must be built and loaded, never a
+    silent fallback. Elsewhere: loaded whenever it was built."""
+    built = importlib.util.find_spec("pywasi._accel") is not None
+    if os.environ.get("CI") == "true":
+        assert built, "CI must build pywasi._accel"
+    if os.environ.get("PYWASI_ACCEL") == "0":
+        assert _engine.host_call_route() == "ctypes"
+    else:
+        assert _engine.host_call_route() == ("accel" if built else "ctypes")
+
+
+def test_pywasi_accel_0_forces_the_ctypes_route() -> None:
+    code = "from pywasi import _engine; print(_engine.host_call_route())"
+    for value, want in (("0", "ctypes"), ("1", "accel")):
+        env = dict(os.environ, PYWASI_ACCEL=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        assert out == want
+
+
+# -- the dispatcher's rules, on both routes --------------------------------------
+
+CLOCK = PREVIEW1["clock_time_get"]   # (i32 id, i64 precision, i32 time_ptr) -> errno
+EXIT = PREVIEW1["proc_exit"]         # (i32 rval) -> nothing
+
+
+def host_call(impl: Callable[..., None], signature: object = CLOCK) -> tuple[HostState, Callable[..., int]]:
+    """An export ``go`` that calls ``impl`` as a WASI host function with the
+    arguments it is given."""
+    state = HostState()
+    fn = HostFunction(signature, impl, state)  # type: ignore[arg-type]
+    params = " ".join(fn.params)
+    result = f"(result {' '.join(fn.results)})" if fn.results else ""
+    gets = " ".join(f"(local.get {i})" for i in range(len(fn.params)))
+    module = pywasi.compile(f"""(module
+      (import "wasi_snapshot_preview1" "{fn.name}" (func $f (param {params}) {result}))
+      (func (export "go") (param {params}) {result} (call $f {gets})))""".encode())
+    instance = pywasi.instantiate(module, {"wasi_snapshot_preview1": {fn.name: fn}})
+    return state, instance.exports.go
+
+
+def raising(error: BaseException) -> Callable[..., None]:
+    def impl(*args: int) -> None:
+        raise error
+    return impl
+
+
+def test_arguments_arrive_unsigned_and_success_is_0(route: str) -> None:
+    seen: list[tuple[int, ...]] = []
+    _, go = host_call(lambda *args: seen.append(args))
+    assert go(-16, -1, 2**31 - 1) == 0
+    assert go(1, -2**63, -2**31) == 0
+    assert seen == [(2**32 - 16, 2**64 - 1, 2**31 - 1), (1, 2**63, 2**31)]
+
+
+@pytest.mark.parametrize("error, expected", [
+    (WasiError(Errno.NOENT), Errno.NOENT),
+    (OSError(errno.EACCES, "denied"), Errno.ACCES),
+    (OSError(errno.EDQUOT, "quota"), Errno.DQUOT),
+    (FileNotFoundError(errno.ENOENT, "gone"), Errno.NOENT),
+])
+def test_errors_become_the_errno(route: str, error: BaseException, expected: Errno) -> None:
+    _, go = host_call(raising(error))
+    assert go(0, 0, 0) == expected
+
+
+def test_a_guest_fault_traps_naming_the_call(route: str) -> None:
+    _, go = host_call(raising(GuestFault("out of bounds memory access: 8 bytes at 0xfffffff0")))
+    with pytest.raises(pywasi.Trap, match=r"clock_time_get: out of bounds memory access: 8 bytes at 0xfffffff0"):
+        go(0, 0, 0)
+
+
+def test_proc_exit_records_the_code(route: str) -> None:
+    state, go = host_call(raising(ProcExit(7)))
+    with pytest.raises(pywasi.WasiExit) as info:
+        go(0, 0, 0)
+    assert info.value.code == 7
+    assert state.exit_code is None  # taken by the export call
+
+
+def test_a_bug_in_pywasi_is_an_internal_error_trap(route: str) -> None:
+    _, go = host_call(raising(ZeroDivisionError("division by zero")))
+    with pytest.raises(pywasi.Trap, match="pywasi internal error in clock_time_get: "
+                                          "ZeroDivisionError: division by zero"):
+        go(0, 0, 0)
+
+
+def test_an_interrupt_unwinds_the_guest_and_is_re_raised(route: str) -> None:
+    state, go = host_call(raising(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        go(0, 0, 0)
+    assert state.interrupt is None  # taken by the export call
+
+
+def test_an_errno_from_a_function_without_result_traps(route: str) -> None:
+    _, go = host_call(raising(WasiError(Errno.BADF)), EXIT)
+    with pytest.raises(pywasi.Trap, match="proc_exit: failed with errno BADF"):
+        go(1)
+
+
+def test_a_trap_message_with_lone_surrogates_is_kept(route: str) -> None:
+    _, go = host_call(raising(GuestFault("no such file: b\udcff")))
+    with pytest.raises(pywasi.Trap, match="clock_time_get: no such file: b"):
+        go(0, 0, 0)
+
+
+def test_the_syscall_is_released_with_its_store(route: str) -> None:
+    """wasmtime calls the finalizer when the store is gone; the host's
+    objects (the WASI context and everything it holds) are freed then.
+    (Not once ``initialize`` has bound the instance's memory: the context
+    then holds the store, a cycle through C that no collector sees.)"""
+    wasi = pywasi.WASI(version="preview1")
+    instance = pywasi.instantiate(pywasi.compile(forwarding_module()), wasi.get_import_object())
+    assert instance.exports.call_sched_yield() == 0
+    alive = weakref.ref(wasi.wasi_import["sched_yield"].wasi_host)
+    del wasi, instance
+    gc.collect()  # the store: its finalizers release the syscalls,
+    gc.collect()  # then the context's own cycles go
+    assert alive() is None
+
+
+def test_host_calls_from_several_threads(route: str) -> None:
+    """The trampoline takes the GIL itself: calls from other threads, each
+    with its own store, all count."""
+    import threading
+    counts: list[int] = []
+
+    def work() -> None:
+        seen: list[int] = []
+        _, go = host_call(lambda *args: seen.append(args[0]))
+        for i in range(2000):
+            assert go(i, 0, 0) == 0
+        counts.append(len(seen) if seen == list(range(2000)) else -1)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counts == [2000] * 4
+
+
+# -- differential: any call, both routes, the same outcome ------------------------
+
+def outcome(module: pywasi.Module, tmp: pathlib.Path, name: str, args: list[int]) -> tuple[object, ...]:
+    out: list[bytes] = []
+    wasi = pywasi.WASI(version="preview1", args=["fuzz", "x"], env={"A": "b"},
+                       preopens={"/sandbox": str(tmp)}, stdin=b"input",
+                       stdout=out.append, stderr=out.append)
+    instance = pywasi.instantiate(module, wasi.get_import_object())
+    wasi.initialize(instance)
+    try:
+        result: tuple[object, ...] = ("errno", instance.exports[f"call_{name}"](*args))
+    except pywasi.WasiExit as e:
+        result = ("exit", e.code)
+    except pywasi.Trap as e:
+        result = ("trap", str(e).splitlines()[0])
+    finally:
+        wasi.close()
+    return result, b"".join(out), sorted(p.name for p in tmp.iterdir())
+
+
+@pytest.fixture(scope="module")
+def fuzz_module() -> pywasi.Module:
+    return pywasi.compile(forwarding_module())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(call)
+def test_both_routes_give_identical_outcomes(fuzz_module: pywasi.Module, tmp_path_factory: pytest.TempPathFactory,
+                                             monkeypatch: pytest.MonkeyPatch, case: tuple[str, list[int]]) -> None:
+    name, args = case
+    results = []
+    for module in (_accel(), None):
+        monkeypatch.setattr(_engine, "ACCEL", module)
+        results.append(outcome(fuzz_module, tmp_path_factory.mktemp("sandbox"), name, args))
+    assert results[0] == results[1], (name, args)
+
+
+# -- building -----------------------------------------------------------------
+
+def _wheel(tmp: pathlib.Path, env: dict[str, str]) -> list[str]:
+    """Build a wheel from a copy of the project; the names in it."""
+    src = tmp / "project"
+    src.mkdir(parents=True)
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "src", src / "src",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__", "*.egg-info"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp / "dist"),
+                    str(src)], env=env, check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp / "dist").glob("pywasi-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        return z.namelist()
+
+
+def test_the_wheel_carries_the_accelerator_and_builds_without_a_compiler(tmp_path: pathlib.Path) -> None:
+    names = _wheel(tmp_path / "with", dict(os.environ))
+    assert any(n.startswith("pywasi/_accel.") and n.endswith(".so") for n in names), names
+    # CC=false: every compile fails, as where no compiler exists; the build
+    # goes on (optional extension) and the wheel is the pure-Python package.
+    names = _wheel(tmp_path / "without", dict(os.environ, CC="false"))
+    assert "pywasi/_engine.py" in names
+    assert not any(n.endswith(".so") for n in names), names
