@@ -15,8 +15,10 @@ import importlib.util
 import os
 import pathlib
 import shutil
+import struct
 import subprocess
 import sys
+import time
 import weakref
 import zipfile
 from collections.abc import Callable, Iterator
@@ -190,6 +192,63 @@ def test_host_calls_from_several_threads(route: str) -> None:
     assert counts == [2000] * 4
 
 
+# -- the C fast path of clock_time_get ----------------------------------------------
+
+def bound_forwarder() -> tuple[pywasi.WASI, pywasi.Instance]:
+    wasi = pywasi.WASI(version="preview1")
+    instance = pywasi.instantiate(pywasi.compile(forwarding_module()), wasi.get_import_object())
+    wasi.initialize(instance)
+    return wasi, instance
+
+
+def clock_outcome(instance: pywasi.Instance, clock_id: int, ptr: int) -> object:
+    try:
+        return instance.exports.call_clock_time_get(clock_id, 0, ptr)
+    except pywasi.Trap as e:
+        return str(e).splitlines()[-1].strip()  # the cause, after wasmtime's backtrace
+
+
+def test_clock_time_get_checks_bounds_and_alignment_as_python_does(route: str) -> None:
+    """The fast path answers only what it can prove in bounds; every other
+    pointer gets the Python syscall's answer, and the cell follows memory.grow."""
+    _, instance = bound_forwarder()
+    memory = instance.exports.memory
+    before = time.monotonic_ns()
+    assert clock_outcome(instance, 1, 65536 - 8) == 0
+    assert before <= struct.unpack_from("<Q", memory.buffer, 65536 - 8)[0] <= time.monotonic_ns()
+    before = time.time_ns()
+    assert clock_outcome(instance, 0, 0) == 0
+    assert before <= struct.unpack_from("<Q", memory.buffer, 0)[0] <= time.time_ns()
+    assert clock_outcome(instance, 4, 0) == Errno.INVAL
+    assert clock_outcome(instance, 1, 65536 - 4) == \
+        "clock_time_get: misaligned pointer 0xfffc (needs 8-byte alignment)"
+    for ptr in (65536, 0xFFFFFFF8):
+        assert clock_outcome(instance, 1, ptr) == \
+            f"clock_time_get: out of bounds memory access: 8 bytes at 0x{ptr:x} (memory is 65536 bytes)"
+    memory.grow(1)
+    for _ in range(2):  # the first call refreshes the bounds, the second takes the fast path
+        assert clock_outcome(instance, 1, 65536) == 0
+        assert struct.unpack_from("<Q", memory.buffer, 65536)[0] > 0
+
+
+def test_clock_time_get_is_answered_in_c(route: str) -> None:
+    """The point of the fast path: no Python frame at all for the hot case."""
+    _, instance = bound_forwarder()
+    calls: list[str] = []
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        if event == "call" and getattr(frame, "f_code").co_name == "clock_time_get":
+            calls.append(event)
+
+    sys.setprofile(profile)
+    try:
+        for _ in range(100):
+            instance.exports.call_clock_time_get(1, 0, 8)
+    finally:
+        sys.setprofile(None)
+    assert len(calls) == (0 if route == "accel" else 100)
+
+
 # -- differential: any call, both routes, the same outcome ------------------------
 
 def outcome(module: pywasi.Module, tmp: pathlib.Path, name: str, args: list[int]) -> tuple[object, ...]:
@@ -204,7 +263,7 @@ def outcome(module: pywasi.Module, tmp: pathlib.Path, name: str, args: list[int]
     except pywasi.WasiExit as e:
         result = ("exit", e.code)
     except pywasi.Trap as e:
-        result = ("trap", str(e).splitlines()[0])
+        result = ("trap", str(e))
     finally:
         wasi.close()
     return result, b"".join(out), sorted(p.name for p in tmp.iterdir())

@@ -23,6 +23,8 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 /* wasmtime_val_raw_t: a 16-byte union; an i32 is its low 4 bytes, an i64 its
  * low 8, a result is written over the first argument. */
@@ -41,14 +43,53 @@ static trap_new_fn trap_new = NULL;
 
 enum { KIND_I32 = 0, KIND_I64 = 1 };
 
+/* MemoryCell: the bound guest memory's base and size as C reads them, kept
+ * by _memory.GuestMemory.refresh() (set only for a memory whose base cannot
+ * move). Memory never shrinks, so an access inside `size` stays in bounds;
+ * anything else is left to the Python syscall, which checks it and traps. */
+typedef struct {
+    PyObject_HEAD
+    unsigned char *base;
+    uint64_t size;
+} MemoryCell;
+
+static PyTypeObject *MemoryCell_Type;
+
+/* Calls the C side answers itself in their hottest case (see fast_path). */
+enum { FAST_NONE = 0, FAST_CLOCK_TIME_GET = 1 };
+
 /* The per-function env: owned by wasmtime, freed by finalize(). */
 typedef struct {
     PyObject *impl;     /* the syscall: impl(*unsigned_args) -> None */
     PyObject *outcome;  /* outcome(exc) -> int errno | str trap message */
+    MemoryCell *cell;   /* with a fast path: the memory it may write */
+    int fast;
     Py_ssize_t nparams;
     int has_result;
     unsigned char kinds[MAX_PARAMS];
 } host_env;
+
+/* clock_time_get(id, precision, time_ptr) for REALTIME and MONOTONIC at an
+ * aligned in-bounds pointer: what clock.py does (time.time_ns and
+ * time.monotonic_ns read the same clock_gettime clocks), without the GIL.
+ * Returns 0 if it answered, -1 to leave the call to Python. */
+static int
+fast_clock_time_get(host_env *env, val_raw *args)
+{
+    uint32_t id = (uint32_t)args[0].i32, ptr = (uint32_t)args[2].i32;
+    MemoryCell *cell = env->cell;
+    struct timespec ts;
+    uint64_t ns;
+
+    if (id > 1 || (ptr & 7) || (uint64_t)ptr + 8 > cell->size)
+        return -1;
+    if (clock_gettime(id == 0 ? CLOCK_REALTIME : CLOCK_MONOTONIC, &ts) != 0 || ts.tv_sec < 0)
+        return -1;
+    ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    memcpy(cell->base + ptr, &ns, 8);  /* wasm is little-endian, as the host (see new_env) */
+    args[0].i32 = 0;
+    return 0;
+}
 
 static void *
 trap_from_str(PyObject *message)
@@ -118,6 +159,8 @@ trampoline(void *env_, void *caller, val_raw *args, size_t nargs_and_results)
     (void)caller;
     (void)nargs_and_results;
 
+    if (env->fast == FAST_CLOCK_TIME_GET && fast_clock_time_get(env, args) == 0)
+        return NULL;
     gil = PyGILState_Ensure();
     for (made = 0; made < env->nparams; made++) {
         a[made] = env->kinds[made] == KIND_I64
@@ -157,6 +200,7 @@ finalize(void *env_)
         PyGILState_STATE gil = PyGILState_Ensure();
         Py_XDECREF(env->impl);
         Py_XDECREF(env->outcome);
+        Py_XDECREF(env->cell);
         PyGILState_Release(gil);
     }
     free(env);
@@ -180,10 +224,13 @@ accel_setup(PyObject *module, PyObject *arg)
 }
 
 PyDoc_STRVAR(new_env_doc,
-"new_env(impl, params, has_result, outcome) -> int\n--\n\n"
+"new_env(impl, params, has_result, outcome, fast) -> int\n--\n\n"
 "A new env for the trampoline (its address): impl is called with the\n"
 "unsigned arguments, params is a sequence of 'i32'/'i64', outcome(exc)\n"
-"answers an errno (int) or a trap message (str). Owned by wasmtime once\n"
+"answers an errno (int) or a trap message (str). fast is None or\n"
+"(name, MemoryCell) when impl is pywasi's own syscall of that name: if\n"
+"this file has a fast path for it, its hot case is answered in C.\n"
+"Owned by wasmtime once\n"
 "passed to a define call: it calls FINALIZER when the function is gone\n"
 "(also when the define fails after taking it).");
 
@@ -195,8 +242,8 @@ accel_new_env(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int has_result;
     host_env *env;
 
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "new_env() takes 4 arguments");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "new_env() takes 5 arguments");
         return NULL;
     }
     if (trap_new == NULL) {
@@ -238,6 +285,21 @@ accel_new_env(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_DECREF(params);
+    if (args[4] != Py_None) {
+        PyObject *name, *cell;
+        if (!PyArg_ParseTuple(args[4], "UO!", &name, MemoryCell_Type, &cell)) {
+            free(env);
+            return NULL;
+        }
+#if !PY_BIG_ENDIAN
+        if (PyUnicode_CompareWithASCIIString(name, "clock_time_get") == 0 && n == 3 && has_result)
+            env->fast = FAST_CLOCK_TIME_GET;
+#endif
+        if (env->fast != FAST_NONE) {
+            Py_INCREF(cell);
+            env->cell = (MemoryCell *)cell;
+        }
+    }
     env->nparams = n;
     env->has_result = has_result;
     Py_INCREF(args[0]);
@@ -246,6 +308,55 @@ accel_new_env(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     env->outcome = args[3];
     return PyLong_FromVoidPtr(env);
 }
+
+static PyObject *
+cell_set(MemoryCell *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    void *base;
+    unsigned long long size;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "set() takes 2 arguments (address, size)");
+        return NULL;
+    }
+    base = PyLong_AsVoidPtr(args[0]);
+    if (base == NULL && PyErr_Occurred())
+        return NULL;
+    size = PyLong_AsUnsignedLongLong(args[1]);
+    if (size == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    self->base = (unsigned char *)base;
+    self->size = base == NULL ? 0 : (uint64_t)size;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+cell_get_size(MemoryCell *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->size);
+}
+
+static PyMethodDef cell_methods[] = {
+    {"set", (PyCFunction)(void (*)(void))cell_set, METH_FASTCALL,
+     "set(address, size): the memory's base and byte size now (0 for none)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef cell_getset[] = {
+    {"size", (getter)cell_get_size, NULL, "the byte size C may access", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot cell_slots[] = {
+    {Py_tp_doc, "The bound memory's base and size, for the C fast paths."},
+    {Py_tp_methods, cell_methods},
+    {Py_tp_getset, cell_getset},
+    {0, NULL},
+};
+
+static PyType_Spec cell_spec = {
+    "pywasi._accel.MemoryCell", sizeof(MemoryCell), 0, Py_TPFLAGS_DEFAULT, cell_slots,
+};
 
 static PyMethodDef accel_methods[] = {
     {"setup", accel_setup, METH_O, setup_doc},
@@ -259,6 +370,12 @@ accel_exec(PyObject *module)
     if (PyModule_AddObject(module, "TRAMPOLINE", PyLong_FromVoidPtr((void *)trampoline)) < 0)
         return -1;
     if (PyModule_AddObject(module, "FINALIZER", PyLong_FromVoidPtr((void *)finalize)) < 0)
+        return -1;
+    MemoryCell_Type = (PyTypeObject *)PyType_FromSpec(&cell_spec);
+    if (MemoryCell_Type == NULL)
+        return -1;
+    Py_INCREF(MemoryCell_Type);
+    if (PyModule_AddObject(module, "MemoryCell", (PyObject *)MemoryCell_Type) < 0)
         return -1;
     return 0;
 }

@@ -142,6 +142,7 @@ class RawHostFunction(Protocol):
     impl: Callable[..., None]                               # the syscall (trampoline)
 
     def outcome(self, error: BaseException) -> int | str: ...  # its errors (trampoline)
+    def fast_path(self, accel: Any) -> Any: ...             # new_env's `fast` (trampoline)
     def raw_callback(self) -> Any: ...                      # a RAW_CALLBACK instance
     def __call__(self, *args: int) -> Any: ...              # the public route
 
@@ -165,7 +166,7 @@ def define_raw(linker: wasmtime.Linker, module: str, fn: RawHostFunction) -> Non
         # The env (the syscall and its outcome) belongs to wasmtime from here
         # on; ACCEL.FINALIZER frees it.
         callback, finalizer = ACCEL.TRAMPOLINE, ACCEL.FINALIZER
-        env = ACCEL.new_env(fn.impl, fn.params, bool(fn.results), fn.outcome)
+        env = ACCEL.new_env(fn.impl, fn.params, bool(fn.results), fn.outcome, fn.fast_path(ACCEL))
     else:
         raw = fn.raw_callback()
         callback, finalizer = ctypes.cast(raw, ctypes.c_void_p).value, _RELEASE_ADDRESS
