@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pywasi
 from pywasi import _engine
@@ -211,7 +212,7 @@ def clock_outcome(instance: pywasi.Instance, clock_id: int, ptr: int) -> object:
 def test_clock_time_get_checks_bounds_and_alignment_as_python_does(route: str) -> None:
     """The fast path answers only what it can prove in bounds; every other
     pointer gets the Python syscall's answer, and the cell follows memory.grow."""
-    _, instance = bound_forwarder()
+    wasi, instance = bound_forwarder()
     memory = instance.exports.memory
     before = time.monotonic_ns()
     assert clock_outcome(instance, 1, 65536 - 8) == 0
@@ -233,7 +234,7 @@ def test_clock_time_get_checks_bounds_and_alignment_as_python_does(route: str) -
 
 def test_clock_time_get_is_answered_in_c(route: str) -> None:
     """The point of the fast path: no Python frame at all for the hot case."""
-    _, instance = bound_forwarder()
+    wasi, instance = bound_forwarder()
     calls: list[str] = []
 
     def profile(frame: object, event: str, arg: object) -> None:
@@ -249,24 +250,127 @@ def test_clock_time_get_is_answered_in_c(route: str) -> None:
     assert len(calls) == (0 if route == "accel" else 100)
 
 
+# -- the C fast path of fd_write to a host stream ------------------------------------
+
+def write_outcome(instance: pywasi.Instance, fd: int, iovs: int, iovs_len: int,
+                  nwritten_ptr: int) -> object:
+    try:
+        return instance.exports.call_fd_write(fd, iovs, iovs_len, nwritten_ptr)
+    except pywasi.Trap as e:
+        return str(e).splitlines()[-1].strip()
+
+
+def stream_forwarder(stdout: int) -> tuple[pywasi.WASI, pywasi.Instance, memoryview]:
+    wasi = pywasi.WASI(version="preview1", stdin=b"", stdout=stdout)
+    instance = pywasi.instantiate(pywasi.compile(forwarding_module()), wasi.get_import_object())
+    wasi.initialize(instance)
+    return wasi, instance, instance.exports.memory.buffer
+
+
+def test_fd_write_to_a_host_stream_checks_as_python_does(route: str, tmp_path: pathlib.Path) -> None:
+    """One iovec to a HostStream is the fast path; every check gives the
+    Python syscall's answer, in its order (the bytes go out before a bad
+    nwritten_ptr traps)."""
+    with open(tmp_path / "out", "wb") as f:
+        wasi, instance, mem = stream_forwarder(f.fileno())
+        mem[1000:1005] = b"hello"
+        struct.pack_into("<II", mem, 16, 1000, 5)
+        assert write_outcome(instance, 1, 16, 1, 32) == 0
+        assert struct.unpack_from("<I", mem, 32)[0] == 5
+        struct.pack_into("<II", mem, 24, 1000, 0)
+        assert write_outcome(instance, 1, 24, 1, 32) == 0
+        assert struct.unpack_from("<I", mem, 32)[0] == 0
+        assert write_outcome(instance, 9, 16, 1, 32) == Errno.BADF
+        assert write_outcome(instance, 0, 16, 1, 32) == Errno.NOTCAPABLE  # stdin: no FD_WRITE
+        assert write_outcome(instance, 1, 18, 1, 32) == \
+            "fd_write: misaligned pointer 0x12 (needs 4-byte alignment)"
+        struct.pack_into("<II", mem, 40, 65530, 7)
+        assert write_outcome(instance, 1, 40, 1, 32) == \
+            "fd_write: out of bounds memory access: 7 bytes at 0xfffa (memory is 65536 bytes)"
+        assert write_outcome(instance, 1, 16, 1, 65536) == \
+            "fd_write: out of bounds memory access: 4 bytes at 0x10000 (memory is 65536 bytes)"
+        assert write_outcome(instance, 1, 16, 1, 34) == \
+            "fd_write: misaligned pointer 0x22 (needs 4-byte alignment)"
+    assert (tmp_path / "out").read_bytes() == b"hello" * 3
+
+
+def test_fd_write_short_and_failed_writes_as_python_does(route: str) -> None:
+    """A short write to a full non-blocking pipe reports what went out; a
+    full pipe is AGAIN, a pipe without reader PIPE."""
+    read_end, write_end = os.pipe()
+    try:
+        os.set_blocking(write_end, False)
+        os.write(write_end, b"x" * (65536 - 4096))  # one page of the pipe left
+        wasi, instance, mem = stream_forwarder(write_end)
+        struct.pack_into("<II", mem, 16, 1024, 8192)
+        assert write_outcome(instance, 1, 16, 1, 32) == 0
+        assert struct.unpack_from("<I", mem, 32)[0] == 4096
+        assert write_outcome(instance, 1, 16, 1, 32) == Errno.AGAIN
+        os.close(read_end)
+        read_end = -1
+        assert write_outcome(instance, 1, 16, 1, 32) == Errno.PIPE
+    finally:
+        os.close(write_end)
+        if read_end >= 0:
+            os.close(read_end)
+
+
+def test_fd_write_to_a_host_stream_is_answered_in_c(route: str, tmp_path: pathlib.Path) -> None:
+    with open(tmp_path / "out", "wb") as f:
+        wasi, instance, mem = stream_forwarder(f.fileno())
+        struct.pack_into("<II", mem, 16, 1000, 3)
+        calls: list[str] = []
+
+        def profile(frame: object, event: str, arg: object) -> None:
+            if event == "call" and getattr(frame, "f_code").co_name == "fd_write":
+                calls.append(event)
+
+        sys.setprofile(profile)
+        try:
+            for _ in range(100):
+                assert instance.exports.call_fd_write(1, 16, 1, 32) == 0
+        finally:
+            sys.setprofile(None)
+    assert len(calls) == (0 if route == "accel" else 100)
+    assert (tmp_path / "out").stat().st_size == 300
+
+
 # -- differential: any call, both routes, the same outcome ------------------------
 
 def outcome(module: pywasi.Module, tmp: pathlib.Path, name: str, args: list[int]) -> tuple[object, ...]:
-    out: list[bytes] = []
-    wasi = pywasi.WASI(version="preview1", args=["fuzz", "x"], env={"A": "b"},
-                       preopens={"/sandbox": str(tmp)}, stdin=b"input",
-                       stdout=out.append, stderr=out.append)
-    instance = pywasi.instantiate(module, wasi.get_import_object())
-    wasi.initialize(instance)
-    try:
-        result: tuple[object, ...] = ("errno", instance.exports[f"call_{name}"](*args))
-    except pywasi.WasiExit as e:
-        result = ("exit", e.code)
-    except pywasi.Trap as e:
-        result = ("trap", str(e))
-    finally:
-        wasi.close()
-    return result, b"".join(out), sorted(p.name for p in tmp.iterdir())
+    """The call's result, what it wrote to stdout (a host file: fd_write's C
+    path) and stderr (a Python callable), and the sandbox's names."""
+    err: list[bytes] = []
+    sandbox = tmp / "sandbox"
+    sandbox.mkdir()
+    with open(tmp / "stdout", "wb") as stdout:
+        wasi = pywasi.WASI(version="preview1", args=["fuzz", "x"], env={"A": "b"},
+                           preopens={"/sandbox": str(sandbox)}, stdin=b"input",
+                           stdout=stdout.fileno(), stderr=err.append)
+        instance = pywasi.instantiate(module, wasi.get_import_object())
+        wasi.initialize(instance)
+        # Small pointers find iovecs: (64, 16) at 0, (1000, 5) at 8.
+        struct.pack_into("<IIII", instance.exports.memory.buffer, 0, 64, 16, 1000, 5)
+        instance.exports.memory.buffer[64:80] = b"0123456789abcdef"
+        try:
+            result: tuple[object, ...] = ("errno", instance.exports[f"call_{name}"](*args))
+        except pywasi.WasiExit as e:
+            result = ("exit", e.code)
+        except pywasi.Trap as e:
+            result = ("trap", str(e))
+        finally:
+            wasi.close()
+    return (result, (tmp / "stdout").read_bytes(), b"".join(err),
+            sorted(p.name for p in sandbox.iterdir()))
+
+
+def assert_same_on_both_routes(module: pywasi.Module, tmp_path_factory: pytest.TempPathFactory,
+                               monkeypatch: pytest.MonkeyPatch, name: str, args: list[int]) -> None:
+    results = []
+    for accel in (_accel(), None):
+        monkeypatch.setattr(_engine, "ACCEL", accel)
+        results.append(outcome(module, tmp_path_factory.mktemp("route"), name, args))
+    assert results[0] == results[1], (name, args)
 
 
 @pytest.fixture(scope="module")
@@ -278,12 +382,22 @@ def fuzz_module() -> pywasi.Module:
 @given(call)
 def test_both_routes_give_identical_outcomes(fuzz_module: pywasi.Module, tmp_path_factory: pytest.TempPathFactory,
                                              monkeypatch: pytest.MonkeyPatch, case: tuple[str, list[int]]) -> None:
-    name, args = case
-    results = []
-    for module in (_accel(), None):
-        monkeypatch.setattr(_engine, "ACCEL", module)
-        results.append(outcome(fuzz_module, tmp_path_factory.mktemp("sandbox"), name, args))
-    assert results[0] == results[1], (name, args)
+    assert_same_on_both_routes(fuzz_module, tmp_path_factory, monkeypatch, *case)
+
+
+NEAR = st.sampled_from([0, 1, 2, 4, 8, 16, 64, 65528, 65532, 65536, -1, -8])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.tuples(st.just("fd_write"), st.lists(NEAR, min_size=4, max_size=4)),
+                 st.tuples(st.just("clock_time_get"), st.tuples(NEAR, NEAR, NEAR).map(list))))
+def test_the_fast_paths_give_identical_outcomes(fuzz_module: pywasi.Module,
+                                                tmp_path_factory: pytest.TempPathFactory,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                case: tuple[str, list[int]]) -> None:
+    """fd_write and clock_time_get near the edges (fds 0-2, pointers at the
+    end of memory): the C fast paths and the Python syscalls agree."""
+    assert_same_on_both_routes(fuzz_module, tmp_path_factory, monkeypatch, *case)
 
 
 # -- building -----------------------------------------------------------------

@@ -23,8 +23,10 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* wasmtime_val_raw_t: a 16-byte union; an i32 is its low 4 bytes, an i64 its
  * low 8, a result is written over the first argument. */
@@ -56,7 +58,7 @@ typedef struct {
 static PyTypeObject *MemoryCell_Type;
 
 /* Calls the C side answers itself in their hottest case (see fast_path). */
-enum { FAST_NONE = 0, FAST_CLOCK_TIME_GET = 1 };
+enum { FAST_NONE = 0, FAST_CLOCK_TIME_GET = 1, FAST_FD_WRITE = 2 };
 
 /* The per-function env: owned by wasmtime, freed by finalize(). */
 typedef struct {
@@ -64,10 +66,16 @@ typedef struct {
     PyObject *outcome;  /* outcome(exc) -> int errno | str trap message */
     MemoryCell *cell;   /* with a fast path: the memory it may write */
     int fast;
+    /* fd_write's: FdTable.get, the descriptor class whose write() this
+     * mirrors (HostStream), the FD_WRITE right (see FdCalls.fd_write_accel) */
+    PyObject *fds_get, *stream_type, *write_right;
     Py_ssize_t nparams;
     int has_result;
     unsigned char kinds[MAX_PARAMS];
 } host_env;
+
+static void *failed(host_env *env, val_raw *args);
+static PyObject *str_fd, *str_write_rest;
 
 /* clock_time_get(id, precision, time_ptr) for REALTIME and MONOTONIC at an
  * aligned in-bounds pointer: what clock.py does (time.time_ns and
@@ -144,6 +152,82 @@ failed(host_env *env, val_raw *args)
     }
 }
 
+/* fd_write(fd, iovs, iovs_len, nwritten_ptr) of one in-bounds iovec to a
+ * HostStream: what fd.py's fd_write and HostStream.write do (the fd table's
+ * get() checks the fd and its rights, one write(2) without the GIL, the rest
+ * of a short write through the stream's own _write_rest). Called with the
+ * GIL. Returns 0 if it answered (*trap set on an error that traps), -1 to
+ * leave the call to Python: taken only before any byte is written. */
+static int
+fast_fd_write(host_env *env, val_raw *args, void **trap)
+{
+    uint32_t iovs = (uint32_t)args[1].i32, iovs_len = (uint32_t)args[2].i32;
+    uint32_t nwritten_ptr = (uint32_t)args[3].i32, buf, len;
+    MemoryCell *cell = env->cell;
+    PyObject *fd_args[3], *desc, *fd_obj, *rest;
+    long fd;
+    Py_ssize_t n;
+    uint32_t written;
+
+    if (iovs_len != 1 || (iovs & 3) || (uint64_t)iovs + 8 > cell->size
+            || (nwritten_ptr & 3) || (uint64_t)nwritten_ptr + 4 > cell->size)
+        return -1;
+    memcpy(&buf, cell->base + iovs, 4);
+    memcpy(&len, cell->base + iovs + 4, 4);
+    if ((uint64_t)buf + len > cell->size)
+        return -1;
+
+    fd_args[1] = PyLong_FromUnsignedLong((uint32_t)args[0].i32);
+    if (fd_args[1] == NULL)
+        return -1;
+    fd_args[2] = env->write_right;
+    desc = PyObject_Vectorcall(env->fds_get, fd_args + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(fd_args[1]);
+    if (desc == NULL) {  /* BADF, NOTCAPABLE: as the Python syscall's first step */
+        *trap = failed(env, args);
+        return 0;
+    }
+    if (Py_TYPE(desc) != (PyTypeObject *)env->stream_type) {
+        Py_DECREF(desc);
+        return -1;
+    }
+    fd_obj = PyObject_GetAttr(desc, str_fd);
+    fd = fd_obj != NULL ? PyLong_AsLong(fd_obj) : -1;
+    Py_XDECREF(fd_obj);
+    if (fd < 0 || fd > INT32_MAX) {
+        PyErr_Clear();
+        Py_DECREF(desc);
+        return -1;
+    }
+    /* os.write releases the GIL around write(2); so does this. */
+    Py_BEGIN_ALLOW_THREADS
+    n = write((int)fd, cell->base + buf, len);
+    Py_END_ALLOW_THREADS
+    if (n < 0) {  /* nothing written: Python redoes the call and raises */
+        Py_DECREF(desc);
+        return -1;
+    }
+    written = (uint32_t)n;
+    if (written < len) {
+        PyObject *view = PyMemoryView_FromMemory((char *)cell->base + buf + written,
+                                                 (Py_ssize_t)(len - written), PyBUF_READ);
+        rest = view != NULL ? PyObject_CallMethodOneArg(desc, str_write_rest, view) : NULL;
+        Py_XDECREF(view);
+        if (rest == NULL) {
+            Py_DECREF(desc);
+            *trap = failed(env, args);
+            return 0;
+        }
+        written += (uint32_t)PyLong_AsUnsignedLong(rest);
+        Py_DECREF(rest);
+    }
+    Py_DECREF(desc);
+    memcpy(cell->base + nwritten_ptr, &written, 4);
+    args[0].i32 = 0;
+    *trap = NULL;
+    return 0;
+}
+
 static void *
 trampoline(void *env_, void *caller, val_raw *args, size_t nargs_and_results)
 {
@@ -162,6 +246,10 @@ trampoline(void *env_, void *caller, val_raw *args, size_t nargs_and_results)
     if (env->fast == FAST_CLOCK_TIME_GET && fast_clock_time_get(env, args) == 0)
         return NULL;
     gil = PyGILState_Ensure();
+    if (env->fast == FAST_FD_WRITE && fast_fd_write(env, args, &trap) == 0) {
+        PyGILState_Release(gil);
+        return trap;
+    }
     for (made = 0; made < env->nparams; made++) {
         a[made] = env->kinds[made] == KIND_I64
             ? PyLong_FromUnsignedLongLong((unsigned long long)(uint64_t)args[made].i64)
@@ -201,6 +289,9 @@ finalize(void *env_)
         Py_XDECREF(env->impl);
         Py_XDECREF(env->outcome);
         Py_XDECREF(env->cell);
+        Py_XDECREF(env->fds_get);
+        Py_XDECREF(env->stream_type);
+        Py_XDECREF(env->write_right);
         PyGILState_Release(gil);
     }
     free(env);
@@ -228,8 +319,9 @@ PyDoc_STRVAR(new_env_doc,
 "A new env for the trampoline (its address): impl is called with the\n"
 "unsigned arguments, params is a sequence of 'i32'/'i64', outcome(exc)\n"
 "answers an errno (int) or a trap message (str). fast is None or\n"
-"(name, MemoryCell) when impl is pywasi's own syscall of that name: if\n"
-"this file has a fast path for it, its hot case is answered in C.\n"
+"(name, MemoryCell, extra) when impl is pywasi's own syscall of that name:\n"
+"if this file has a fast path for it, its hot case is answered in C;\n"
+"extra is what that path needs from Python (fd_write: see fast_fd_write).\n"
 "Owned by wasmtime once\n"
 "passed to a define call: it calls FINALIZER when the function is gone\n"
 "(also when the define fails after taking it).");
@@ -286,14 +378,29 @@ accel_new_env(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_DECREF(params);
     if (args[4] != Py_None) {
-        PyObject *name, *cell;
-        if (!PyArg_ParseTuple(args[4], "UO!", &name, MemoryCell_Type, &cell)) {
+        PyObject *name, *cell, *extra, *fds_get, *stream_type, *write_right;
+        if (!PyArg_ParseTuple(args[4], "UO!O", &name, MemoryCell_Type, &cell, &extra)) {
             free(env);
             return NULL;
         }
-#if !PY_BIG_ENDIAN
+#if !PY_BIG_ENDIAN  /* the fast paths copy little-endian wasm values as host ints */
         if (PyUnicode_CompareWithASCIIString(name, "clock_time_get") == 0 && n == 3 && has_result)
             env->fast = FAST_CLOCK_TIME_GET;
+        if (PyUnicode_CompareWithASCIIString(name, "fd_write") == 0 && n == 4 && has_result
+                && PyTuple_Check(extra)
+                && PyArg_ParseTuple(extra, "OO!O", &fds_get, &PyType_Type, &stream_type, &write_right)) {
+            env->fast = FAST_FD_WRITE;
+            Py_INCREF(fds_get);
+            env->fds_get = fds_get;
+            Py_INCREF(stream_type);
+            env->stream_type = stream_type;
+            Py_INCREF(write_right);
+            env->write_right = write_right;
+        }
+        if (PyErr_Occurred()) {
+            finalize(env);
+            return NULL;
+        }
 #endif
         if (env->fast != FAST_NONE) {
             Py_INCREF(cell);
@@ -329,28 +436,15 @@ cell_set(MemoryCell *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-cell_get_size(MemoryCell *self, void *closure)
-{
-    (void)closure;
-    return PyLong_FromUnsignedLongLong(self->size);
-}
-
 static PyMethodDef cell_methods[] = {
     {"set", (PyCFunction)(void (*)(void))cell_set, METH_FASTCALL,
      "set(address, size): the memory's base and byte size now (0 for none)."},
     {NULL, NULL, 0, NULL},
 };
 
-static PyGetSetDef cell_getset[] = {
-    {"size", (getter)cell_get_size, NULL, "the byte size C may access", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
 static PyType_Slot cell_slots[] = {
     {Py_tp_doc, "The bound memory's base and size, for the C fast paths."},
     {Py_tp_methods, cell_methods},
-    {Py_tp_getset, cell_getset},
     {0, NULL},
 };
 
@@ -370,6 +464,10 @@ accel_exec(PyObject *module)
     if (PyModule_AddObject(module, "TRAMPOLINE", PyLong_FromVoidPtr((void *)trampoline)) < 0)
         return -1;
     if (PyModule_AddObject(module, "FINALIZER", PyLong_FromVoidPtr((void *)finalize)) < 0)
+        return -1;
+    str_fd = PyUnicode_InternFromString("fd");
+    str_write_rest = PyUnicode_InternFromString("_write_rest");
+    if (str_fd == NULL || str_write_rest == NULL)
         return -1;
     MemoryCell_Type = (PyTypeObject *)PyType_FromSpec(&cell_spec);
     if (MemoryCell_Type == NULL)

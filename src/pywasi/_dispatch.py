@@ -119,16 +119,19 @@ class HostFunction:
             return errno
         return f"{self.name}: failed with errno {Errno(errno).name}"
 
-    def fast_path(self, accel: Any) -> tuple[str, Any] | None:
-        """For ``accel.new_env``: this call's name and the memory cell its C
-        fast path (if it has one) may write, when ``impl`` is the syscall of
-        that name (not wasi_unstable's replacement, not a test's stand-in)."""
+    def fast_path(self, accel: Any) -> tuple[str, Any, Any] | None:
+        """For ``accel.new_env``: this call's name, the memory cell its C
+        fast path (if it has one) may write and what else that path needs
+        (the syscall group's ``<name>_accel()``), when ``impl`` is the
+        syscall of that name (not wasi_unstable's replacement, not a test's
+        stand-in)."""
         if getattr(self.impl, "__name__", None) != self.name:
             return None
         host = self.wasi_host
         if host.memory_cell is None:
             host.memory_cell = accel.MemoryCell()
-        return self.name, host.memory_cell
+        extra = getattr(host, self.name + "_accel", None)
+        return self.name, host.memory_cell, extra() if extra is not None else None
 
     def raw_callback(self) -> Any:
         if self._raw is None:
