@@ -178,8 +178,10 @@ fast_fd_write(host_env *env, val_raw *args, void **trap)
         return -1;
 
     fd_args[1] = PyLong_FromUnsignedLong((uint32_t)args[0].i32);
-    if (fd_args[1] == NULL)
+    if (fd_args[1] == NULL) {
+        PyErr_Clear();
         return -1;
+    }
     fd_args[2] = env->write_right;
     desc = PyObject_Vectorcall(env->fds_get, fd_args + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     Py_DECREF(fd_args[1]);
@@ -213,13 +215,13 @@ fast_fd_write(host_env *env, val_raw *args, void **trap)
                                                  (Py_ssize_t)(len - written), PyBUF_READ);
         rest = view != NULL ? PyObject_CallMethodOneArg(desc, str_write_rest, view) : NULL;
         Py_XDECREF(view);
-        if (rest == NULL) {
+        written += rest != NULL ? (uint32_t)PyLong_AsUnsignedLong(rest) : 0;
+        Py_XDECREF(rest);
+        if (PyErr_Occurred()) {
             Py_DECREF(desc);
             *trap = failed(env, args);
             return 0;
         }
-        written += (uint32_t)PyLong_AsUnsignedLong(rest);
-        Py_DECREF(rest);
     }
     Py_DECREF(desc);
     memcpy(cell->base + nwritten_ptr, &written, 4);
