@@ -62,6 +62,13 @@ def test_the_accelerator_is_in_use_where_it_is_built() -> None:
         assert _engine.host_call_route() == ("accel" if built else "ctypes")
 
 
+def test_without_the_extension_the_ctypes_route_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where no compiler built it, importing it fails and pywasi goes on."""
+    monkeypatch.delattr(pywasi, "_accel", raising=False)
+    monkeypatch.setitem(sys.modules, "pywasi._accel", None)  # import fails with ImportError
+    assert _engine.load_accel() is None
+
+
 def test_pywasi_accel_0_forces_the_ctypes_route() -> None:
     code = "from pywasi import _engine; print(_engine.host_call_route())"
     for value, want in (("0", "ctypes"), ("1", "accel")):
