@@ -18,6 +18,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import threading
 import time
 import weakref
 import zipfile
@@ -158,7 +159,7 @@ def test_an_errno_from_a_function_without_result_traps(route: str) -> None:
         go(1)
 
 
-def test_a_trap_message_with_lone_surrogates_is_kept(route: str) -> None:
+def test_a_trap_message_with_lone_surrogates_still_traps(route: str) -> None:
     _, go = host_call(raising(GuestFault("no such file: b\udcff")))
     with pytest.raises(pywasi.Trap, match="clock_time_get: no such file: b"):
         go(0, 0, 0)
@@ -182,7 +183,6 @@ def test_the_syscall_is_released_with_its_store(route: str) -> None:
 def test_host_calls_from_several_threads(route: str) -> None:
     """The trampoline takes the GIL itself: calls from other threads, each
     with its own store, all count."""
-    import threading
     counts: list[int] = []
 
     def work() -> None:

@@ -8,12 +8,18 @@
  * ctypes machinery a call; here it is a C function that calls the syscall
  * (a Python bound method) directly with vectorcall.
  *
- * What it does, and nothing more: take the GIL (a host call may come from any
- * thread), read each i32/i64 argument as the spec's *unsigned* value, call
- * the syscall, store SUCCESS in the result slot. Every exception goes back to
- * Python, to the one function that classifies it (HostFunction.outcome):
- * it answers an int (the errno to store) or a str (a trap message). So the
- * dispatcher's rules live in one place for both routes.
+ * What it does: take the GIL (a host call may come from any thread), read
+ * each i32/i64 argument as the spec's *unsigned* value, call the syscall,
+ * store SUCCESS in the result slot. Every exception goes back to Python, to
+ * the one function that classifies it (HostFunction.outcome): it answers an
+ * int (the errno to store) or a str (a trap message). So the dispatcher's
+ * rules live in one place for both routes.
+ *
+ * Two calls have their hot case done here (fast_clock_time_get,
+ * fast_fd_write), only where the bounds and alignment checks the Python
+ * syscall makes are sure to pass (fd_write's fd and rights check is the fd
+ * table's own get()); anything else goes to the Python syscall, so results,
+ * errno values and trap messages stay the Python code's.
  *
  * It does not link against libwasmtime: the one wasmtime function it calls,
  * wasmtime_trap_new, is handed over as an address by setup() (_engine takes
@@ -324,9 +330,8 @@ PyDoc_STRVAR(new_env_doc,
 "(name, MemoryCell, extra) when impl is pywasi's own syscall of that name:\n"
 "if this file has a fast path for it, its hot case is answered in C;\n"
 "extra is what that path needs from Python (fd_write: see fast_fd_write).\n"
-"Owned by wasmtime once\n"
-"passed to a define call: it calls FINALIZER when the function is gone\n"
-"(also when the define fails after taking it).");
+"Owned by wasmtime once passed to a define call: it calls FINALIZER when\n"
+"the function is gone (also when the define fails after taking it).");
 
 static PyObject *
 accel_new_env(PyObject *module, PyObject *const *args, Py_ssize_t nargs)

@@ -5,6 +5,7 @@ TRAMPOLINE: int  # wasm_trap_t *(void *env, void *caller, wasmtime_val_raw_t *, 
 FINALIZER: int   # void (void *env)
 
 def setup(trap_new_address: int | None, /) -> None: ...
+
 class MemoryCell:
     def set(self, address: int, size: int, /) -> None: ...
 
