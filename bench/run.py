@@ -575,6 +575,10 @@ def machine_info() -> dict[str, str]:
         if node else "absent",
         "ziglang": importlib.metadata.version("ziglang"),
         "pywasi commit": commit or "?",
+        # "accel" (pywasi._accel's trampoline) or "ctypes" (PYWASI_ACCEL=0, or not built)
+        "host-call route": subprocess.run(
+            [sys.executable, "-c", "from pywasi._engine import host_call_route; print(host_call_route())"],
+            capture_output=True, text=True).stdout.strip() or "?",
     }
 
 

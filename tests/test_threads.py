@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from pywasi._dispatch import HostState, _make_raw
+from pywasi._dispatch import _make_raw
 
 
 def test_raw_callback_keeps_each_threads_arguments_and_result() -> None:
@@ -24,7 +24,11 @@ def test_raw_callback_keeps_each_threads_arguments_and_result() -> None:
         if value != fd * 1000:
             seen.append(f"args {fd}, {value}")
 
-    callback = _make_raw("fake_call", ("i32", "i64"), True, impl, HostState())
+    def outcome(error: BaseException) -> int:
+        seen.append(f"raised {error!r}")
+        return 28
+
+    callback = _make_raw(("i32", "i64"), True, impl, outcome)
 
     def worker(fd: int) -> None:
         array = (ctypes.c_uint64 * 4)()

@@ -3,8 +3,10 @@ a trap or the end of the program.
 
 For each function of the ABI it builds a ``HostFunction``: a Python callable
 (the public route, and what tests and the trace call) that also hands the
-engine a raw callback (``raw_callback``). Both routes share ``_outcome``'s
-rules:
+engine what its raw routes need: the syscall (``impl``) and ``outcome``, for
+the compiled trampoline (``_accel.c``), or a ctypes callback
+(``raw_callback``). Every route follows these rules, and both raw routes
+classify a syscall's exception with the one method ``outcome``:
 
 - arguments are masked to the spec's unsigned types (wasmtime passes i32 and
   i64 to Python *signed*: a pointer 0xFFFFFFF0 would arrive as -16 and a
@@ -40,13 +42,15 @@ _SLOT = {"i32": "I12x", "i64": "Q8x"}
 
 class HostState:
     """What the dispatcher records for the code that bound it (WASI):
-    a pending exit code and a pending interrupt."""
+    a pending exit code and a pending interrupt; and, with the compiled
+    accelerator, the C-side copy of the bound memory's bounds."""
 
     exit_code: int | None = None
     interrupt: BaseException | None = None
     # wasi-threads' `thread-spawn` for this host (``_threads.ThreadSpawn``),
     # which ``instantiate`` links when a module imports it.
     thread_spawn: Any = None
+    memory_cell: Any = None  # an _accel.MemoryCell, made by the first fast_path()
 
     def take_exit(self) -> int | None:
         code, self.exit_code = self.exit_code, None
@@ -60,14 +64,14 @@ class HostState:
 class HostFunction:
     """One WASI function: ``name(*params) -> results``, bound to a syscall."""
 
-    __slots__ = ("name", "params", "results", "signature", "_impl", "wasi_host", "_raw")
+    __slots__ = ("name", "params", "results", "signature", "impl", "wasi_host", "_raw")
 
     def __init__(self, signature: Signature, impl: Callable[..., None], host: HostState) -> None:
         self.signature = signature
         self.name = signature.name
         self.params = signature.param_types
         self.results = signature.results
-        self._impl = impl
+        self.impl = impl
         self.wasi_host = host
         self._raw: Any = None
 
@@ -84,7 +88,7 @@ class HostFunction:
         masked = [a & (0xFFFFFFFF if t == "i32" else 0xFFFFFFFFFFFFFFFF)
                   for a, t in zip(args, self.params)]
         try:
-            self._impl(*masked)
+            self.impl(*masked)
         except WasiError as e:
             return int(e.errno)
         except OSError as e:
@@ -96,16 +100,51 @@ class HostFunction:
             return 0
         return None
 
-    # -- the raw route ---------------------------------------------------
+    # -- the raw routes --------------------------------------------------
+    def outcome(self, error: BaseException) -> int | str:
+        """What the syscall's exception means for the guest: the errno to
+        return (an int), or the message of the trap that ends the call."""
+        if isinstance(error, WasiError):
+            errno = int(error.errno)
+        elif isinstance(error, OSError):
+            errno = int(errno_from_host(error.errno))
+        elif isinstance(error, GuestFault):
+            return f"{self.name}: {error}"
+        elif isinstance(error, ProcExit):
+            self.wasi_host.exit_code = error.code
+            return f"exit with code {error.code}"
+        elif isinstance(error, Exception):  # a bug in pywasi: trap, never crash the host
+            return f"pywasi internal error in {self.name}: {type(error).__name__}: {error}"
+        else:  # KeyboardInterrupt, SystemExit from a user callback
+            self.wasi_host.interrupt = error
+            return f"{self.name}: interrupted ({type(error).__name__})"
+        if self.results:
+            return errno
+        return f"{self.name}: failed with errno {Errno(errno).name}"
+
+    def fast_path(self, accel: Any) -> tuple[str, Any, Any] | None:
+        """For ``accel.new_env``: this call's name, the memory cell its C
+        fast path (if it has one) may write and what else that path needs
+        (the syscall group's ``<name>_accel()``), when ``impl`` is the
+        syscall of that name (not wasi_unstable's replacement, not a test's
+        stand-in)."""
+        if getattr(self.impl, "__name__", None) != self.name:
+            return None
+        host = self.wasi_host
+        if host.memory_cell is None:
+            host.memory_cell = accel.MemoryCell()
+        extra = getattr(host, self.name + "_accel", None)
+        return self.name, host.memory_cell, extra() if extra is not None else None
+
     def raw_callback(self) -> Any:
         if self._raw is None:
-            self._raw = RAW_CALLBACK(_make_raw(self.name, self.params, bool(self.results),
-                                               self._impl, self.wasi_host))
+            self._raw = RAW_CALLBACK(_make_raw(self.params, bool(self.results), self.impl,
+                                               self.outcome))
         return self._raw
 
 
-def _make_raw(name: str, params: tuple[str, ...], has_result: bool,
-              impl: Callable[..., None], host: HostState) -> Callable[[Any, Any, int, int], int]:
+def _make_raw(params: tuple[str, ...], has_result: bool, impl: Callable[..., None],
+              outcome: Callable[[BaseException], int | str]) -> Callable[[Any, Any, int, int], int]:
     unpack = struct.Struct("<" + "".join(_SLOT[t] for t in params)).unpack_from
     nslots = max(len(params), 1)
     pack = _RESULT.pack_into
@@ -116,12 +155,6 @@ def _make_raw(name: str, params: tuple[str, ...], has_result: bool,
     # array), and a thread switch between two separate assignments would
     # pair one thread's address with another's view.
     cache: tuple[int, memoryview] = (0, memoryview(bytearray(16 * nslots)))
-
-    def fail(view: memoryview, errno: int) -> int:
-        if has_result:
-            pack(view, 0, errno)
-            return 0
-        return trap_pointer(f"{name}: failed with errno {Errno(errno).name}")
 
     def callback(env: Any, caller: Any, address: int, count: int) -> int:
         nonlocal cache
@@ -134,19 +167,11 @@ def _make_raw(name: str, params: tuple[str, ...], has_result: bool,
             if has_result:
                 pack(view, 0, 0)
             return 0
-        except WasiError as e:
-            return fail(view, e.errno)
-        except OSError as e:
-            return fail(view, errno_from_host(e.errno))
-        except GuestFault as e:
-            return trap_pointer(f"{name}: {e}")
-        except ProcExit as e:
-            host.exit_code = e.code
-            return trap_pointer(f"exit with code {e.code}")
-        except Exception as e:  # a bug in pywasi: trap, never crash the host
-            return trap_pointer(f"pywasi internal error in {name}: {type(e).__name__}: {e}")
-        except BaseException as e:  # KeyboardInterrupt, SystemExit from a user callback
-            host.interrupt = e
-            return trap_pointer(f"{name}: interrupted ({type(e).__name__})")
+        except BaseException as e:
+            answer = outcome(e)
+            if isinstance(answer, str):
+                return trap_pointer(answer)
+            pack(view, 0, answer)
+            return 0
 
     return callback

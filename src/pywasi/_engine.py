@@ -9,7 +9,11 @@ our callback gets the raw ``wasmtime_val_raw_t`` array's address and reads it
 with one ``struct.unpack_from``, ~0.3 µs a call. ``define_raw`` uses the raw
 route when the C symbol is there and falls back to the public route if a
 future wasmtime-py drops it. Tested with wasmtime-py 50, the version
-pinned in pyproject.toml.
+pinned in pyproject.toml. On the raw route the callback is the compiled
+trampoline of ``pywasi._accel`` (``_accel.c``) when that extension was built
+(the package's build compiles it where a C compiler exists) and
+``PYWASI_ACCEL=0`` is not set, else a ctypes callback: ``host_call_route()``
+says which.
 
 The shape of the node:wasi example is kept: ``compile(bytes | path)`` gives a
 ``Module``, ``instantiate(module, import_object)`` an ``Instance`` whose
@@ -25,7 +29,7 @@ import io
 import os
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, Protocol, Union
 
 import wasmtime
@@ -36,8 +40,8 @@ from ._errors import PywasiError, Trap, WasiExit
 __all__ = [
     "Module", "Instance", "Memory", "Global", "Function", "LinkError",
     "RawHostFunction", "compile", "instantiate", "default_engine", "define_raw",
-    "trap_pointer", "SharedMemory", "StopSwitch", "new_store", "store_switch", "threads_engine",
-    "STOPPED_MESSAGE",
+    "trap_pointer", "host_call_route", "load_accel", "SharedMemory", "StopSwitch", "new_store",
+    "store_switch", "threads_engine", "STOPPED_MESSAGE",
 ]
 
 
@@ -70,13 +74,38 @@ def _own_symbol(name: str, restype: Any, argtypes: list[Any]) -> Any:
 _define_unchecked = _own_symbol(
     "wasmtime_linker_define_func_unchecked", ctypes.c_void_p,
     [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
-     ctypes.c_void_p, RAW_CALLBACK, ctypes.c_void_p, _FINALIZER])
+     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p])
 _trap_new = _own_symbol("wasmtime_trap_new", ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_size_t])
 _memory_data = _own_symbol("wasmtime_memory_data", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p])
 _memory_data_size = _own_symbol("wasmtime_memory_data_size", ctypes.c_size_t,
                                 [ctypes.c_void_p, ctypes.c_void_p])
 
 RAW_ROUTE = _define_unchecked is not None and _trap_new is not None
+
+
+def load_accel() -> Any:
+    """The compiled trampoline's module, set up; None if it was not built."""
+    if not RAW_ROUTE:
+        return None
+    try:
+        from . import _accel
+    except ImportError:
+        return None
+    _accel.setup(ctypes.cast(_trap_new, ctypes.c_void_p).value)
+    return _accel
+
+
+# Read by define_raw at each definition (tests swap it to compare the two raw
+# routes in one process). PYWASI_ACCEL=0 forces the ctypes route.
+ACCEL = None if os.environ.get("PYWASI_ACCEL") == "0" else load_accel()
+
+
+def host_call_route() -> str:
+    """How host functions are called: "accel" (the compiled trampoline),
+    "ctypes" (a ctypes callback) or "public" (wasmtime.Func, ~30x slower)."""
+    if not RAW_ROUTE:
+        return "public"
+    return "accel" if ACCEL is not None else "ctypes"
 
 # Callbacks must outlive every linker and store that may call them: wasmtime
 # calls the finalizer with the env key when the last user is gone.
@@ -97,6 +126,7 @@ _release = _FINALIZER(_release_key)
 # (a store deleted late): the C thunk must outlive this module's globals, or
 # that call jumps into freed memory. One deliberate, permanent reference.
 ctypes.pythonapi.Py_IncRef(ctypes.py_object(_release))
+_RELEASE_ADDRESS = ctypes.cast(_release, ctypes.c_void_p).value
 
 
 def trap_pointer(message: str) -> int:
@@ -112,8 +142,12 @@ class RawHostFunction(Protocol):
     params: tuple[str, ...]
     results: tuple[str, ...]
 
-    def raw_callback(self) -> Any: ...          # a RAW_CALLBACK instance
-    def __call__(self, *args: int) -> Any: ...  # the public route
+    impl: Callable[..., None]                               # the syscall (trampoline)
+
+    def outcome(self, error: BaseException) -> int | str: ...  # its errors (trampoline)
+    def fast_path(self, accel: Any) -> Any: ...             # new_env's `fast` (trampoline)
+    def raw_callback(self) -> Any: ...                      # a RAW_CALLBACK instance
+    def __call__(self, *args: int) -> Any: ...              # the public route
 
 
 def _valtype(name: str) -> wasmtime.ValType:
@@ -131,15 +165,22 @@ def define_raw(linker: wasmtime.Linker, module: str, fn: RawHostFunction) -> Non
     if not RAW_ROUTE:
         linker.define_func(module, fn.name, ty, fn)
         return
-    callback = fn.raw_callback()
-    with _LIVE_LOCK:
-        key = _next_key
-        _next_key += 1
-        _LIVE[key] = (callback, ty)
+    if ACCEL is not None:
+        # The env (the syscall and its outcome) belongs to wasmtime from here
+        # on; ACCEL.FINALIZER frees it.
+        callback, finalizer = ACCEL.TRAMPOLINE, ACCEL.FINALIZER
+        env = ACCEL.new_env(fn.impl, fn.params, bool(fn.results), fn.outcome, fn.fast_path(ACCEL))
+    else:
+        raw = fn.raw_callback()
+        callback, finalizer = ctypes.cast(raw, ctypes.c_void_p).value, _RELEASE_ADDRESS
+        with _LIVE_LOCK:
+            env = _next_key
+            _next_key += 1
+            _LIVE[env] = (raw, ty)
     m = module.encode()
     n = fn.name.encode()
     err = _define_unchecked(ctypes.cast(linker.ptr(), ctypes.c_void_p), m, len(m), n, len(n),
-                            ctypes.cast(ty.ptr(), ctypes.c_void_p), callback, key, _release)
+                            ctypes.cast(ty.ptr(), ctypes.c_void_p), callback, env, finalizer)
     if err:
         raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
 

@@ -38,14 +38,17 @@ class MemorySource(Protocol):
 
 
 class GuestMemory:
-    __slots__ = ("view", "size", "_source", "stable")
+    __slots__ = ("view", "size", "_source", "stable", "_cell")
 
     view: memoryview
     size: int
 
-    def __init__(self, source: MemorySource, *, stable: bool) -> None:
+    def __init__(self, source: MemorySource, *, stable: bool, cell: Any = None) -> None:
+        """``cell``: the compiled accelerator's copy of (address, size), for
+        its fast paths; kept only for a stable memory (else they never hit)."""
         self._source = source
         self.stable = stable
+        self._cell = cell if stable else None
         self.refresh()
 
     def refresh(self) -> None:
@@ -55,6 +58,8 @@ class GuestMemory:
         else:
             self.view = memoryview((ctypes.c_char * length).from_address(address)).cast("B")
         self.size = length
+        if self._cell is not None:
+            self._cell.set(address, length)
 
     def _check(self, ptr: int, length: int) -> memoryview:
         """The view, refreshed if needed, once ``ptr..ptr+length`` fits in it."""

@@ -144,7 +144,7 @@ class WASI:
             memory = SharedMemory(memory)
         if not isinstance(memory, (Memory, SharedMemory)):
             raise TypeError(f"memory must be a memory export, not {type(memory).__name__}")
-        self._ctx.memory = GuestMemory(memory, stable=memory.stable)
+        self._ctx.memory = GuestMemory(memory, stable=memory.stable, cell=self._ctx.memory_cell)
         instance._attach(self._ctx)
         self._bound = True
 

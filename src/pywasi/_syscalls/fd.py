@@ -4,8 +4,11 @@ fd_prestat_get and fd_prestat_dir_name."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._abi import FDSTAT, PRESTAT, Errno, Fdflags, Preopentype, Rights
 from .._errors import WasiError
+from .._fs._stream import HostStream
 from ._context import Context
 
 __all__ = ["FdCalls", "ALL_FDFLAGS"]
@@ -23,6 +26,13 @@ class FdCalls(Context):
         desc = self.fds.get(fd, _FD_WRITE)
         mem = self.memory
         mem.store_u32(nwritten_ptr, desc.write(mem.iovecs(iovs, iovs_len)))
+
+    def fd_write_accel(self) -> tuple[Any, type, int]:
+        """What the accelerator's C fd_write (``_accel.c``, fast_fd_write)
+        takes from the Python one above: the table's ``get`` (the fd and
+        rights check), the descriptor class whose ``write`` it re-does, and
+        the right it asks for."""
+        return self.fds.get, HostStream, _FD_WRITE
 
     def fd_read(self, fd: int, iovs: int, iovs_len: int, nread_ptr: int) -> None:
         desc = self.fds.get(fd, _FD_READ)
