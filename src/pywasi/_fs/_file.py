@@ -91,10 +91,14 @@ class HostFile(Descriptor):
 
     __slots__ = ("fd",)
 
-    def __init__(self, fd: int, *, rights_base: int, rights_inheriting: int) -> None:
+    def __init__(self, fd: int, *, rights_base: int, rights_inheriting: int,
+                 st_mode: int | None = None) -> None:
+        """``st_mode``: the fd's, when the caller has just fstat'ed it."""
         self.fd = fd
         try:
-            self.filetype = filetype_of_mode(os.fstat(fd).st_mode, fd)
+            if st_mode is None:
+                st_mode = os.fstat(fd).st_mode
+            self.filetype = filetype_of_mode(st_mode, fd)
         except OSError:
             self.filetype = Filetype.UNKNOWN
         self.rights_base = rights_base
