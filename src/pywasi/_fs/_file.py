@@ -69,10 +69,12 @@ def write_all(fd: int, bufs: list[memoryview], offset: int | None = None) -> int
     written: if the host fails after some bytes went out (disk full, EAGAIN on
     a non-blocking fd), the count so far is the result -- as write(2) itself
     reports a partial write -- and the guest's next write sees the error."""
-    bufs = [b for b in bufs if len(b)]
-    total = sum(len(b) for b in bufs)
-    done = 0
-    while done < total:
+    total = sum(map(len, bufs))
+    if not total:
+        return 0
+    # The common case: one host call writes it all, and no list is built.
+    done = os.writev(fd, bufs) if offset is None else os.pwritev(fd, bufs, offset)
+    while 0 < done < total:  # a short write: the rest, from where it stopped
         rest = _skip(bufs, done)
         try:
             n = os.writev(fd, rest) if offset is None else os.pwritev(fd, rest, offset + done)

@@ -54,14 +54,19 @@ Two routes, same answers
   an escape).  ``..`` is never opened on the host: a directory renamed out of
   the tree would have its host ``..`` outside.
 
-Before either route, a path that is one plain name (no "/", not "." or "..",
-``_single_name``) is looked up in ``dir_fd`` itself by one call that does not
-follow it: ``openat(O_NOFOLLOW)``, ``fstatat(AT_SYMLINK_NOFOLLOW)``, or
-``at_parent`` lending ``dir_fd`` with no open at all.  Nothing in such a
-lookup can leave the tree (no "..", no intermediate link, a final link is not
-followed), so it is what both routes would do, minus their set-up; when the
-name turns out to be a link that must be followed, the lookup is redone by a
-route.  The escape suite runs its single-name cases through both routes.
+Before either route, one plain name (no "/", not "." or "..",
+``_single_name``) is looked up in the directory itself by one call that does
+not follow it: ``openat(O_NOFOLLOW)`` for ``open_beneath``, ``openat(O_PATH|
+O_DIRECTORY|O_NOFOLLOW)`` for a parent directory named by one name (the
+manual walk's own step), ``fstatat(AT_SYMLINK_NOFOLLOW)`` of a final name in
+its parent for ``stat_beneath``, and ``at_parent`` lends ``dir_fd`` itself for
+a path of one name.  Nothing in such a lookup can leave the tree (no "..", no
+intermediate link, the name itself is not followed), so it is what both
+routes would do, minus their set-up; a name that turns out to be a link to
+follow is redone by a route.  The escape suite runs every such case on both
+routes.  Why: these are the common lookups (a file in a preopen, a file in a
+directory of it), and os.open/os.stat cost less than a ctypes call of
+openat2 and the routes' set-up (bench/hotpath.py's W3).
 """
 
 from __future__ import annotations
@@ -194,14 +199,16 @@ def openat2_available() -> bool:
         _OPENAT2_OK = False
         if sys.platform.startswith("linux") and _O_PATH:
             try:
-                # Our own CDLL, so these argtypes bind nobody else's syscall();
-                # declared, they let a call pass plain ints and bytes (no
-                # ctypes object built per call). The open_how goes as a
-                # pointer to the bytes' buffer, which the kernel only reads.
+                # No argtypes, on purpose: declared ones build a ctypes object
+                # per argument per call (measured: 1.2 us a call against 0.8
+                # without). Undeclared, ctypes passes bytes as a pointer to
+                # their (NUL-terminated) buffer, which the kernel only reads,
+                # and small ints as C int, which libffi sign-extends into the
+                # 64-bit argument registers syscall(2) reads as long on the
+                # 64-bit ABIs (x86-64, aarch64; on 32-bit ones int is long);
+                # every int passed here is small.
                 fn = ctypes.CDLL(None, use_errno=True).syscall
                 fn.restype = ctypes.c_long
-                fn.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p,
-                               ctypes.c_size_t]
                 _syscall = fn
                 fd, err = _raw_openat2(-100, b".", _O_PATH | os.O_DIRECTORY | _O_CLOEXEC,
                                        0)  # -100: AT_FDCWD
@@ -369,9 +376,25 @@ def _manual_open(dir_fd: int, parts: list[str], path: str, flags: int, mode: int
         w.close()
 
 
+def _open_one_dir(dir_fd: int, name: str) -> int | None:
+    """The directory ``name`` (a ``_single_name``) in ``dir_fd``: the manual
+    walk's single step, one openat as openat2 would be, without a ctypes
+    call. None: it may be a symlink, for a route to expand."""
+    try:
+        return os.open(name, _O_DIR_STEP, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno not in _MAYBE_SYMLINK:
+            raise
+    return None
+
+
 def _open_dir(dir_fd: int, parts: list[str], path: str) -> tuple[int, bool]:
     """The directory named by ``parts`` (all followed): (fd, caller must close)."""
-    if all(p in (".", _TRAILING) for p in parts):
+    if len(parts) == 1 and _single_name(parts[0]):
+        fd = _open_one_dir(dir_fd, parts[0])
+        if fd is not None:
+            return fd, True
+    elif all(p in (".", _TRAILING) for p in parts):
         return dir_fd, False
     if _kernel_route():
         bpath = "/".join(parts).encode(_FS_ENCODING, _FS_ERRORS)
@@ -382,11 +405,10 @@ def _open_dir(dir_fd: int, parts: list[str], path: str) -> tuple[int, bool]:
 
 
 def _single_name(path: str) -> bool:
-    """``path`` is one plain name: no "/", not "." or "..". Such a name is
-    looked up in ``dir_fd`` itself with no walk, so an ``*at`` call that does
-    not follow it (``AT_SYMLINK_NOFOLLOW``) cannot leave the tree: there is
-    no ``..``, no intermediate link, and a final link is acted on itself."""
-    return "/" not in path and path != "." and path != ".."
+    """``path`` is one plain name: not empty, no "/", not "." or ".." (see the
+    module docstring: looked up without following it, it cannot leave the
+    tree)."""
+    return path != "" and "/" not in path and path != "." and path != ".."
 
 
 # --------------------------------------------------------------------------
@@ -418,6 +440,13 @@ def open_beneath(dir_fd: int, path: str, flags: int, mode: int = 0o666, *, follo
         except OSError as e:
             if not follow or e.errno not in _MAYBE_SYMLINK:
                 raise
+    return _routed_open(dir_fd, path, bpath, flags, mode, follow)
+
+
+def _routed_open(dir_fd: int, path: str, bpath: bytes, flags: int, mode: int,
+                 follow: bool) -> int:
+    """``open_beneath`` by a route: ``path`` checked, ``bpath`` its encoding,
+    O_NOFOLLOW in ``flags`` exactly when not ``follow``."""
     if _kernel_route():
         fd = _openat2_beneath(dir_fd, bpath, flags, mode)
         if fd is not None:
@@ -427,25 +456,25 @@ def open_beneath(dir_fd: int, path: str, flags: int, mode: int = 0o666, *, follo
 
 def stat_beneath(dir_fd: int, path: str, *, follow: bool) -> os.stat_result:
     """``stat``/``lstat`` of ``path`` relative to ``dir_fd``, inside the tree."""
-    if _single_name(path):
-        # One fstatat instead of open + fstat + close. A link found here
-        # and followed goes the long way below, through the resolver.
-        st = os.stat(_check(path), dir_fd=dir_fd, follow_symlinks=False)
+    if _single_name(path[path.rfind("/") + 1:]):
+        # A plain final name: fstatat in its parent, not following it --
+        # the parent's lookup plus one call, as an O_PATH open + fstat would
+        # be. A link found here that is to be followed goes to a route.
+        with at_parent(dir_fd, path) as parent:
+            st = os.stat(parent.name, dir_fd=parent.dir_fd, follow_symlinks=False)
         if not (follow and stat.S_ISLNK(st.st_mode)):
             return st
+    # A final link to follow, a trailing slash, "." or "..": open what the
+    # path names and fstat that.
+    bpath = _check(path)
     if _O_PATH:
-        fd = open_beneath(dir_fd, path, _O_PATH, follow=follow)
-        try:
-            return os.fstat(fd)
-        finally:
-            os.close(fd)
-    # No O_PATH (not Linux): lstat through the parent; a followed stat opens
-    # the file for reading, which needs the read right on it.
-    if not follow:
-        with at_parent(dir_fd, path) as parent:
-            if not parent.trailing_slash:
-                return os.stat(parent.name, dir_fd=parent.dir_fd, follow_symlinks=False)
-    fd = open_beneath(dir_fd, path, os.O_RDONLY, follow=True)
+        fd = _routed_open(dir_fd, path, bpath, _O_PATH if follow else _O_PATH | os.O_NOFOLLOW,
+                          0, follow)
+    else:
+        # No O_PATH (not Linux): opening for reading needs the read right on
+        # it. Only a followed name gets here: the name before a trailing
+        # slash, "." and ".." are followed whatever ``follow`` says (POSIX).
+        fd = open_beneath(dir_fd, path, os.O_RDONLY, follow=True)
     try:
         return os.fstat(fd)
     finally:
@@ -486,8 +515,15 @@ class at_parent:  # a function in use: ``with at_parent(dir_fd, path) as parent`
     def __enter__(self) -> ParentDir:
         path = self._path
         _check(path)
-        if _single_name(path):
-            return ParentDir(self._dir_fd, path, False)
+        head, slash, name = path.rpartition("/")
+        if _single_name(name):  # the common shapes first: "name" and "dir/name"
+            if not slash:
+                return ParentDir(self._dir_fd, name, False)
+            if _single_name(head):
+                fd = _open_one_dir(self._dir_fd, head)
+                if fd is not None:
+                    self._owned = fd
+                    return ParentDir(fd, name, False)
         parts = _components(path)
         trailing = parts[-1] == _TRAILING
         if trailing:
