@@ -390,11 +390,7 @@ def _open_one_dir(dir_fd: int, name: str) -> int | None:
 
 def _open_dir(dir_fd: int, parts: list[str], path: str) -> tuple[int, bool]:
     """The directory named by ``parts`` (all followed): (fd, caller must close)."""
-    if len(parts) == 1 and _single_name(parts[0]):
-        fd = _open_one_dir(dir_fd, parts[0])
-        if fd is not None:
-            return fd, True
-    elif all(p in (".", _TRAILING) for p in parts):
+    if all(p in (".", _TRAILING) for p in parts):
         return dir_fd, False
     if _kernel_route():
         bpath = "/".join(parts).encode(_FS_ENCODING, _FS_ERRORS)

@@ -66,39 +66,6 @@ _PATH_FILESTAT_SET_SIZE = int(Rights.PATH_FILESTAT_SET_SIZE)
 _PATH_FILESTAT_GET = int(Rights.PATH_FILESTAT_GET)
 _PATH_UNLINK_FILE = int(Rights.PATH_UNLINK_FILE)
 
-
-def _open_oflags(oflags: int) -> tuple[int, int]:
-    """(host open flags, rights needed on the directory) for valid ``oflags``.
-    Spec (path_open): CREAT needs PATH_CREATE_FILE, TRUNC needs
-    PATH_FILESTAT_SET_SIZE, on the directory."""
-    flags, needed = 0, _PATH_OPEN
-    if oflags & _CREAT:
-        flags |= os.O_CREAT
-        needed |= _PATH_CREATE_FILE
-    if oflags & _EXCL:
-        flags |= os.O_EXCL
-    if oflags & _TRUNC:
-        flags |= os.O_TRUNC
-        needed |= _PATH_FILESTAT_SET_SIZE
-    if oflags & _DIRECTORY:
-        flags |= os.O_DIRECTORY
-    return flags, needed
-
-
-def _open_fdflags(fdflags: int) -> int:
-    """The host open flags for valid ``fdflags``."""
-    flags = 0
-    for wasi_flag, host_flag in _HOST_FDFLAGS:
-        if fdflags & wasi_flag:
-            flags |= host_flag
-    return flags
-
-
-# path_open runs once per file a program touches: its flag translations are
-# looked up, computed once here for every valid value.
-_OPEN_OFLAGS = [_open_oflags(o) for o in range(_ALL_OFLAGS + 1)]
-_OPEN_FDFLAGS = [_open_fdflags(f) for f in range(ALL_FDFLAGS + 1)]
-
 _U32 = 0xFFFFFFFF
 
 
@@ -186,7 +153,13 @@ class PathCalls(Context):
             # NOTE: the spec is silent; wasmtime answers INVAL, and Linux 6.4+
             # refuses O_CREAT|O_DIRECTORY with EINVAL too.
             raise WasiError(Errno.INVAL)
-        flags, needed = _OPEN_OFLAGS[oflags]
+        # Spec (path_open): CREAT needs PATH_CREATE_FILE, TRUNC needs
+        # PATH_FILESTAT_SET_SIZE, on the directory.
+        needed = _PATH_OPEN
+        if oflags & _CREAT:
+            needed |= _PATH_CREATE_FILE
+        if oflags & _TRUNC:
+            needed |= _PATH_FILESTAT_SET_SIZE
         directory = self._dir(fd, needed)
         # NOTE: rights only narrow. Asking for a right the directory cannot
         # hand down (not in its rights_inheriting) is NOTCAPABLE, as uvwasi
@@ -196,10 +169,20 @@ class PathCalls(Context):
             raise WasiError(Errno.NOTCAPABLE)
         name = self._guest_path(path, path_len)
 
-        read = fs_rights_base & _READ_RIGHTS
-        write = fs_rights_base & _WRITE_RIGHTS
-        flags |= os.O_RDWR if read and write else os.O_WRONLY if write else os.O_RDONLY
-        flags |= _OPEN_FDFLAGS[fdflags]
+        read = bool(fs_rights_base & _READ_RIGHTS)
+        write = bool(fs_rights_base & _WRITE_RIGHTS)
+        flags = os.O_RDWR if read and write else os.O_WRONLY if write else os.O_RDONLY
+        if oflags & _CREAT:
+            flags |= os.O_CREAT
+        if oflags & _EXCL:
+            flags |= os.O_EXCL
+        if oflags & _TRUNC:
+            flags |= os.O_TRUNC
+        if oflags & _DIRECTORY:
+            flags |= os.O_DIRECTORY
+        for wasi_flag, host_flag in _HOST_FDFLAGS:
+            if fdflags & wasi_flag:
+                flags |= host_flag
         # A directory opened with a write right: the host open itself answers
         # EISDIR (ISDIR), as the spec's rights model implies.
         host_fd = open_beneath(directory.fd, name, flags, 0o666, follow=bool(dirflags & _FOLLOW))
