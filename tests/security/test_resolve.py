@@ -451,6 +451,33 @@ def test_single_name_at_parent(tree: Tree, route: str) -> None:
     assert parent_err(tree, "fi\0le") is Errno.INVAL
 
 
+@pytest.mark.parametrize("path,want", [
+    ("a/b", "dir"), ("todir/b", "dir"), ("a/nope", Errno.NOENT), ("outdir/secret", Errno.PERM),
+    ("file/x", Errno.NOTDIR), ("nope/x", Errno.NOENT), ("self/x", Errno.LOOP),
+    ("a/../file", "reg"), ("lfile/x", Errno.NOTDIR),
+])
+def test_dir_slash_name(tree: Tree, route: str, path: str, want: object) -> None:
+    """"dir/name" opens "dir" with one openat in at_parent and stat_beneath:
+    the same answers as behind "./", which always takes a route."""
+    _single_tree(tree)
+
+    def outcomes(p: str) -> tuple[object, ...]:
+        parent: object
+        try:
+            with at_parent(tree.fd, p) as par:
+                st = os.fstat(par.dir_fd)
+                parent = (st.st_dev, st.st_ino, par.name, par.trailing_slash)
+        except WasiError as e:
+            parent = e.errno
+        except OSError as e:
+            parent = errno_from_host(e.errno)
+        return _stat_outcome(tree, p, True), _stat_outcome(tree, p, False), parent
+
+    got = outcomes(path)
+    assert got[0] == want
+    assert got == outcomes("./" + path)
+
+
 # ---------------------------------------------------------------- hard links
 
 def test_host_made_hard_link_is_inside(tree: Tree, route: str) -> None:
