@@ -97,6 +97,28 @@ def test_write_all_retries_short_writes(monkeypatch: pytest.MonkeyPatch, tmp_pat
     os.close(fd)
 
 
+def test_write_all_short_pwrites_continue_at_the_offset(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: pathlib.Path) -> None:
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    os.write(fd, b"0123456789")
+    real = os.pwritev
+    calls = []
+
+    def two_bytes(fd: int, bufs: list[memoryview], offset: int) -> int:
+        calls.append(offset)
+        first = [b for b in bufs if len(b)][0]
+        return real(fd, [first[:2]], offset)
+
+    monkeypatch.setattr(os, "pwritev", two_bytes)
+    bufs = [memoryview(b"ab"), memoryview(b""), memoryview(b"cde")]
+    assert write_all(fd, bufs, 3) == 5
+    assert write_all(fd, [memoryview(b""), memoryview(b"")], 0) == 0  # no host call at all
+    monkeypatch.undo()
+    assert calls == [3, 5, 7]
+    assert os.pread(fd, 20, 0) == b"012abcde89"
+    os.close(fd)
+
+
 # -- through wasm ------------------------------------------------------------------
 #
 # ``Guest`` instantiates a WAT module that re-exports every WASI function as

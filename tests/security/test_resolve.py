@@ -332,6 +332,152 @@ def test_preopen_of_proc_refuses_magic_links(tree: Tree, route: str) -> None:
         os.close(proc)
 
 
+# -------------------------------------------------------- single plain names
+# A path that is one plain name skips the routes (one *at call in the
+# directory itself, see _resolve's docstring). Each case is pinned, and must
+# answer exactly what the routes answer for the same name behind "./" (which
+# is not a single name, so it always takes a route).
+
+def _single_tree(tree: Tree) -> Tree:
+    tree.link("out", tree.outside / "secret")
+    tree.link("outrel", "../outside/secret")
+    tree.link("outdir", "../outside")
+    tree.link("outdangling", "../outside/nothere")
+    tree.link("todir", "a")
+    tree.link("lfile", "file")
+    tree.link("dangling", "nothere")
+    tree.link("self", "self")
+    return tree
+
+
+# name -> (stat followed, stat not followed, read followed, read not followed):
+# "reg"/"dir"/"lnk" is what stat found, "inside" what was read, else the errno.
+SINGLE = {
+    "file": ("reg", "reg", "inside", "inside"),
+    "a": ("dir", "dir", Errno.ISDIR, Errno.ISDIR),
+    "nope": (Errno.NOENT, Errno.NOENT, Errno.NOENT, Errno.NOENT),
+    "out": (Errno.PERM, "lnk", Errno.PERM, Errno.LOOP),
+    "outrel": (Errno.PERM, "lnk", Errno.PERM, Errno.LOOP),
+    "outdir": (Errno.PERM, "lnk", Errno.PERM, Errno.LOOP),
+    "outdangling": (Errno.PERM, "lnk", Errno.PERM, Errno.LOOP),
+    "todir": ("dir", "lnk", Errno.ISDIR, Errno.LOOP),
+    "lfile": ("reg", "lnk", "inside", Errno.LOOP),
+    "dangling": (Errno.NOENT, "lnk", Errno.NOENT, Errno.LOOP),
+    "self": (Errno.LOOP, "lnk", Errno.LOOP, Errno.LOOP),
+    ".": ("dir", "dir", Errno.ISDIR, Errno.ISDIR),
+    "..": (Errno.PERM, Errno.PERM, Errno.PERM, Errno.PERM),
+    "": (Errno.NOENT, Errno.NOENT, Errno.NOENT, Errno.NOENT),
+    "fi\0le": (Errno.INVAL, Errno.INVAL, Errno.INVAL, Errno.INVAL),
+}
+
+
+def _stat_outcome(tree: Tree, path: str, follow: bool) -> object:
+    try:
+        mode = stat_beneath(tree.fd, path, follow=follow).st_mode
+    except WasiError as e:
+        return e.errno
+    except OSError as e:
+        return errno_from_host(e.errno)
+    return "dir" if stat.S_ISDIR(mode) else "lnk" if stat.S_ISLNK(mode) else "reg"
+
+
+def _read_outcome(tree: Tree, path: str, follow: bool) -> object:
+    try:
+        fd = open_beneath(tree.fd, path, os.O_RDONLY, follow=follow)
+    except WasiError as e:
+        return e.errno
+    except OSError as e:
+        return errno_from_host(e.errno)
+    try:
+        return os.read(fd, 100).decode()
+    except OSError as e:
+        return errno_from_host(e.errno)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("name", list(SINGLE))
+def test_single_name(tree: Tree, route: str, name: str) -> None:
+    _single_tree(tree)
+    got = (_stat_outcome(tree, name, True), _stat_outcome(tree, name, False),
+           _read_outcome(tree, name, True), _read_outcome(tree, name, False))
+    assert got == SINGLE[name]
+    if name not in ("", "."):  # "./" and "./." mean the root itself
+        routed = (_stat_outcome(tree, "./" + name, True), _stat_outcome(tree, "./" + name, False),
+                  _read_outcome(tree, "./" + name, True), _read_outcome(tree, "./" + name, False))
+        assert got == routed
+
+
+def test_single_name_creates_never_follow_out(tree: Tree, route: str) -> None:
+    _single_tree(tree)
+    creat = os.O_WRONLY | os.O_CREAT
+    for name in ("out", "outrel", "outdangling"):
+        assert open_err(tree, name, creat) is Errno.PERM, name
+        assert open_err(tree, name, creat | os.O_TRUNC) is Errno.PERM, name
+        assert open_err(tree, name, creat, follow=False) is Errno.LOOP, name
+        assert open_err(tree, name, creat | os.O_EXCL) is Errno.EXIST, name
+    assert not (tree.outside / "nothere").exists()
+    assert (tree.outside / "secret").read_text() == "SECRET"  # not truncated
+    # A dangling link inside, followed, creates its target inside (as the routes do).
+    os.close(open_beneath(tree.fd, "dangling", creat, follow=True))
+    assert (tree.pre / "nothere").is_file()
+
+
+@pytest.mark.skipif(not O_PATH, reason="needs O_PATH")
+def test_single_name_opath(tree: Tree, route: str) -> None:
+    _single_tree(tree)
+    fd = open_beneath(tree.fd, "out", O_PATH, follow=False)  # the link itself
+    try:
+        assert stat.S_ISLNK(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+    assert open_err(tree, "out", O_PATH) is Errno.PERM
+    fd = open_beneath(tree.fd, "todir", O_PATH | os.O_DIRECTORY, follow=True)
+    try:
+        assert os.fstat(fd).st_ino == (tree.pre / "a").stat().st_ino
+    finally:
+        os.close(fd)
+
+
+def test_single_name_at_parent(tree: Tree, route: str) -> None:
+    _single_tree(tree)
+    for name in ("out", "nope", "file", "a"):
+        with at_parent(tree.fd, name) as p:  # the root itself, nothing opened or followed
+            assert (p.dir_fd, p.name, p.trailing_slash) == (tree.fd, name, False)
+    with at_parent(tree.fd, "out") as p:
+        assert stat.S_ISLNK(os.stat(p.name, dir_fd=p.dir_fd, follow_symlinks=False).st_mode)
+    assert parent_err(tree, "..") is Errno.PERM
+    assert parent_err(tree, "") is Errno.NOENT
+    assert parent_err(tree, "fi\0le") is Errno.INVAL
+
+
+@pytest.mark.parametrize("path,want", [
+    ("a/b", "dir"), ("todir/b", "dir"), ("a/nope", Errno.NOENT), ("outdir/secret", Errno.PERM),
+    ("file/x", Errno.NOTDIR), ("nope/x", Errno.NOENT), ("self/x", Errno.LOOP),
+    ("a/../file", "reg"), ("lfile/x", Errno.NOTDIR),
+])
+def test_dir_slash_name(tree: Tree, route: str, path: str, want: object) -> None:
+    """"dir/name" opens "dir" with one openat in at_parent and stat_beneath:
+    the same answers as behind "./", which always takes a route."""
+    _single_tree(tree)
+
+    def outcomes(p: str) -> tuple[object, ...]:
+        parent: object
+        try:
+            with at_parent(tree.fd, p) as par:
+                st = os.fstat(par.dir_fd)
+                parent = (st.st_dev, st.st_ino, par.name, par.trailing_slash)
+        except WasiError as e:
+            parent = e.errno
+        except OSError as e:
+            parent = errno_from_host(e.errno)
+        return _stat_outcome(tree, p, True), _stat_outcome(tree, p, False), parent
+
+    got = outcomes(path)
+    assert got[0] == want
+    assert got == outcomes("./" + path)
+
+
 # ---------------------------------------------------------------- hard links
 
 def test_host_made_hard_link_is_inside(tree: Tree, route: str) -> None:
@@ -361,6 +507,9 @@ def test_guest_cannot_link_to_outside(tree: Tree, route: str) -> None:
     ("x", ".", "x", False),
     ("a/x", "a", "x", False),
     ("a/b/", "a", "b", True),
+    ("a/", ".", "a", True),
+    ("a//", ".", "a", True),
+    ("x/", ".", "x", True),
     ("a//b//", "a", "b", True),
     ("a/./b", "a", "b", False),
     ("a/b/..", "a", ".", True),

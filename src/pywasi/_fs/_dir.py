@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 
 from .._abi import DIRENT, Filetype, Rights
 from ._base import Descriptor
@@ -38,6 +39,10 @@ FILE_RIGHTS = int(
     | Rights.FD_FILESTAT_GET | Rights.FD_FILESTAT_SET_SIZE | Rights.FD_FILESTAT_SET_TIMES
     | Rights.POLL_FD_READWRITE)
 DIR_INHERITING = DIR_RIGHTS | FILE_RIGHTS
+
+# os.fsencode's encoding, without its frames per entry of a large listing.
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
 
 
 class HostDirectory(Descriptor):
@@ -93,7 +98,8 @@ class HostDirectory(Descriptor):
         # kernel reports answers is_dir/is_symlink without an lstat.
         with os.scandir(self.fd) as it:
             for entry in it:
-                entries.append((os.fsencode(entry.name), entry.inode(), _dirent_type(entry)))
+                entries.append((entry.name.encode(_FS_ENCODING, _FS_ERRORS), entry.inode(),
+                                _dirent_type(entry)))
         return entries
 
     def readdir(self, cookie: int, limit: int) -> bytes:
@@ -121,12 +127,13 @@ class HostDirectory(Descriptor):
 
 def _dirent_type(entry: os.DirEntry[str]) -> int:
     try:
-        if entry.is_symlink():
-            return Filetype.SYMBOLIC_LINK
-        if entry.is_dir(follow_symlinks=False):
-            return Filetype.DIRECTORY
+        # The kinds exclude each other; the commonest is asked first.
         if entry.is_file(follow_symlinks=False):
             return Filetype.REGULAR_FILE
+        if entry.is_dir(follow_symlinks=False):
+            return Filetype.DIRECTORY
+        if entry.is_symlink():
+            return Filetype.SYMBOLIC_LINK
         # A device, FIFO or socket: only these cost an lstat.
         mode = entry.stat(follow_symlinks=False).st_mode
     except OSError:  # removed since the read

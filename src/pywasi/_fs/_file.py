@@ -69,10 +69,12 @@ def write_all(fd: int, bufs: list[memoryview], offset: int | None = None) -> int
     written: if the host fails after some bytes went out (disk full, EAGAIN on
     a non-blocking fd), the count so far is the result -- as write(2) itself
     reports a partial write -- and the guest's next write sees the error."""
-    bufs = [b for b in bufs if len(b)]
-    total = sum(len(b) for b in bufs)
-    done = 0
-    while done < total:
+    total = sum(map(len, bufs))
+    if not total:
+        return 0
+    # The common case: one host call writes it all, and no list is built.
+    done = os.writev(fd, bufs) if offset is None else os.pwritev(fd, bufs, offset)
+    while 0 < done < total:  # a short write: the rest, from where it stopped
         rest = _skip(bufs, done)
         try:
             n = os.writev(fd, rest) if offset is None else os.pwritev(fd, rest, offset + done)
@@ -91,10 +93,14 @@ class HostFile(Descriptor):
 
     __slots__ = ("fd",)
 
-    def __init__(self, fd: int, *, rights_base: int, rights_inheriting: int) -> None:
+    def __init__(self, fd: int, *, rights_base: int, rights_inheriting: int,
+                 st_mode: int | None = None) -> None:
+        """``st_mode``: the fd's, when the caller has just fstat'ed it."""
         self.fd = fd
         try:
-            self.filetype = filetype_of_mode(os.fstat(fd).st_mode, fd)
+            if st_mode is None:
+                st_mode = os.fstat(fd).st_mode
+            self.filetype = filetype_of_mode(st_mode, fd)
         except OSError:
             self.filetype = Filetype.UNKNOWN
         self.rights_base = rights_base

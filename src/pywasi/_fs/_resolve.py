@@ -53,6 +53,20 @@ Two routes, same answers
   hand, keep a stack of held directory fds for ``..`` (popping past the root is
   an escape).  ``..`` is never opened on the host: a directory renamed out of
   the tree would have its host ``..`` outside.
+
+Before either route, one plain name (no "/", not "." or "..",
+``_single_name``) is looked up in the directory itself by one call that does
+not follow it: ``openat(O_NOFOLLOW)`` for ``open_beneath``, ``openat(O_PATH|
+O_DIRECTORY|O_NOFOLLOW)`` for a parent directory named by one name (the
+manual walk's own step), ``fstatat(AT_SYMLINK_NOFOLLOW)`` of a final name in
+its parent for ``stat_beneath``, and ``at_parent`` lends ``dir_fd`` itself for
+a path of one name.  Nothing in such a lookup can leave the tree (no "..", no
+intermediate link, the name itself is not followed), so it is what both
+routes would do, minus their set-up; a name that turns out to be a link to
+follow is redone by a route.  The escape suite runs every such case on both
+routes.  Why: these are the common lookups (a file in a preopen, a file in a
+directory of it), and os.open/os.stat cost less than a ctypes call of
+openat2 and the routes' set-up (bench/hotpath.py's W3).
 """
 
 from __future__ import annotations
@@ -61,9 +75,9 @@ import ctypes
 import errno as _host
 import os
 import stat
+import struct
 import sys
-from contextlib import contextmanager
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from .._abi._errno import Errno
 from .._errors import WasiError
@@ -125,17 +139,23 @@ def _components(path: str) -> list[str]:
     return parts
 
 
-def _check(path: str) -> list[str]:
-    """Validate a guest path; return its components."""
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
+
+
+def _check(path: str) -> bytes:
+    """Validate a guest path; return it encoded for the host (os.fsencode's
+    encoding, without its per-call frames: this runs on every path call)."""
     if "\0" in path:
         raise WasiError(Errno.INVAL, "path contains a NUL byte")
     if not path:
         raise WasiError(Errno.NOENT, "empty path")
-    if path.startswith("/"):
+    if path[0] == "/":
         raise _escape(path)
-    if len(os.fsencode(path)) >= PATH_MAX:
+    bpath = path.encode(_FS_ENCODING, _FS_ERRORS)
+    if len(bpath) >= PATH_MAX:
         raise WasiError(Errno.NAMETOOLONG)
-    return _components(path)
+    return bpath
 
 
 # --------------------------------------------------------------------------
@@ -143,23 +163,30 @@ def _check(path: str) -> list[str]:
 
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_BENEATH = 0x08
+_RESOLVE = _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS
 _SYS_OPENAT2 = 437  # the same number on every architecture (asm-generic, x86, ...)
 
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
+# struct open_how {u64 flags; u64 mode; u64 resolve;} (linux/openat2.h), in
+# native byte order. A call passes an immutable packed copy; there are only a
+# few (flags, mode) pairs in a run, so each is packed once and kept.
+_OPEN_HOW = struct.Struct("=QQQ")
+_OPEN_HOW_CACHE_MAX = 256
+_open_hows: dict[tuple[int, int], bytes] = {}
 
 _syscall: ctypes._NamedFuncPointer | None = None
 _OPENAT2_OK: bool | None = None  # probe result, cached
 
 
-def _raw_openat2(dir_fd: int, path: bytes, flags: int, mode: int, resolve: int) -> tuple[int, int]:
+def _raw_openat2(dir_fd: int, path: bytes, flags: int, mode: int) -> tuple[int, int]:
     """(fd, 0) or (-1, errno)."""
     assert _syscall is not None
-    how = _OpenHow(flags, mode, resolve)
-    ret = int(_syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dir_fd), ctypes.c_char_p(path),
-                       ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))))
+    key = (flags, mode)
+    how = _open_hows.get(key)
+    if how is None:
+        how = _OPEN_HOW.pack(flags, mode, _RESOLVE)
+        if len(_open_hows) < _OPEN_HOW_CACHE_MAX:
+            _open_hows[key] = how
+    ret: int = _syscall(_SYS_OPENAT2, dir_fd, path, how, _OPEN_HOW.size)
     if ret < 0:
         return -1, ctypes.get_errno()
     return ret, 0
@@ -172,11 +199,19 @@ def openat2_available() -> bool:
         _OPENAT2_OK = False
         if sys.platform.startswith("linux") and _O_PATH:
             try:
+                # No argtypes, on purpose: declared ones build a ctypes object
+                # per argument per call (measured: 1.2 us a call against 0.8
+                # without). Undeclared, ctypes passes bytes as a pointer to
+                # their (NUL-terminated) buffer, which the kernel only reads,
+                # and small ints as C int, which libffi sign-extends into the
+                # 64-bit argument registers syscall(2) reads as long on the
+                # 64-bit ABIs (x86-64, aarch64; on 32-bit ones int is long);
+                # every int passed here is small.
                 fn = ctypes.CDLL(None, use_errno=True).syscall
                 fn.restype = ctypes.c_long
                 _syscall = fn
-                fd, err = _raw_openat2(-100, b".", _O_PATH | os.O_DIRECTORY | _O_CLOEXEC, 0,
-                                       _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)  # -100: AT_FDCWD
+                fd, err = _raw_openat2(-100, b".", _O_PATH | os.O_DIRECTORY | _O_CLOEXEC,
+                                       0)  # -100: AT_FDCWD
             except (OSError, AttributeError):
                 fd, err = -1, _host.ENOSYS
             if fd >= 0:
@@ -187,28 +222,25 @@ def openat2_available() -> bool:
 
 
 def _kernel_route() -> bool:
-    if _USE_OPENAT2 is None:
-        return openat2_available()
-    return _USE_OPENAT2 and openat2_available()
+    ok = _OPENAT2_OK if _OPENAT2_OK is not None else openat2_available()
+    return ok if _USE_OPENAT2 is None else _USE_OPENAT2 and ok
 
 
-def _openat2_beneath(dir_fd: int, path: str, flags: int, mode: int) -> int | None:
+def _openat2_beneath(dir_fd: int, bpath: bytes, flags: int, mode: int) -> int | None:
     """An fd, an exception, or None: "ask the manual walk"."""
     if not (flags & os.O_CREAT or (_O_TMPFILE and flags & _O_TMPFILE == _O_TMPFILE)):
         mode = 0  # openat2 rejects a mode it would not use
-    bpath = os.fsencode(path)
     for _ in range(_EAGAIN_RETRIES):
-        fd, err = _raw_openat2(dir_fd, bpath, flags | _O_CLOEXEC, mode,
-                               _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+        fd, err = _raw_openat2(dir_fd, bpath, flags | _O_CLOEXEC, mode)
         if fd >= 0:
             return fd
         if err == _host.EAGAIN:  # a rename or mount raced with "..": try again
             continue
         if err == _host.EXDEV:
-            raise _escape(path)
+            raise _escape(os.fsdecode(bpath))
         if err in (_host.ELOOP, _host.ENOSYS):
             return None
-        raise OSError(err, os.strerror(err), path)
+        raise OSError(err, os.strerror(err), os.fsdecode(bpath))
     return None
 
 
@@ -344,15 +376,35 @@ def _manual_open(dir_fd: int, parts: list[str], path: str, flags: int, mode: int
         w.close()
 
 
+def _open_one_dir(dir_fd: int, name: str) -> int | None:
+    """The directory ``name`` (a ``_single_name``) in ``dir_fd``: the manual
+    walk's single step, one openat as openat2 would be, without a ctypes
+    call. None: it may be a symlink, for a route to expand."""
+    try:
+        return os.open(name, _O_DIR_STEP, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno not in _MAYBE_SYMLINK:
+            raise
+    return None
+
+
 def _open_dir(dir_fd: int, parts: list[str], path: str) -> tuple[int, bool]:
     """The directory named by ``parts`` (all followed): (fd, caller must close)."""
     if all(p in (".", _TRAILING) for p in parts):
         return dir_fd, False
     if _kernel_route():
-        fd = _openat2_beneath(dir_fd, "/".join(parts), _O_PATH | os.O_DIRECTORY, 0)
+        bpath = "/".join(parts).encode(_FS_ENCODING, _FS_ERRORS)
+        fd = _openat2_beneath(dir_fd, bpath, _O_PATH | os.O_DIRECTORY, 0)
         if fd is not None:
             return fd, True
     return _manual_open_dir(dir_fd, parts, path)
+
+
+def _single_name(path: str) -> bool:
+    """``path`` is one plain name: not empty, no "/", not "." or ".." (see the
+    module docstring: looked up without following it, it cannot leave the
+    tree)."""
+    return path != "" and "/" not in path and path != "." and path != ".."
 
 
 # --------------------------------------------------------------------------
@@ -369,41 +421,63 @@ def open_beneath(dir_fd: int, path: str, flags: int, mode: int = 0o666, *, follo
     opened.  Intermediate symlinks are always followed (inside the tree only).
     A trailing slash demands a directory and follows a final symlink (POSIX).
     """
-    parts = _check(path)
+    bpath = _check(path)
     if flags & os.O_NOFOLLOW:
         follow = False
     if not follow:
         flags |= os.O_NOFOLLOW
+    if _single_name(path) and not (follow and flags & _O_PATH):
+        # One openat, never following the name. A link that is to be
+        # followed fails here (ELOOP, ENOTDIR or EMLINK, before O_CREAT or
+        # O_TRUNC act) and goes the long way. (O_PATH|O_NOFOLLOW would open
+        # a link itself, so a followed O_PATH open always goes the long way.)
+        try:
+            return os.open(bpath, flags | os.O_NOFOLLOW | _O_CLOEXEC, mode, dir_fd=dir_fd)
+        except OSError as e:
+            if not follow or e.errno not in _MAYBE_SYMLINK:
+                raise
+    return _routed_open(dir_fd, path, bpath, flags, mode, follow)
+
+
+def _routed_open(dir_fd: int, path: str, bpath: bytes, flags: int, mode: int,
+                 follow: bool) -> int:
+    """``open_beneath`` by a route: ``path`` checked, ``bpath`` its encoding,
+    O_NOFOLLOW in ``flags`` exactly when not ``follow``."""
     if _kernel_route():
-        fd = _openat2_beneath(dir_fd, path, flags, mode)
+        fd = _openat2_beneath(dir_fd, bpath, flags, mode)
         if fd is not None:
             return fd
-    return _manual_open(dir_fd, parts, path, flags & ~os.O_NOFOLLOW, mode, follow)
+    return _manual_open(dir_fd, _components(path), path, flags & ~os.O_NOFOLLOW, mode, follow)
 
 
 def stat_beneath(dir_fd: int, path: str, *, follow: bool) -> os.stat_result:
     """``stat``/``lstat`` of ``path`` relative to ``dir_fd``, inside the tree."""
-    if _O_PATH:
-        fd = open_beneath(dir_fd, path, _O_PATH, follow=follow)
-        try:
-            return os.fstat(fd)
-        finally:
-            os.close(fd)
-    # No O_PATH (not Linux): lstat through the parent; a followed stat opens
-    # the file for reading, which needs the read right on it.
-    if not follow:
+    if _single_name(path[path.rfind("/") + 1:]):
+        # A plain final name: fstatat in its parent, not following it --
+        # the parent's lookup plus one call, as an O_PATH open + fstat would
+        # be. A link found here that is to be followed goes to a route.
         with at_parent(dir_fd, path) as parent:
-            if not parent.trailing_slash:
-                return os.stat(parent.name, dir_fd=parent.dir_fd, follow_symlinks=False)
-    fd = open_beneath(dir_fd, path, os.O_RDONLY, follow=True)
+            st = os.stat(parent.name, dir_fd=parent.dir_fd, follow_symlinks=False)
+        if not (follow and stat.S_ISLNK(st.st_mode)):
+            return st
+    # A final link to follow, a trailing slash, "." or "..": open what the
+    # path names and fstat that.
+    bpath = _check(path)
+    if _O_PATH:
+        fd = _routed_open(dir_fd, path, bpath, _O_PATH if follow else _O_PATH | os.O_NOFOLLOW,
+                          0, follow)
+    else:
+        # No O_PATH (not Linux): opening for reading needs the read right on
+        # it. Only a followed name gets here: the name before a trailing
+        # slash, "." and ".." are followed whatever ``follow`` says (POSIX).
+        fd = open_beneath(dir_fd, path, os.O_RDONLY, follow=True)
     try:
         return os.fstat(fd)
     finally:
         os.close(fd)
 
 
-@contextmanager
-def at_parent(dir_fd: int, path: str) -> Iterator[ParentDir]:
+class at_parent:  # a function in use: ``with at_parent(dir_fd, path) as parent``
     """For calls that act on a name (mkdir, unlink, rmdir, rename, link,
     symlink, readlink, utimensat, fstatat): resolve every component but the
     last (symlinks followed, inside the tree only) and yield ``ParentDir``.
@@ -421,18 +495,45 @@ def at_parent(dir_fd: int, path: str) -> Iterator[ParentDir]:
     "..".  ``name`` is never ".." and never a symlink that was followed: the
     caller must not pass ``follow_symlinks=True`` with it (use
     ``open_beneath``/``stat_beneath`` to follow a final link).
+
+    A class rather than a @contextmanager generator: it runs on every
+    mutating path call, and the generator's machinery cost more than the
+    resolution. Nothing is opened before ``__enter__``.
     """
-    parts = _check(path)
-    trailing = parts[-1] == _TRAILING
-    if trailing:
-        parts = parts[:-1]
-    if parts[-1] in (".", ".."):
-        dir_parts, name, trailing = parts, ".", True
-    else:
-        dir_parts, name = parts[:-1], parts[-1]
-    fd, owned = _open_dir(dir_fd, dir_parts, path)
-    try:
-        yield ParentDir(fd, name, trailing)
-    finally:
+
+    __slots__ = ("_dir_fd", "_path", "_owned")
+
+    def __init__(self, dir_fd: int, path: str) -> None:
+        self._dir_fd = dir_fd
+        self._path = path
+        self._owned = -1
+
+    def __enter__(self) -> ParentDir:
+        path = self._path
+        _check(path)
+        head, slash, name = path.rpartition("/")
+        if _single_name(name):  # the common shapes first: "name" and "dir/name"
+            if not slash:
+                return ParentDir(self._dir_fd, name, False)
+            if _single_name(head):
+                fd = _open_one_dir(self._dir_fd, head)
+                if fd is not None:
+                    self._owned = fd
+                    return ParentDir(fd, name, False)
+        parts = _components(path)
+        trailing = parts[-1] == _TRAILING
+        if trailing:
+            parts = parts[:-1]
+        if parts[-1] in (".", ".."):
+            dir_parts, name, trailing = parts, ".", True
+        else:
+            dir_parts, name = parts[:-1], parts[-1]
+        fd, owned = _open_dir(self._dir_fd, dir_parts, path)
         if owned:
-            os.close(fd)
+            self._owned = fd
+        return ParentDir(fd, name, trailing)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._owned >= 0:
+            os.close(self._owned)
+            self._owned = -1

@@ -63,6 +63,8 @@ _WRITE_RIGHTS = int(Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SE
 _PATH_OPEN = int(Rights.PATH_OPEN)
 _PATH_CREATE_FILE = int(Rights.PATH_CREATE_FILE)
 _PATH_FILESTAT_SET_SIZE = int(Rights.PATH_FILESTAT_SET_SIZE)
+_PATH_FILESTAT_GET = int(Rights.PATH_FILESTAT_GET)
+_PATH_UNLINK_FILE = int(Rights.PATH_UNLINK_FILE)
 
 _U32 = 0xFFFFFFFF
 
@@ -114,9 +116,8 @@ class PathCalls(Context):
     # -- the two helpers every call uses -----------------------------------
     def _guest_path(self, ptr: int, length: int) -> str:
         """The guest's path string: bounds-checked, UTF-8, no NUL."""
-        raw = self.memory.read_bytes(ptr, length)
         try:
-            path = raw.decode("utf-8")
+            path = str(self.memory.slice(ptr, length), "utf-8")  # decoded in place, no copy
         except UnicodeDecodeError:
             raise WasiError(Errno.ILSEQ) from None
         if "\0" in path:
@@ -131,10 +132,14 @@ class PathCalls(Context):
         path_open_dirfd_not_dir expects it for a file opened with no rights).
         Rights are still checked only by ``FdTable.get``.
         """
-        desc = self.fds.get(fd)
+        try:
+            desc = self.fds.get(fd, needed)
+        except WasiError as e:
+            if e.errno == Errno.NOTCAPABLE and not isinstance(self.fds.get(fd), HostDirectory):
+                raise WasiError(Errno.NOTDIR) from None
+            raise
         if not isinstance(desc, HostDirectory):
             raise WasiError(Errno.NOTDIR)
-        self.fds.get(fd, needed)
         return desc
 
     # -- open ---------------------------------------------------------------
@@ -183,7 +188,12 @@ class PathCalls(Context):
         host_fd = open_beneath(directory.fd, name, flags, 0o666, follow=bool(dirflags & _FOLLOW))
         try:
             desc: Descriptor
-            if stat.S_ISDIR(os.fstat(host_fd).st_mode):
+            # CREAT|EXCL succeeded: this call created it, so it is a new
+            # regular file (open(2) fails with EEXIST on anything that was
+            # there) -- no fstat needed.
+            creat_excl = flags & (os.O_CREAT | os.O_EXCL) == os.O_CREAT | os.O_EXCL
+            mode = stat.S_IFREG if creat_excl else os.fstat(host_fd).st_mode
+            if stat.S_ISDIR(mode):
                 # Spec: the implementation may grant fewer rights than asked
                 # "if and only if those rights do not apply to the type".
                 desc = HostDirectory(host_fd, preopen=None,
@@ -191,7 +201,8 @@ class PathCalls(Context):
                                      rights_inheriting=fs_rights_inheriting & DIR_INHERITING)
             else:
                 desc = HostFile(host_fd, rights_base=fs_rights_base & FILE_RIGHTS,
-                                rights_inheriting=fs_rights_inheriting & DIR_INHERITING)
+                                rights_inheriting=fs_rights_inheriting & DIR_INHERITING,
+                                st_mode=mode)
             new_fd = self.fds.allocate(desc)
         except BaseException:
             os.close(host_fd)
@@ -224,7 +235,7 @@ class PathCalls(Context):
     # -- stat and times ---------------------------------------------------
     def _filestat_at(self, fd: int, flags: int, path: int, path_len: int) -> tuple[int, ...]:
         _flags_ok(flags, _ALL_LOOKUPFLAGS)
-        directory = self._dir(fd, int(Rights.PATH_FILESTAT_GET))
+        directory = self._dir(fd, _PATH_FILESTAT_GET)
         name = self._guest_path(path, path_len)
         return filestat_values(stat_beneath(directory.fd, name, follow=bool(flags & _FOLLOW)))
 
@@ -306,7 +317,7 @@ class PathCalls(Context):
 
     # -- removing and renaming --------------------------------------------
     def path_unlink_file(self, fd: int, path: int, path_len: int) -> None:
-        directory = self._dir(fd, int(Rights.PATH_UNLINK_FILE))
+        directory = self._dir(fd, _PATH_UNLINK_FILE)
         name = self._guest_path(path, path_len)
         with at_parent(directory.fd, name) as parent:
             if parent.name == ".":
