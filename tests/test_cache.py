@@ -177,15 +177,16 @@ def test_two_processes_at_once(tmp_path: pathlib.Path) -> None:
     funcs = "\n".join(f"(func (export \"f{i}\") (param i32) (result i32) "
                       f"(i32.add (local.get 0) (i32.const {i})))" for i in range(3000))
     wat.write_text(f"(module {funcs})")
-    # A barrier after the cache lookup: both processes miss, then both
+    # A barrier after the cache lookup (a module of a size no entry has is a
+    # miss without hashing): both processes miss, then both
     # compile and write the same entry at once.
     script = textwrap.dedent(f"""
         import os, pathlib, time, pywasi
         from pywasi import _cache
-        lookup = _cache._load
+        lookup = _cache._holds_size
         def load_then_wait(*args):
             found = lookup(*args)
-            assert found is None, "the other process wrote before the barrier"
+            assert not found, "the other process wrote before the barrier"
             barrier = pathlib.Path({str(tmp_path)!r})
             (barrier / f"ready-{{os.getpid()}}").touch()
             deadline = time.monotonic() + 60
@@ -193,7 +194,7 @@ def test_two_processes_at_once(tmp_path: pathlib.Path) -> None:
                 assert time.monotonic() < deadline, "the other process never came"
                 time.sleep(0.005)
             return found
-        _cache._load = load_then_wait
+        _cache._holds_size = load_then_wait
         m = pywasi.compile({str(wat)!r}, cache={str(cache)!r})
         assert len(m.exports) == 3000
         print("ok")
@@ -221,16 +222,16 @@ def test_a_stable_file_is_not_reread_on_a_hit(tmp_path: pathlib.Path, compiles: 
     monkeypatch.setattr(_cache, "STABLE_SECONDS", -1e9)
     pywasi.compile(wat, cache=str(cache))
     assert len([p for p in cache.iterdir() if p.name.endswith(".digest")]) == 1
-    real_read = _cache._read_and_remember
+    real_read = _cache._read
 
-    def no_read(directory: str, path: str) -> tuple[bytes, bytes]:
+    def no_read(path: str) -> tuple[bytes, _cache.Reading]:
         raise AssertionError("the module file was read on a hit")
 
-    monkeypatch.setattr(_cache, "_read_and_remember", no_read)
+    monkeypatch.setattr(_cache, "_read", no_read)
     assert pywasi.compile(wat, cache=str(cache)).exports
     assert len(compiles) == 1
     # Same size, same mtime, other content: the ctime changed, so it is re-read.
-    monkeypatch.setattr(_cache, "_read_and_remember", real_read)
+    monkeypatch.setattr(_cache, "_read", real_read)
     wat.write_bytes(HELLO.replace(b'"_start"', b'"_stert"'))
     os.utime(wat, (1_000_000, 1_000_000))
     module = pywasi.compile(wat, cache=str(cache))
@@ -244,6 +245,87 @@ def test_a_fresh_file_digest_is_not_remembered(tmp_path: pathlib.Path) -> None:
     wat.write_bytes(HELLO)   # just written: could change again within the same timestamp tick
     pywasi.compile(wat, cache=str(cache))
     assert [p for p in cache.iterdir() if p.name.endswith(".digest")] == []
+
+
+EXIT_AT_ONCE = wat_calling('(import "$ns" "proc_exit" (func $proc_exit (param i32)))',
+                           "(call $proc_exit (i32.const 7))")
+
+
+def test_a_background_write_is_awaited(tmp_path: pathlib.Path, compiles: list[int],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = private_dir(tmp_path / "c")
+    monkeypatch.setattr(_cache, "BACKGROUND_WRITE", 0)
+    pywasi.compile(HELLO, cache=str(cache))
+    _cache.wait_for_writes()
+    assert len(entries(cache)) == 1 and _cache._WRITERS == []
+    pywasi.compile(HELLO, cache=str(cache))
+    assert len(compiles) == 1
+
+
+# The guest exits at once while the entry is still being written (the write
+# is held back 1 s): the process must wait for it, in the CLI and in the API.
+SLOW_WRITE = """
+import sys, time
+from pywasi import _cache
+_cache.BACKGROUND_WRITE = 0
+real_write = _cache.write_atomic
+def slow_write(path, data, **kw):
+    if path.endswith(".cwasm"):
+        time.sleep(1)
+    real_write(path, data, **kw)
+_cache.write_atomic = slow_write
+"""
+
+
+@pytest.mark.parametrize("run", [
+    "from pywasi.cli import command\nsys.argv[1:] = ['run', MODULE]\nraise SystemExit(command())",
+    "import pywasi\nw = pywasi.WASI(version='preview1', return_on_exit=False)\n"
+    "w.start(pywasi.instantiate(pywasi.compile(MODULE), w.get_import_object()))",
+], ids=["cli", "api-return_on_exit-False"])
+def test_the_entry_is_complete_when_the_guest_exits_at_once(tmp_path: pathlib.Path, run: str,
+                                                           compiles: list[int]) -> None:
+    cache = private_dir(tmp_path / "c")
+    module = tmp_path / "exit.wat"
+    module.write_bytes(EXIT_AT_ONCE)
+    script = SLOW_WRITE + f"MODULE = {str(module)!r}\n" + run
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120,
+                          env=dict(os.environ, PYWASI_CACHE_DIR=str(cache)))
+    assert (proc.returncode, proc.stderr) == (7, b"")
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".tmp")] == []
+    assert len(entries(cache)) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pywasi.compile(module, cache=str(cache))
+    assert compiles == []   # a hit
+
+
+def test_a_process_killed_while_writing_leaves_no_entry(tmp_path: pathlib.Path,
+                                                         compiles: list[int]) -> None:
+    cache = private_dir(tmp_path / "c")
+    # Killed at the worst moment: the temporary file is whole, not yet renamed.
+    script = SLOW_WRITE.replace("time.sleep(1)", "import os; os.replace = hang") + textwrap.dedent(f"""
+        import os, pywasi
+        def hang(*args):
+            print("written", flush=True)
+            time.sleep(60)
+        pywasi.compile({HELLO!r}, cache={str(cache)!r})
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"written\n"
+    finally:
+        proc.kill()
+        proc.wait()
+    [tmp] = [p for p in cache.iterdir() if p.name.startswith(".tmp")]
+    assert entries(cache) == []
+    os.utime(tmp, (1_000_000, 1_000_000))   # stale: cleaned by the next write
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pywasi.compile(HELLO, cache=str(cache))
+        pywasi.compile(HELLO, cache=str(cache))
+    assert len(compiles) == 1
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".tmp")] == []
 
 
 def test_eviction_under_a_tiny_cap(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,12 +7,16 @@ those serialized forms on disk.
 
 Invariants:
 
-- An entry's name is ``<key>-<size>-<crc32>.cwasm``. The key is the SHA-256
-  of everything that decides the machine code: the module's bytes, the
-  wasmtime version, pywasi's engine settings (``_engine.ENGINE_SETTINGS``) and
-  the host architecture. Size and CRC-32 are those of the entry itself, so a
-  truncated or damaged entry is noticed before wasmtime maps it (wasmtime
-  checks its header and version, not the code it loads).
+- An entry's name is ``<module size>_<key>-<size>-<crc32>.cwasm``. The key
+  is the SHA-256 of everything that decides the machine code: the module's
+  bytes, the wasmtime version, pywasi's engine settings
+  (``_engine.ENGINE_SETTINGS``) and the host architecture. The module's size
+  (in bytes) tells a certain miss without hashing. Size and CRC-32 are those
+  of the entry itself, so a truncated or damaged entry is noticed before
+  wasmtime maps it (wasmtime checks its header and version, not the code it
+  loads).
+- A miss is stored after ``compile()`` returns, by a thread the interpreter
+  joins at exit (see "a miss costs no more wall time" below).
 - Entries are written to a temporary file in the same directory and renamed
   into place (``os.replace``): a reader sees a whole entry or none, and two
   processes compiling the same module at once both succeed.
@@ -32,6 +36,7 @@ import os
 import platform
 import stat
 import sys
+import threading
 import time
 import warnings
 import zlib
@@ -41,7 +46,7 @@ from typing import Any
 import wasmtime
 
 __all__ = ["CacheWarning", "cache_dir", "max_size", "entry_key", "load_or_compile",
-           "DEFAULT_MAX_SIZE", "SMALL_DIGEST", "sha256"]
+           "DEFAULT_MAX_SIZE", "SMALL_DIGEST", "sha256", "wait_for_writes", "BACKGROUND_WRITE"]
 
 DEFAULT_MAX_SIZE = 512 * 1024 * 1024
 FORMAT = b"pywasi-cache-1"   # bump when the entry layout or key recipe changes
@@ -360,69 +365,148 @@ def _memo_path(directory: str, path: str) -> str:
     return os.path.join(directory, name + DIGEST_SUFFIX)
 
 
-def _remembered_digest(directory: str, path: str) -> bytes | None:
+def _remembered_digest(directory: str, path: str) -> tuple[int, bytes] | None:
+    """(size, SHA-256) of the file at ``path``, if remembered for its stat."""
     try:
         st = os.stat(path)
         with open(_memo_path(directory, path), encoding="ascii") as f:
             identity, _, digest = f.read().strip().rpartition(" ")
         if identity == _identity(st) and len(digest) == 64:
-            return bytes.fromhex(digest)
+            return st.st_size, bytes.fromhex(digest)
     except (OSError, ValueError):
         pass
     return None
 
 
-def _read_and_remember(directory: str, path: str) -> tuple[bytes, bytes]:
-    """(data, SHA-256) of the file at ``path``; remembers the digest when safe."""
+# How a file given by path was read: (path, its stat before reading, the time
+# reading ended); enough to decide later whether its digest may be remembered.
+Reading = tuple[str, os.stat_result, float]
+
+
+def _read(path: str) -> tuple[bytes, Reading]:
     before = os.stat(path)
     with open(path, "rb") as f:
         data = f.read()
-    digest = sha256(data)
+    return data, (path, before, time.time())
+
+
+def _remember(directory: str, reading: Reading, digest: bytes) -> None:
+    """Remember the digest of what ``reading`` read, when safe."""
+    path, before, read_at = reading
     try:
         after = os.stat(path)
         if _identity(before) == _identity(after) and \
-                time.time() - max(after.st_mtime, after.st_ctime) > STABLE_SECONDS:
+                read_at - max(after.st_mtime, after.st_ctime) > STABLE_SECONDS:
             write_atomic(_memo_path(directory, path),
                          f"{_identity(after)} {digest.hex()}\n".encode("ascii"), sync=False)
     except OSError:
         pass  # only an optimisation
-    return data, digest
+
+
+# -- a miss costs no more wall time than compiling without a cache ------------
+#
+# Hashing the module (~0.05 s for 30 MB) and serializing + writing its entry
+# (0.15-0.45 s for 26-68 MB) would add to a 5-25 s compile. Neither needs to
+# come before the program runs:
+# - An entry's name starts with the size of the module it was compiled from
+#   (``<size>_<key>``). A module whose size no entry has is a certain miss, so
+#   it is compiled at once, unhashed; only when some entry has its size is it
+#   hashed before the lookup (the key stays SHA-256: a collision would run
+#   another module's code).
+# - The digest, the serialization and the write then happen in a non-daemon
+#   thread while the program runs (all three release the GIL). The
+#   interpreter joins it at exit (``sys.exit``, the end of ``pywasi run``, a
+#   guest's exit with ``return_on_exit=False``). A process killed meanwhile
+#   leaves at most a temporary file, never renamed into place and removed by
+#   ``evict`` once stale.
+# Small modules are written at once: a thread would cost about what it saves.
+BACKGROUND_WRITE = 1 << 20
+_WRITERS: list[threading.Thread] = []
+_WRITERS_LOCK = threading.Lock()
+
+
+def wait_for_writes() -> None:
+    """Wait until every entry this process is writing is in place (or given up)."""
+    with _WRITERS_LOCK:
+        pending = list(_WRITERS)
+    for thread in pending:
+        thread.join()
+
+
+def _stem(size: int, settings: tuple[Any, ...], digest: bytes) -> str:
+    return f"{size:x}_{entry_key(b'', settings, digest=digest)}"
+
+
+def _holds_size(directory: str, size: int) -> bool:
+    prefix = f"{size:x}_"
+    try:
+        with os.scandir(directory) as it:
+            return any(e.name.startswith(prefix) and e.name.endswith(SUFFIX) for e in it)
+    except OSError:
+        return True   # unknown: look the key up
+
+
+def _fill(directory: str, settings: tuple[Any, ...], data: bytes, digest: bytes | None,
+          reading: Reading | None, module: wasmtime.Module) -> None:
+    """Store ``module``, compiled from ``data``, in the cache."""
+    try:
+        if digest is None:
+            digest = sha256(data)
+            if reading is not None:
+                _remember(directory, reading, digest)
+        _store(directory, _stem(len(data), settings, digest), module, max_size())
+    except Exception as e:  # noqa: BLE001 - cache trouble only costs the next start a compile
+        _warn(f"cannot write to {directory}: {getattr(e, 'strerror', None) or e}")
+    finally:
+        with _WRITERS_LOCK:
+            if threading.current_thread() in _WRITERS:
+                _WRITERS.remove(threading.current_thread())
 
 
 def load_or_compile(source: bytes | str, engine: wasmtime.Engine, settings: tuple[Any, ...],
                     directory: str, build: Callable[[bytes], wasmtime.Module]) -> wasmtime.Module:
     """The module for ``source`` (wasm bytes, or a path to them) from the
-    cache in ``directory``, or ``build(data)`` it and store it. Cache trouble
+    cache in ``directory``, or ``build(data)`` it and store it (in the
+    background for a large module: see ``wait_for_writes``). Cache trouble
     is a warning, never an error; ``build``'s own errors (an invalid module)
     and errors reading ``source`` propagate."""
     problem = check_dir(directory, create=True)
-    data = source if isinstance(source, bytes) else None
     if problem is not None:
         _warn(problem + "; compiling without the cache")
-        if data is None:
-            with open(source, "rb") as f:
-                data = f.read()
-        return build(data)
-    if data is not None:
-        digest = sha256(data)
+        return build(source if isinstance(source, bytes) else _read(source)[0])
+    data: bytes | None = None
+    digest: bytes | None = None
+    reading: Reading | None = None
+    if isinstance(source, bytes):
+        data, size = source, len(source)
     else:
-        assert isinstance(source, str)
         remembered = _remembered_digest(directory, source)
         if remembered is None:
-            data, digest = _read_and_remember(directory, source)
+            data, reading = _read(source)
+            size = len(data)
         else:
-            digest = remembered
-    key = entry_key(b"", settings, digest=digest)
-    module = _load(engine, directory, key)
-    if module is not None:
-        return module
+            size, digest = remembered
+    if digest is None and data is not None and _holds_size(directory, size):
+        digest = sha256(data)
+        if reading is not None:
+            _remember(directory, reading, digest)
+    if digest is not None:
+        module = _load(engine, directory, _stem(size, settings, digest))
+        if module is not None:
+            return module
     if data is None:
+        # A remembered digest without an entry: read the file, whose bytes
+        # are hashed again (it may have changed since the stat).
         assert isinstance(source, str)
-        data, digest = _read_and_remember(directory, source)
-        key = entry_key(b"", settings, digest=digest)
+        data, reading = _read(source)
+        digest = None
     module = build(data)
-    try:
-        _store(directory, key, module, max_size())
-    except (OSError, wasmtime.WasmtimeError) as e:
-        _warn(f"cannot write to {directory}: {getattr(e, 'strerror', None) or e}")
+    args = (directory, settings, data, digest, reading, module)
+    if len(data) < BACKGROUND_WRITE:
+        _fill(*args)
+        return module
+    writer = threading.Thread(target=_fill, args=args, name="pywasi-cache-write")
+    with _WRITERS_LOCK:
+        _WRITERS.append(writer)
+    writer.start()
     return module
