@@ -352,12 +352,14 @@ def open_file(instance: pywasi.Instance, name: bytes, *, oflags: int = 0, fdflag
     return int(struct.unpack_from("<I", mem, 60000)[0])
 
 
-def file_forwarder(tmp: pathlib.Path, fdflags: int = 0) -> tuple[pywasi.WASI, pywasi.Instance, memoryview, int]:
-    """A forwarder with ``tmp/f`` open (``fdflags``): its fd."""
+def file_forwarder(tmp: pathlib.Path,
+                   fdflags: int = 0) -> tuple[pywasi.WASI, pywasi.Instance, memoryview, int]:
+    """A forwarder with ``tmp/f`` open, created if need be (``fdflags``): its fd."""
     wasi = pywasi.WASI(version="preview1", preopens={"/d": str(tmp)})
     instance = pywasi.instantiate(pywasi.compile(forwarding_module()), wasi.get_import_object())
     wasi.initialize(instance)
-    return wasi, instance, instance.exports.memory.buffer, open_file(instance, b"f", fdflags=fdflags)
+    fd = open_file(instance, b"f", oflags=1, fdflags=fdflags)
+    return wasi, instance, instance.exports.memory.buffer, fd
 
 
 def test_file_io_is_answered_in_c(route: str, tmp_path: pathlib.Path) -> None:
@@ -427,6 +429,32 @@ def test_file_io_errors_as_python_does(route: str, tmp_path: pathlib.Path) -> No
         ex.call_fd_write(fd, 16, 1, 65536)
     assert (tmp_path / "f").read_bytes() == b"0123" + b"456789"  # written before the trap
     wasi.close()
+
+
+def test_file_io_from_several_threads(route: str, tmp_path: pathlib.Path) -> None:
+    """The C file path drops the GIL around each syscall: threads, each with
+    its own instance and file, write and read back all their bytes."""
+    results: list[bytes] = []
+
+    def work(k: int) -> None:
+        (tmp_path / str(k)).mkdir()
+        wasi, instance, mem, fd = file_forwarder(tmp_path / str(k), fdflags=1)  # APPEND
+        ex = instance.exports
+        struct.pack_into("<II", mem, 16, 1000, 2)
+        for i in range(500):
+            mem[1000:1002] = b"%02d" % (i % 100)
+            assert ex.call_fd_write(fd, 16, 1, 32) == 0
+        struct.pack_into("<II", mem, 16, 8192, 1000)
+        assert ex.call_fd_pread(fd, 16, 1, 0, 32) == 0
+        results.append(bytes(mem[8192:9192]))
+        wasi.close()
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [b"".join(b"%02d" % (i % 100) for i in range(500))] * 4
 
 
 # -- differential: any call, both routes, the same outcome ------------------------

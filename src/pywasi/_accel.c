@@ -64,7 +64,8 @@ typedef struct {
 
 static PyTypeObject *MemoryCell_Type;
 
-/* Calls the C side answers itself in their hottest case (see fast_path). */
+/* Calls the C side answers itself in their hottest case (see fast_path);
+ * from FAST_FD_READ on, the fd_read/fd_write family (fast_io). */
 enum { FAST_NONE = 0, FAST_CLOCK_TIME_GET, FAST_FD_READ, FAST_FD_WRITE, FAST_FD_PREAD, FAST_FD_PWRITE };
 
 /* The spec's filetype.regular_file. */
