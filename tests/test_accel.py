@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import pywasi
 from pywasi import _engine
-from pywasi._abi import PREVIEW1, Errno
+from pywasi._abi import PREVIEW1, Errno, Rights
 from pywasi._dispatch import HostFunction, HostState
 from pywasi._errors import GuestFault, ProcExit, WasiError
 from test_fuzz_dispatch import call, forwarding_module
@@ -337,6 +337,126 @@ def test_fd_write_to_a_host_stream_is_answered_in_c(route: str, tmp_path: pathli
     assert (tmp_path / "out").stat().st_size == 300
 
 
+# -- the C fast path of fd_read/fd_write/fd_pread/fd_pwrite on a host file -----------
+
+def open_file(instance: pywasi.Instance, name: bytes, *, oflags: int = 0, fdflags: int = 0,
+              rights: int | None = None) -> int:
+    """path_open ``name`` in the preopen fd 3 (by default with every right it
+    passes on), through the guest's import: the new fd. Scratch at 60000."""
+    ex, mem = instance.exports, instance.exports.memory.buffer
+    if rights is None:
+        assert ex.call_fd_fdstat_get(3, 60000) == 0
+        rights = struct.unpack_from("<q", mem, 60000 + 16)[0]
+    mem[60100:60100 + len(name)] = name
+    assert ex.call_path_open(3, 0, 60100, len(name), oflags, rights, rights, fdflags, 60000) == 0
+    return int(struct.unpack_from("<I", mem, 60000)[0])
+
+
+def file_forwarder(tmp: pathlib.Path,
+                   fdflags: int = 0) -> tuple[pywasi.WASI, pywasi.Instance, memoryview, int]:
+    """A forwarder with ``tmp/f`` open, created if need be (``fdflags``): its fd."""
+    wasi = pywasi.WASI(version="preview1", preopens={"/d": str(tmp)})
+    instance = pywasi.instantiate(pywasi.compile(forwarding_module()), wasi.get_import_object())
+    wasi.initialize(instance)
+    fd = open_file(instance, b"f", oflags=1, fdflags=fdflags)
+    return wasi, instance, instance.exports.memory.buffer, fd
+
+
+def test_file_io_is_answered_in_c(route: str, tmp_path: pathlib.Path) -> None:
+    """One iovec to a HostFile: no Python frame of the syscall on the accelerator."""
+    (tmp_path / "f").write_bytes(b"0123456789")
+    wasi, instance, mem, fd = file_forwarder(tmp_path)
+    mem[1000:1003] = b"abc"
+    struct.pack_into("<II", mem, 16, 1000, 3)
+    ex = instance.exports
+    counts = [python_calls("fd_read", lambda: ex.call_fd_read(fd, 16, 1, 32), times=4),
+              python_calls("fd_write", lambda: ex.call_fd_write(fd, 16, 1, 32), times=2),
+              python_calls("fd_pread", lambda: ex.call_fd_pread(fd, 16, 1, 1, 32), times=1),
+              python_calls("fd_pwrite", lambda: ex.call_fd_pwrite(fd, 16, 1, 14, 32), times=1)]
+    assert counts == ([0, 0, 0, 0] if route == "accel" else [4, 2, 1, 1])
+    # 4 reads of 3 ("012" ... the short "9") left "978" in the buffer; two
+    # writes append it at 10 and 13; pread at 1 gives "123", pwritten at 14.
+    assert (tmp_path / "f").read_bytes() == b"0123456789" + b"978" + b"9" + b"123"
+    assert ex.call_fd_tell(fd, 40) == 0
+    assert struct.unpack_from("<Q", mem, 40)[0] == 16
+    wasi.close()
+
+
+def test_file_io_keeps_append_and_the_position_as_python_does(route: str, tmp_path: pathlib.Path) -> None:
+    """APPEND sends fd_write and fd_pwrite to the end (Linux's pwrite(2)),
+    fd_pread and fd_pwrite leave the position alone, fd_read moves it."""
+    (tmp_path / "f").write_bytes(b"0123456789")
+    wasi, instance, mem, fd = file_forwarder(tmp_path, fdflags=1)  # APPEND
+    ex = instance.exports
+    mem[1000:1002] = b"xy"
+    struct.pack_into("<II", mem, 16, 1000, 2)
+    assert ex.call_fd_write(fd, 16, 1, 32) == 0
+    assert ex.call_fd_pwrite(fd, 16, 1, 0, 32) == 0
+    assert struct.unpack_from("<I", mem, 32)[0] == 2
+    assert ex.call_fd_tell(fd, 40) == 0
+    assert struct.unpack_from("<Q", mem, 40)[0] == 12  # after the fd_write, not moved by pwrite
+    assert (tmp_path / "f").read_bytes() == b"0123456789xyxy"
+    assert ex.call_fd_seek(fd, 3, 0, 40) == 0
+    assert ex.call_fd_pread(fd, 16, 1, 8, 32) == 0
+    assert bytes(mem[1000:1002]) == b"89"
+    assert ex.call_fd_read(fd, 16, 1, 32) == 0
+    assert bytes(mem[1000:1002]) == b"34"
+    assert ex.call_fd_tell(fd, 40) == 0
+    assert struct.unpack_from("<Q", mem, 40)[0] == 5
+    assert ex.call_fd_pread(fd, 16, 1, (1 << 63) - 1, 32) == Errno.INVAL  # offset + len past OFF_MAX
+    assert ex.call_fd_pread(fd, 16, 1, 1 << 63, 32) == Errno.INVAL
+    wasi.close()
+
+
+def test_file_io_errors_as_python_does(route: str, tmp_path: pathlib.Path) -> None:
+    """A read-only file: fd_write NOTCAPABLE; a FIFO opened by path: fd_pread
+    SPIPE (the host's errno, from the Python route the C path hands it to)."""
+    (tmp_path / "f").write_bytes(b"0123456789")
+    os.mkfifo(tmp_path / "p")
+    wasi, instance, mem, fd = file_forwarder(tmp_path)
+    ex = instance.exports
+    struct.pack_into("<II", mem, 16, 1000, 4)
+    read_only = open_file(instance, b"f", rights=int(Rights.FD_READ))
+    assert ex.call_fd_write(read_only, 16, 1, 32) == Errno.NOTCAPABLE
+    assert ex.call_fd_read(read_only, 16, 1, 32) == 0
+    assert bytes(mem[1000:1004]) == b"0123"
+    assert ex.call_fd_pread(read_only, 16, 1, 0, 32) == Errno.NOTCAPABLE  # no FD_SEEK
+    fifo = open_file(instance, b"p", fdflags=4, rights=int(Rights.FD_READ | Rights.FD_SEEK))  # NONBLOCK
+    assert ex.call_fd_pread(fifo, 16, 1, 0, 32) == Errno.SPIPE
+    assert ex.call_fd_read(fifo, 16, 1, 32) == 0  # no writer: end of file
+    assert struct.unpack_from("<I", mem, 32)[0] == 0
+    with pytest.raises(pywasi.Trap, match="fd_write: out of bounds memory access: 4 bytes at 0x10000"):
+        ex.call_fd_write(fd, 16, 1, 65536)
+    assert (tmp_path / "f").read_bytes() == b"0123" + b"456789"  # written before the trap
+    wasi.close()
+
+
+def test_file_io_from_several_threads(route: str, tmp_path: pathlib.Path) -> None:
+    """The C file path drops the GIL around each syscall: threads, each with
+    its own instance and file, write and read back all their bytes."""
+    results: list[bytes] = []
+
+    def work(k: int) -> None:
+        (tmp_path / str(k)).mkdir()
+        wasi, instance, mem, fd = file_forwarder(tmp_path / str(k), fdflags=1)  # APPEND
+        ex = instance.exports
+        struct.pack_into("<II", mem, 16, 1000, 2)
+        for i in range(500):
+            mem[1000:1002] = b"%02d" % (i % 100)
+            assert ex.call_fd_write(fd, 16, 1, 32) == 0
+        struct.pack_into("<II", mem, 16, 8192, 1000)
+        assert ex.call_fd_pread(fd, 16, 1, 0, 32) == 0
+        results.append(bytes(mem[8192:9192]))
+        wasi.close()
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [b"".join(b"%02d" % (i % 100) for i in range(500))] * 4
+
+
 # -- differential: any call, both routes, the same outcome ------------------------
 
 def outcome(module: pywasi.Module, tmp: pathlib.Path, name: str, args: list[int]) -> tuple[object, ...]:
@@ -351,19 +471,29 @@ def outcome(module: pywasi.Module, tmp: pathlib.Path, name: str, args: list[int]
                            stdout=stdout.fileno(), stderr=err.append)
         instance = pywasi.instantiate(module, wasi.get_import_object())
         wasi.initialize(instance)
+        ex = instance.exports
+        mem = ex.memory.buffer
+        # Host files (the fd_read family's C path): fd 4 on sandbox/f, fd 5
+        # on it with APPEND, both at position 3.
+        (sandbox / "f").write_bytes(b"file-data-0123456789")
+        for fdflags in (0, 1):
+            assert ex.call_fd_seek(open_file(instance, b"f", fdflags=fdflags), 3, 0, 8) == 0
         # Small pointers find iovecs: (64, 16) at 0, (1000, 5) at 8.
-        struct.pack_into("<IIII", instance.exports.memory.buffer, 0, 64, 16, 1000, 5)
-        instance.exports.memory.buffer[64:80] = b"0123456789abcdef"
+        struct.pack_into("<IIII", mem, 0, 64, 16, 1000, 5)
+        mem[64:80] = b"0123456789abcdef"
         try:
-            result: tuple[object, ...] = ("errno", instance.exports[f"call_{name}"](*args))
+            result: tuple[object, ...] = ("errno", ex[f"call_{name}"](*args))
         except pywasi.WasiExit as e:
             result = ("exit", e.code)
         except pywasi.Trap as e:
             result = ("trap", str(e))
-        finally:
-            wasi.close()
+        # What a read put in memory (other calls may write times or random bytes).
+        memory = bytes(mem) if name in ("fd_read", "fd_pread") else None
+        positions = [ex.call_fd_tell(fd, 8) or struct.unpack_from("<Q", mem, 8)[0] for fd in (4, 5)]
+        wasi.close()
     return (result, (tmp / "stdout").read_bytes(), b"".join(err),
-            sorted(p.name for p in sandbox.iterdir()))
+            sorted(p.name for p in sandbox.iterdir()), memory, positions,
+            (sandbox / "f").read_bytes() if (sandbox / "f").is_file() else None)
 
 
 def assert_same_on_both_routes(module: pywasi.Module, tmp_path_factory: pytest.TempPathFactory,
@@ -390,15 +520,28 @@ def test_both_routes_give_identical_outcomes(fuzz_module: pywasi.Module, tmp_pat
 NEAR = st.sampled_from([0, 1, 2, 4, 8, 16, 64, 65528, 65532, 65536, -1, -8])
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(st.tuples(st.just("fd_write"), st.lists(NEAR, min_size=4, max_size=4)),
-                 st.tuples(st.just("clock_time_get"), st.tuples(NEAR, NEAR, NEAR).map(list))))
+# Weighted toward what the C paths answer (the host files 4 and 5, the
+# iovecs at 0 and 8, one of them) and the edges around it.
+FD = st.sampled_from([0, 1, 2, 3, 4, 4, 5, 5, 9, -1])
+IOVS = st.sampled_from([0, 8, 8, 4, 2, 65528, 65532, -8])
+IOVS_LEN = st.sampled_from([1, 1, 1, 0, 2, -1])
+OFFSET = st.sampled_from([0, 2, 19, 4096, (1 << 63) - 8, (1 << 63) - 1, -1])
+IO = st.sampled_from(["fd_read", "fd_write"]).flatmap(
+    lambda n: st.tuples(st.just(n), st.tuples(FD, IOVS, IOVS_LEN, NEAR).map(list)))
+PIO = st.sampled_from(["fd_pread", "fd_pwrite"]).flatmap(
+    lambda n: st.tuples(st.just(n), st.tuples(FD, IOVS, IOVS_LEN, OFFSET, NEAR).map(list)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(IO, PIO, st.tuples(st.just("clock_time_get"), st.tuples(NEAR, NEAR, NEAR).map(list))))
 def test_the_fast_paths_give_identical_outcomes(fuzz_module: pywasi.Module,
                                                 tmp_path_factory: pytest.TempPathFactory,
                                                 monkeypatch: pytest.MonkeyPatch,
                                                 case: tuple[str, list[int]]) -> None:
-    """fd_write and clock_time_get near the edges (fds 0-2, pointers at the
-    end of memory): the C fast paths and the Python syscalls agree."""
+    """The fd_read family and clock_time_get near the edges (stdio, host
+    files with and without APPEND, a directory, pointers and offsets at the
+    ends): the C fast paths and the Python syscalls agree, in the result,
+    guest memory, the files and the positions."""
     assert_same_on_both_routes(fuzz_module, tmp_path_factory, monkeypatch, *case)
 
 

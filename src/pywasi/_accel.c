@@ -15,11 +15,12 @@
  * int (the errno to store) or a str (a trap message). So the dispatcher's
  * rules live in one place for both routes.
  *
- * Two calls have their hot case done here (fast_clock_time_get,
- * fast_fd_write), only where the bounds and alignment checks the Python
- * syscall makes are sure to pass (fd_write's fd and rights check is the fd
- * table's own get()); anything else goes to the Python syscall, so results,
- * errno values and trap messages stay the Python code's.
+ * Some calls have their hot case done here (fast_clock_time_get; fast_io:
+ * fd_read, fd_write, fd_pread, fd_pwrite of one iovec to a host file or
+ * stream), only where the bounds and alignment checks the Python syscall
+ * makes are sure to pass (the fd and rights check is the fd table's own
+ * get()); anything else goes to the Python syscall, so results, errno
+ * values and trap messages stay the Python code's.
  *
  * It does not link against libwasmtime: the one wasmtime function it calls,
  * wasmtime_trap_new, is handed over as an address by setup() (_engine takes
@@ -63,8 +64,12 @@ typedef struct {
 
 static PyTypeObject *MemoryCell_Type;
 
-/* Calls the C side answers itself in their hottest case (see fast_path). */
-enum { FAST_NONE = 0, FAST_CLOCK_TIME_GET = 1, FAST_FD_WRITE = 2 };
+/* Calls the C side answers itself in their hottest case (see fast_path);
+ * from FAST_FD_READ on, the fd_read/fd_write family (fast_io). */
+enum { FAST_NONE = 0, FAST_CLOCK_TIME_GET, FAST_FD_READ, FAST_FD_WRITE, FAST_FD_PREAD, FAST_FD_PWRITE };
+
+/* The spec's filetype.regular_file. */
+#define FILETYPE_REGULAR_FILE 4
 
 /* The per-function env: owned by wasmtime, freed by finalize(). */
 typedef struct {
@@ -72,16 +77,17 @@ typedef struct {
     PyObject *outcome;  /* outcome(exc) -> int errno | str trap message */
     MemoryCell *cell;   /* with a fast path: the memory it may write */
     int fast;
-    /* fd_write's: FdTable.get, the descriptor class whose write() this
-     * mirrors (HostStream), the FD_WRITE right (see FdCalls.fd_write_accel) */
-    PyObject *fds_get, *stream_type, *write_right;
+    /* the fd_read/fd_write family's (see fast_io and FdCalls.fd_write_accel):
+     * FdTable.get, the rights the syscall asks for, the descriptor classes
+     * whose read/write it mirrors (HostFile; HostStream or None) */
+    PyObject *fds_get, *rights, *file_type, *stream_type;
     Py_ssize_t nparams;
     int has_result;
     unsigned char kinds[MAX_PARAMS];
 } host_env;
 
 static void *failed(host_env *env, val_raw *args);
-static PyObject *str_fd, *str_write_rest;
+static PyObject *str_fd, *str_filetype, *str_write_rest;
 
 /* clock_time_get(id, precision, time_ptr) for REALTIME and MONOTONIC at an
  * aligned in-bounds pointer: what clock.py does (time.time_ns and
@@ -158,79 +164,162 @@ failed(host_env *env, val_raw *args)
     }
 }
 
-/* fd_write(fd, iovs, iovs_len, nwritten_ptr) of one in-bounds iovec to a
- * HostStream: what fd.py's fd_write and HostStream.write do (the fd table's
- * get() checks the fd and its rights, one write(2) without the GIL, the rest
- * of a short write through the stream's own _write_rest). Called with the
- * GIL. Returns 0 if it answered (*trap set on an error that traps), -1 to
- * leave the call to Python: taken only before any byte is written. */
-static int
-fast_fd_write(host_env *env, val_raw *args, void **trap)
+/* The fd_read/fd_write family (fd_read, fd_write, fd_pread, fd_pwrite) with
+ * one in-bounds iovec, on a HostFile (fd_read: a regular one, where the
+ * Python fd_read's wait_readable() never waits) or, for fd_write, a
+ * HostStream: what the Python syscalls and those classes' read/write do,
+ * the syscall without the GIL. Everything is checked before the descriptor
+ * is touched, so a call that leaves to Python has had no effect. */
+
+/* The one place a fast path takes a descriptor: the fd table's get() with
+ * the Python syscall's rights (BADF, NOTCAPABLE: its first step), then the
+ * host fd. A guard that keeps the host fd open while the GIL is released
+ * (an in-use count against a concurrent fd_close) belongs here and in
+ * release_desc(), which every path that took a descriptor calls.
+ * Returns a new reference and sets *host_fd; NULL with an exception set if
+ * get() refused; NULL without one for a descriptor the C side does not
+ * mirror (the call goes to Python). Called with the GIL. */
+static PyObject *
+acquire_desc(host_env *env, uint32_t fd, int *host_fd)
 {
-    uint32_t iovs = (uint32_t)args[1].i32, iovs_len = (uint32_t)args[2].i32;
-    uint32_t nwritten_ptr = (uint32_t)args[3].i32, buf, len;
-    MemoryCell *cell = env->cell;
-    PyObject *fd_args[3], *desc, *fd_obj, *rest;
-    long fd;
+    PyObject *argv[3], *desc, *value;
+    PyTypeObject *type;
+    long n;
+
+    argv[1] = PyLong_FromUnsignedLong(fd);
+    if (argv[1] == NULL)
+        return NULL;
+    argv[2] = env->rights;
+    desc = PyObject_Vectorcall(env->fds_get, argv + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(argv[1]);
+    if (desc == NULL)
+        return NULL;
+    type = Py_TYPE(desc);
+    if (type == (PyTypeObject *)env->file_type && env->fast == FAST_FD_READ) {
+        value = PyObject_GetAttr(desc, str_filetype);
+        n = value != NULL ? PyLong_AsLong(value) : -1;
+        Py_XDECREF(value);
+        if (n != FILETYPE_REGULAR_FILE)
+            goto leave;
+    }
+    else if (type != (PyTypeObject *)env->file_type && type != (PyTypeObject *)env->stream_type)
+        goto leave;
+    value = PyObject_GetAttr(desc, str_fd);
+    n = value != NULL ? PyLong_AsLong(value) : -1;
+    Py_XDECREF(value);
+    if (n >= 0 && n <= INT32_MAX) {
+        *host_fd = (int)n;
+        return desc;
+    }
+leave:
+    PyErr_Clear();
+    Py_DECREF(desc);
+    return NULL;
+}
+
+static void
+release_desc(PyObject *desc)
+{
+    Py_DECREF(desc);
+}
+
+/* One read(2)/write(2)/pread(2)/pwrite(2) without the GIL, retried on EINTR
+ * as Python's os functions retry it (PEP 475: the signal handlers run first,
+ * and one that raises ends the call). Called with the GIL. Returns the
+ * count, or -1 (with an exception set if a handler raised). */
+static Py_ssize_t
+host_io(int fast, int fd, unsigned char *p, size_t len, uint64_t offset)
+{
     Py_ssize_t n;
-    uint32_t written;
+    int saved;
+
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        switch (fast) {
+        case FAST_FD_READ: n = read(fd, p, len); break;
+        case FAST_FD_PREAD: n = pread(fd, p, len, (off_t)offset); break;
+        case FAST_FD_PWRITE: n = pwrite(fd, p, len, (off_t)offset); break;
+        default: n = write(fd, p, len); break;
+        }
+        saved = errno;
+        Py_END_ALLOW_THREADS
+        if (n >= 0 || saved != EINTR || PyErr_CheckSignals() < 0)
+            return n;
+    }
+}
+
+/* fd_read(fd, iovs, iovs_len, nread_ptr), fd_write(..., nwritten_ptr),
+ * fd_pread(fd, iovs, iovs_len, offset, nread_ptr), fd_pwrite(...). A write
+ * is finished as the Python route finishes it: a HostFile's as write_all
+ * (_fs/_file.py: retry the rest, an error after some bytes reports those; a
+ * zero-length write makes no syscall), a HostStream's through its own
+ * _write_rest. A host error before any byte moved leaves the call to Python,
+ * which redoes it and raises. Called with the GIL. Returns 0 if it answered
+ * (*trap set on an error that traps), -1 to leave the call to Python. */
+static int
+fast_io(host_env *env, val_raw *args, void **trap)
+{
+    int positioned = env->fast == FAST_FD_PREAD || env->fast == FAST_FD_PWRITE;
+    int writing = env->fast == FAST_FD_WRITE || env->fast == FAST_FD_PWRITE;
+    uint32_t iovs = (uint32_t)args[1].i32, iovs_len = (uint32_t)args[2].i32;
+    uint32_t out_ptr = (uint32_t)args[positioned ? 4 : 3].i32, buf, len, done;
+    uint64_t offset = positioned ? (uint64_t)args[3].i64 : 0;
+    MemoryCell *cell = env->cell;
+    unsigned char *p;
+    PyObject *desc, *rest;
+    int fd;
+    Py_ssize_t n;
 
     if (iovs_len != 1 || (iovs & 3) || (uint64_t)iovs + 8 > cell->size
-            || (nwritten_ptr & 3) || (uint64_t)nwritten_ptr + 4 > cell->size)
+            || (out_ptr & 3) || (uint64_t)out_ptr + 4 > cell->size)
         return -1;
     memcpy(&buf, cell->base + iovs, 4);
     memcpy(&len, cell->base + iovs + 4, 4);
-    if ((uint64_t)buf + len > cell->size)
+    /* past OFF_MAX the Python route answers (INVAL, _fs/_file.py _offset) */
+    if ((uint64_t)buf + len > cell->size || offset + len > (uint64_t)INT64_MAX)
         return -1;
+    p = cell->base + buf;
 
-    fd_args[1] = PyLong_FromUnsignedLong((uint32_t)args[0].i32);
-    if (fd_args[1] == NULL) {
-        PyErr_Clear();
-        return -1;
+    desc = acquire_desc(env, (uint32_t)args[0].i32, &fd);
+    if (desc == NULL) {
+        if (!PyErr_Occurred())
+            return -1;
+        *trap = failed(env, args);  /* BADF, NOTCAPABLE */
+        return 0;
     }
-    fd_args[2] = env->write_right;
-    desc = PyObject_Vectorcall(env->fds_get, fd_args + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    Py_DECREF(fd_args[1]);
-    if (desc == NULL) {  /* BADF, NOTCAPABLE: as the Python syscall's first step */
+    if (len == 0 && writing && Py_TYPE(desc) == (PyTypeObject *)env->file_type)
+        n = 0;  /* write_all: nothing to write, no syscall */
+    else
+        n = host_io(env->fast, fd, p, len, offset);
+    if (n < 0) {
+        release_desc(desc);
+        if (!PyErr_Occurred())
+            return -1;  /* nothing moved: Python redoes the call and raises */
         *trap = failed(env, args);
         return 0;
     }
-    if (Py_TYPE(desc) != (PyTypeObject *)env->stream_type) {
-        Py_DECREF(desc);
-        return -1;
-    }
-    fd_obj = PyObject_GetAttr(desc, str_fd);
-    fd = fd_obj != NULL ? PyLong_AsLong(fd_obj) : -1;
-    Py_XDECREF(fd_obj);
-    if (fd < 0 || fd > INT32_MAX) {
-        PyErr_Clear();
-        Py_DECREF(desc);
-        return -1;
-    }
-    /* os.write releases the GIL around write(2); so does this. */
-    Py_BEGIN_ALLOW_THREADS
-    n = write((int)fd, cell->base + buf, len);
-    Py_END_ALLOW_THREADS
-    if (n < 0) {  /* nothing written: Python redoes the call and raises */
-        Py_DECREF(desc);
-        return -1;
-    }
-    written = (uint32_t)n;
-    if (written < len) {
-        PyObject *view = PyMemoryView_FromMemory((char *)cell->base + buf + written,
-                                                 (Py_ssize_t)(len - written), PyBUF_READ);
-        rest = view != NULL ? PyObject_CallMethodOneArg(desc, str_write_rest, view) : NULL;
-        Py_XDECREF(view);
-        written += rest != NULL ? (uint32_t)PyLong_AsUnsignedLong(rest) : 0;
-        Py_XDECREF(rest);
-        if (PyErr_Occurred()) {
-            Py_DECREF(desc);
-            *trap = failed(env, args);
-            return 0;
+    done = (uint32_t)n;
+    if (writing && Py_TYPE(desc) == (PyTypeObject *)env->file_type) {
+        while (0 < done && done < len) {  /* write_all's loop */
+            n = host_io(env->fast, fd, p + done, len - done, offset + done);
+            if (n <= 0)
+                break;
+            done += (uint32_t)n;
         }
     }
-    Py_DECREF(desc);
-    memcpy(cell->base + nwritten_ptr, &written, 4);
+    else if (writing && done < len) {  /* a HostStream's short write */
+        PyObject *view = PyMemoryView_FromMemory((char *)p + done, (Py_ssize_t)(len - done), PyBUF_READ);
+        rest = view != NULL ? PyObject_CallMethodOneArg(desc, str_write_rest, view) : NULL;
+        Py_XDECREF(view);
+        done += rest != NULL ? (uint32_t)PyLong_AsUnsignedLong(rest) : 0;
+        Py_XDECREF(rest);
+    }
+    release_desc(desc);
+    if (PyErr_Occurred()) {  /* a signal handler or _write_rest raised */
+        *trap = failed(env, args);
+        return 0;
+    }
+    memcpy(cell->base + out_ptr, &done, 4);
     args[0].i32 = 0;
     *trap = NULL;
     return 0;
@@ -254,7 +343,7 @@ trampoline(void *env_, void *caller, val_raw *args, size_t nargs_and_results)
     if (env->fast == FAST_CLOCK_TIME_GET && fast_clock_time_get(env, args) == 0)
         return NULL;
     gil = PyGILState_Ensure();
-    if (env->fast == FAST_FD_WRITE && fast_fd_write(env, args, &trap) == 0) {
+    if (env->fast >= FAST_FD_READ && fast_io(env, args, &trap) == 0) {
         PyGILState_Release(gil);
         return trap;
     }
@@ -298,8 +387,9 @@ finalize(void *env_)
         Py_XDECREF(env->outcome);
         Py_XDECREF(env->cell);
         Py_XDECREF(env->fds_get);
+        Py_XDECREF(env->rights);
+        Py_XDECREF(env->file_type);
         Py_XDECREF(env->stream_type);
-        Py_XDECREF(env->write_right);
         PyGILState_Release(gil);
     }
     free(env);
@@ -329,7 +419,7 @@ PyDoc_STRVAR(new_env_doc,
 "answers an errno (int) or a trap message (str). fast is None or\n"
 "(name, MemoryCell, extra) when impl is pywasi's own syscall of that name:\n"
 "if this file has a fast path for it, its hot case is answered in C;\n"
-"extra is what that path needs from Python (fd_write: see fast_fd_write).\n"
+"extra is what that path needs from Python (fd_read...: see fast_io).\n"
 "Owned by wasmtime once passed to a define call: it calls FINALIZER when\n"
 "the function is gone (also when the define fails after taking it).");
 
@@ -385,7 +475,12 @@ accel_new_env(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_DECREF(params);
     if (args[4] != Py_None) {
-        PyObject *name, *cell, *extra, *fds_get, *stream_type, *write_right;
+        static const struct { const char *name; Py_ssize_t nparams; int fast; } io_calls[] = {
+            {"fd_read", 4, FAST_FD_READ}, {"fd_write", 4, FAST_FD_WRITE},
+            {"fd_pread", 5, FAST_FD_PREAD}, {"fd_pwrite", 5, FAST_FD_PWRITE},
+        };
+        PyObject *name, *cell, *extra, *fds_get, *rights, *file_type, *stream_type;
+        size_t k;
         if (!PyArg_ParseTuple(args[4], "UO!O", &name, MemoryCell_Type, &cell, &extra)) {
             free(env);
             return NULL;
@@ -393,16 +488,21 @@ accel_new_env(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 #if !PY_BIG_ENDIAN  /* the fast paths copy little-endian wasm values as host ints */
         if (PyUnicode_CompareWithASCIIString(name, "clock_time_get") == 0 && n == 3 && has_result)
             env->fast = FAST_CLOCK_TIME_GET;
-        if (PyUnicode_CompareWithASCIIString(name, "fd_write") == 0 && n == 4 && has_result
-                && PyTuple_Check(extra)
-                && PyArg_ParseTuple(extra, "OO!O", &fds_get, &PyType_Type, &stream_type, &write_right)) {
-            env->fast = FAST_FD_WRITE;
-            Py_INCREF(fds_get);
-            env->fds_get = fds_get;
-            Py_INCREF(stream_type);
-            env->stream_type = stream_type;
-            Py_INCREF(write_right);
-            env->write_right = write_right;
+        for (k = 0; k < sizeof io_calls / sizeof io_calls[0]; k++) {
+            if (PyUnicode_CompareWithASCIIString(name, io_calls[k].name) == 0
+                    && n == io_calls[k].nparams && has_result && PyTuple_Check(extra)
+                    && PyArg_ParseTuple(extra, "OO!O!O", &fds_get, &PyLong_Type, &rights,
+                                        &PyType_Type, &file_type, &stream_type)) {
+                env->fast = io_calls[k].fast;
+                Py_INCREF(fds_get);
+                env->fds_get = fds_get;
+                Py_INCREF(rights);
+                env->rights = rights;
+                Py_INCREF(file_type);
+                env->file_type = file_type;
+                Py_INCREF(stream_type);
+                env->stream_type = stream_type;
+            }
         }
         if (PyErr_Occurred()) {
             finalize(env);
@@ -473,8 +573,9 @@ accel_exec(PyObject *module)
     if (PyModule_AddObject(module, "FINALIZER", PyLong_FromVoidPtr((void *)finalize)) < 0)
         return -1;
     str_fd = PyUnicode_InternFromString("fd");
+    str_filetype = PyUnicode_InternFromString("filetype");
     str_write_rest = PyUnicode_InternFromString("_write_rest");
-    if (str_fd == NULL || str_write_rest == NULL)
+    if (str_fd == NULL || str_filetype == NULL || str_write_rest == NULL)
         return -1;
     MemoryCell_Type = (PyTypeObject *)PyType_FromSpec(&cell_spec);
     if (MemoryCell_Type == NULL)

@@ -8,6 +8,7 @@ from typing import Any
 
 from .._abi import FDSTAT, PRESTAT, Errno, Fdflags, Preopentype, Rights
 from .._errors import WasiError
+from .._fs._file import HostFile
 from .._fs._stream import HostStream
 from ._context import Context
 
@@ -27,12 +28,16 @@ class FdCalls(Context):
         mem = self.memory
         mem.store_u32(nwritten_ptr, desc.write(mem.iovecs(iovs, iovs_len)))
 
-    def fd_write_accel(self) -> tuple[Any, type, int]:
-        """What the accelerator's C fd_write (``_accel.c``, fast_fd_write)
-        takes from the Python one above: the table's ``get`` (the fd and
-        rights check), the descriptor class whose ``write`` it re-does, and
-        the right it asks for."""
-        return self.fds.get, HostStream, _FD_WRITE
+    def fd_write_accel(self) -> tuple[Any, int, type, type | None]:
+        """What the accelerator's C fd_write (``_accel.c``, fast_io) takes
+        from the Python one above: the table's ``get`` (the fd and rights
+        check), the right it asks for, and the descriptor classes whose
+        ``write`` it re-does. fd_read and fs_fd's fd_pread/fd_pwrite give
+        the same for theirs."""
+        return self.fds.get, _FD_WRITE, HostFile, HostStream
+
+    def fd_read_accel(self) -> tuple[Any, int, type, type | None]:
+        return self.fds.get, _FD_READ, HostFile, None
 
     def fd_read(self, fd: int, iovs: int, iovs_len: int, nread_ptr: int) -> None:
         desc = self.fds.get(fd, _FD_READ)

@@ -12,8 +12,11 @@ descriptor cannot do at all is answered by ``Descriptor``'s defaults.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._abi import FILESTAT, FILESTAT_UNSTABLE, Advice, Errno, Rights, Whence, WhenceUnstable
 from .._errors import WasiError
+from .._fs._file import HostFile
 from ._context import Context
 
 __all__ = ["FsFdCalls"]
@@ -90,6 +93,13 @@ class FsFdCalls(Context):
         desc = self.fds.get(fd, _FD_WRITE | _FD_SEEK)
         mem = self.memory
         mem.store_u32(nwritten_ptr, desc.pwrite(mem.iovecs(iovs, iovs_len), offset))
+
+    # The accelerator's C fd_pread/fd_pwrite (see FdCalls.fd_write_accel).
+    def fd_pread_accel(self) -> tuple[Any, int, type, type | None]:
+        return self.fds.get, _FD_READ | _FD_SEEK, HostFile, None
+
+    def fd_pwrite_accel(self) -> tuple[Any, int, type, type | None]:
+        return self.fds.get, _FD_WRITE | _FD_SEEK, HostFile, None
 
     # -- the offset ------------------------------------------------------
     def fd_seek(self, fd: int, offset: int, whence: int, newoffset_ptr: int) -> None:
