@@ -15,7 +15,7 @@ from typing import Any
 import wasmtime
 
 from ._dispatch import HostFunction
-from ._engine import Instance, Memory, SharedMemory
+from ._engine import Instance, Memory, SharedMemory, WeakMemory
 from ._errors import PywasiError, WasiExit
 from ._fdtable import FdTable
 from ._fs._dir import HostDirectory
@@ -144,7 +144,14 @@ class WASI:
             memory = SharedMemory(memory)
         if not isinstance(memory, (Memory, SharedMemory)):
             raise TypeError(f"memory must be a memory export, not {type(memory).__name__}")
-        self._ctx.memory = GuestMemory(memory, stable=memory.stable, cell=self._ctx.memory_cell)
+        cell = self._ctx.memory_cell
+        if isinstance(memory, Memory):
+            # Not ``memory`` itself: it holds the store, which holds the context.
+            guest = GuestMemory(WeakMemory(memory, lambda: guest.release()), stable=memory.stable,
+                                cell=cell)
+        else:
+            guest = GuestMemory(memory, stable=memory.stable, cell=cell)  # owned by no store
+        self._ctx.memory = guest
         instance._attach(self._ctx)
         self._bound = True
 
