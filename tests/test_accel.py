@@ -168,8 +168,7 @@ def test_a_trap_message_with_lone_surrogates_still_traps(route: str) -> None:
 def test_the_syscall_is_released_with_its_store(route: str) -> None:
     """wasmtime calls the finalizer when the store is gone; the host's
     objects (the WASI context and everything it holds) are freed then.
-    (Not once ``initialize`` has bound the instance's memory: the context
-    then holds the store, a cycle through C that no collector sees.)"""
+    (After ``initialize`` too: tests/test_lifetime.py.)"""
     wasi = pywasi.WASI(version="preview1")
     instance = pywasi.instantiate(pywasi.compile(forwarding_module()), wasi.get_import_object())
     assert instance.exports.call_sched_yield() == 0

@@ -35,13 +35,13 @@ from typing import Any, BinaryIO, Protocol, Union
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from ._errors import PywasiError, Trap, WasiExit
+from ._errors import GuestFault, PywasiError, Trap, WasiExit
 
 __all__ = [
     "Module", "Instance", "Memory", "Global", "Function", "LinkError",
     "RawHostFunction", "compile", "instantiate", "default_engine", "define_raw",
     "trap_pointer", "host_call_route", "load_accel", "SharedMemory", "StopSwitch", "new_store",
-    "store_switch", "threads_engine", "STOPPED_MESSAGE",
+    "store_switch", "threads_engine", "STOPPED_MESSAGE", "WeakMemory",
 ]
 
 
@@ -783,9 +783,7 @@ class Memory:
 
     def locate(self) -> tuple[int, int]:
         """(address, byte length) of the memory right now."""
-        ctx = ctypes.cast(self._store._context(), ctypes.c_void_p)
-        ref = ctypes.cast(ctypes.byref(self._memory._memory), ctypes.c_void_p)
-        return int(_memory_data(ctx, ref) or 0), int(_memory_data_size(ctx, ref))
+        return _locate(self._store, self._memory)
 
     @property
     def stable(self) -> bool:
@@ -795,6 +793,34 @@ class Memory:
     @property
     def wasmtime_memory(self) -> wasmtime.Memory:
         return self._memory
+
+
+def _locate(store: wasmtime.Store, memory: wasmtime.Memory) -> tuple[int, int]:
+    ctx = ctypes.cast(store._context(), ctypes.c_void_p)
+    ref = ctypes.cast(ctypes.byref(memory._memory), ctypes.c_void_p)
+    return int(_memory_data(ctx, ref) or 0), int(_memory_data_size(ctx, ref))
+
+
+class WeakMemory:
+    """``memory``'s ``locate``, for a host that the memory's own store keeps
+    alive: WASI's context (wasmtime holds the syscalls, and through them the
+    context, until the store is deleted). It refers to the store weakly: a
+    strong reference would close a cycle through C that no collector sees,
+    and the store with its linear memory would never be freed. Once the store
+    is gone, ``on_gone`` is called (the host must drop its views of the
+    memory: their bytes are unmapped) and ``locate`` raises ``GuestFault``."""
+
+    __slots__ = ("_store", "_memory")
+
+    def __init__(self, memory: Memory, on_gone: Callable[[], None]) -> None:
+        self._store = weakref.ref(memory._store, lambda _: on_gone())
+        self._memory = memory._memory
+
+    def locate(self) -> tuple[int, int]:
+        store = self._store()
+        if store is None:
+            raise GuestFault("the memory WASI is bound to is gone (its instance's store was freed)")
+        return _locate(store, self._memory)
 
 
 class Global:

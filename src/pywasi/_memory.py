@@ -61,6 +61,15 @@ class GuestMemory:
         if self._cell is not None:
             self._cell.set(address, length)
 
+    def release(self) -> None:
+        """The memory is gone (its store was freed): drop the view of its
+        unmapped bytes; from now on every access faults, the accelerator's
+        fast paths' too (the cell's size 0 sends them to Python)."""
+        self.view = memoryview(bytearray(0))
+        self.size = 0
+        if self._cell is not None:
+            self._cell.set(0, 0)
+
     def _check(self, ptr: int, length: int) -> memoryview:
         """The view, refreshed if needed, once ``ptr..ptr+length`` fits in it."""
         end = ptr + length

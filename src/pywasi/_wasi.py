@@ -15,12 +15,12 @@ from typing import Any
 import wasmtime
 
 from ._dispatch import HostFunction
-from ._engine import Instance, Memory, SharedMemory
+from ._engine import Instance, Memory, SharedMemory, WeakMemory
 from ._errors import PywasiError, WasiExit
 from ._fdtable import FdTable
 from ._fs._dir import HostDirectory
 from ._fs._stream import open_stdio
-from ._memory import GuestMemory
+from ._memory import GuestMemory, MemorySource
 from ._syscalls import Syscalls, build_imports
 from ._threads import ThreadSpawn, outcome_of_start
 
@@ -144,7 +144,12 @@ class WASI:
             memory = SharedMemory(memory)
         if not isinstance(memory, (Memory, SharedMemory)):
             raise TypeError(f"memory must be a memory export, not {type(memory).__name__}")
-        self._ctx.memory = GuestMemory(memory, stable=memory.stable, cell=self._ctx.memory_cell)
+        source: MemorySource = memory  # a shared memory: owned by no store
+        if isinstance(memory, Memory):
+            # Not ``memory`` itself: it holds the store, which holds this context.
+            source = WeakMemory(memory, on_gone=lambda: guest.release())
+        guest = GuestMemory(source, stable=memory.stable, cell=self._ctx.memory_cell)
+        self._ctx.memory = guest
         instance._attach(self._ctx)
         self._bound = True
 
