@@ -50,6 +50,8 @@ def test_raw_callback_keeps_each_threads_arguments_and_result() -> None:
 # -- programs -------------------------------------------------------------------
 
 import os  # noqa: E402
+import struct  # noqa: E402
+from typing import Any  # noqa: E402
 import pathlib  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -59,6 +61,7 @@ import wasmtime  # noqa: E402
 
 import pywasi  # noqa: E402
 from pywasi import _engine  # noqa: E402
+from pywasi._abi import Oflags, Rights  # noqa: E402
 
 # Memory map of the programs: 0 counter, 4 threads done, 12 "thread started",
 # 16 a futex nobody notifies, 256 a poll_oneoff clock subscription (10 s),
@@ -272,3 +275,78 @@ def test_shared_memory_workaround_is_still_needed() -> None:
         memory.size()
     ours = _engine.SharedMemory(memory)
     assert (ours.size, ours.grow(1), ours.size, len(ours.buffer)) == (1, 1, 2, 2 * 65536)
+
+
+# -- descriptors shared between threads -------------------------------------------
+
+class HostCalls:
+    """The WASI host functions of one WASI object with a preopen (fd 3),
+    called from Python threads as guest threads call them; guest memory is
+    a plain exported memory."""
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.wasi = pywasi.WASI(version="preview1", preopens={"/": str(root)})
+        instance = pywasi.instantiate(pywasi.compile(b'(module (memory (export "memory") 1))'),
+                                      self.wasi.get_import_object())
+        self.wasi.finalize_bindings(instance)
+        self.mem = instance.exports.memory.buffer
+
+    def __getattr__(self, name: str) -> Any:
+        return self.wasi.wasi_import[name]
+
+    def open(self, name: str, at: int) -> int:
+        """path_open ``name`` under the preopen for writing (CREAT); the fd."""
+        self.mem[at:at + len(name)] = name.encode()
+        assert self.path_open(3, 0, at, len(name), Oflags.CREAT, Rights.FD_WRITE, 0, 0, at + 32) == 0
+        return int(struct.unpack_from("<I", self.mem, at + 32)[0])
+
+
+def open_to(host_fd: int, path: pathlib.Path) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{host_fd}") == str(path)
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("action", ["fd_close", "fd_renumber"])
+def test_a_call_in_flight_keeps_the_file_it_looked_up(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, action: str) -> None:
+    """A thread has looked up fd N (file a) and is about to write; another
+    thread closes N (or renumbers b over it) and opens more files, which get
+    the lowest free host fd numbers. The write must still reach a -- not the
+    file that now has a's old host number -- and a's host fd must be closed
+    once the write has returned."""
+    calls = HostCalls(tmp_path)
+    fd = calls.open("a", 1000)
+    in_write, opened = threading.Event(), threading.Event()
+    worker_thread: list[threading.Thread] = []
+    host_fds: list[int] = []
+    real_writev = os.writev
+
+    def writev(host_fd: int, bufs: list[memoryview]) -> int:
+        if threading.current_thread() in worker_thread:
+            host_fds.append(host_fd)
+            in_write.set()
+            assert opened.wait(5)  # the switch: the other thread acts now
+        return real_writev(host_fd, bufs)
+
+    monkeypatch.setattr(os, "writev", writev)
+    calls.mem[100:104] = b"data"
+    struct.pack_into("<II", calls.mem, 200, 100, 4)
+    results: list[int] = []
+    worker = threading.Thread(target=lambda: results.append(calls.fd_write(fd, 200, 1, 208)))
+    worker_thread.append(worker)
+    worker.start()
+    assert in_write.wait(5)
+    if action == "fd_close":
+        assert calls.fd_close(fd) == 0
+        assert calls.open("b", 1000) == fd  # the guest number is free at once
+    else:
+        assert calls.fd_renumber(calls.open("b", 1000), fd) == 0
+    calls.open("c", 1100)
+    opened.set()
+    worker.join(5)
+    assert results == [0] and struct.unpack_from("<I", calls.mem, 208)[0] == 4
+    assert [(tmp_path / n).read_bytes() for n in "abc"] == [b"data", b"", b""]
+    assert not open_to(host_fds[0], tmp_path / "a")
+    calls.wasi.close()
