@@ -350,3 +350,21 @@ def test_a_call_in_flight_keeps_the_file_it_looked_up(
     assert [(tmp_path / n).read_bytes() for n in "abc"] == [b"data", b"", b""]
     assert not open_to(host_fds[0], tmp_path / "a")
     calls.wasi.close()
+
+
+def test_two_threads_reading_one_pipe_are_both_released_at_the_end() -> None:
+    """Both threads wait to read stdin (a pipe); one byte comes. The thread
+    that gets it exits the program; the other, told "readable" too, must not
+    be left blocked in a read that the end of the program cannot reach."""
+    reader = f"{BLOCK['stdin']} (call $proc_exit (i32.const 7))"
+    for _ in range(5):
+        read, write = os.pipe()
+        # Both threads are in their wait before the byte arrives.
+        timer = threading.Timer(0.3, os.write, (write, b"x"))
+        timer.start()
+        try:
+            assert run_threads(program(f"{SPAWN} {reader}", reader), stdin=read)[0] == 7
+        finally:
+            timer.join()
+            os.close(write)  # without the fix: EOF releases the blocked read
+            os.close(read)

@@ -26,10 +26,13 @@ class FdCalls(Context):
 
     def fd_read(self, fd: int, iovs: int, iovs_len: int, nread_ptr: int) -> None:
         desc = self.fds.get(fd, _FD_READ)
-        if self.cancel_fd is not None:
-            self.wait_readable(desc)
         mem = self.memory
-        mem.store_u32(nread_ptr, desc.read(mem.iovecs(iovs, iovs_len)))
+        bufs = mem.iovecs(iovs, iovs_len)
+        if self.cancel_fd is None:
+            nread = desc.read(bufs)
+        else:
+            nread = self.when_readable(desc, desc.read, bufs)
+        mem.store_u32(nread_ptr, nread)
 
     def fd_close(self, fd: int) -> None:
         # NOTE: closing a preopen is allowed (as wasmtime and POSIX do); the
