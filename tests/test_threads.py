@@ -368,3 +368,26 @@ def test_two_threads_reading_one_pipe_are_both_released_at_the_end() -> None:
             timer.join()
             os.close(write)  # without the fix: EOF releases the blocked read
             os.close(read)
+
+
+def test_each_thread_takes_its_own_exit() -> None:
+    """Thread A's proc_exit is recorded; before A has unwound to take it,
+    thread B (trapping at the same time) asks for its outcome: B must find
+    no exit -- taking A's code would leave A reporting a trap."""
+    host = HostState()
+    recorded, asked = threading.Event(), threading.Event()
+    taken: list[int | None] = []
+
+    def a() -> None:
+        host.exit_code = 3
+        recorded.set()
+        assert asked.wait(5)
+        taken.append(host.take_exit())
+
+    thread = threading.Thread(target=a)
+    thread.start()
+    assert recorded.wait(5)
+    taken.append(host.take_exit())
+    asked.set()
+    thread.join(5)
+    assert taken == [None, 3]

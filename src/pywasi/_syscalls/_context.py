@@ -43,6 +43,7 @@ class Context(HostState):
 
     def __init__(self, *, args: list[bytes], environ: list[bytes], fds: FdTable,
                  unstable: bool) -> None:
+        super().__init__()
         self.args = args
         self.environ = environ
         self.fds = fds
