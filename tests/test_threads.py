@@ -391,3 +391,23 @@ def test_each_thread_takes_its_own_exit() -> None:
     asked.set()
     thread.join(5)
     assert taken == [None, 3]
+
+
+def test_no_wake_pass_when_no_other_thread_can_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notifying every address of the memory is a pass over all of it; a
+    program ending with no other thread alive does not pay for one, one
+    ending with a thread in memory.atomic.wait does (and that thread ends)."""
+    passes: list[int] = []
+    real = _engine.SharedMemory.wake_waiters
+
+    def counting(self: _engine.SharedMemory) -> None:
+        passes.append(1)
+        real(self)
+
+    monkeypatch.setattr(_engine.SharedMemory, "wake_waiters", counting)
+    assert run_threads(program("(call $proc_exit (i32.const 5))", ""))[0] == 5
+    assert passes == []
+    waiting = program(f"{SPAWN} {WAIT_STARTED} (call $proc_exit (i32.const 6))",
+                      f"{STARTED} {BLOCK['wait']}")
+    assert run_threads(waiting)[0] == 6
+    assert passes

@@ -19,7 +19,10 @@ thread is stopped wherever it is:
   (``SharedMemory.wake_waiters``), then the woken thread meets the epoch;
 - blocked in a WASI call: the calls that can block (poll_oneoff, fd_read,
   sock_accept, sock_recv) also wait on ``Context.cancel_fd``, which becomes
-  readable, and they trap.
+  readable, and they trap (``Context.when_readable``). NOTE: a write that
+  blocks (fd_write or sock_send to a full pipe or socket) and path_open of a
+  FIFO are not cancelled: the end waits for them, as a single-threaded
+  program would hang there too.
 ``WASI.start`` (the thread that runs ``_start``) joins every thread before
 it returns the outcome, so no Python thread of the program is left. Outcomes
 come from host state (``Instance._outcome`` reads what proc_exit recorded),
@@ -142,7 +145,14 @@ class ThreadSpawn:
             self._switch.stop(program.store.engine)
         if self._cancel_write is not None:
             os.write(self._cancel_write, b"x")
-        self._wake()
+        # A pass over the whole memory costs ~7 ms per MiB: skip it when no
+        # other thread can be in memory.atomic.wait -- none is registered
+        # (a thread leaves the table only once out of wasm, and no thread
+        # starts after the outcome is decided) and the main thread has left.
+        with self._lock:
+            others = any(t is not threading.current_thread() for t in self._threads.values())
+        if others or not self._main_left.is_set():
+            self._wake()
 
     def _wake(self) -> None:
         program = self._program
