@@ -16,6 +16,8 @@ the host's errno through: ``lseek`` on a FIFO is SPIPE.
 
 from __future__ import annotations
 
+import threading
+
 from .._abi import Errno, Filetype
 from .._errors import WasiError
 
@@ -133,6 +135,11 @@ class Descriptor:
                 self.close()
             except OSError:
                 pass
+
+    # -- threads ---------------------------------------------------------
+    # One thread at a time waits for and reads from the descriptor
+    # (``Context.when_readable``); made on first use, while threads run.
+    reader_lock: threading.Lock | None = None
 
     # -- preopens --------------------------------------------------------
     def prestat_name(self) -> bytes:

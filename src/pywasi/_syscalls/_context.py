@@ -67,7 +67,12 @@ class Context(HostState):
         fileno = desc.poll_fileno()
         if cancel is None or fileno is None or desc.fdflags() & _NONBLOCK:
             return read(*args)
-        lock = desc.__dict__.get(_READER_LOCK) or desc.__dict__.setdefault(_READER_LOCK, threading.Lock())
+        lock = desc.reader_lock
+        if lock is None:
+            with _MAKING_LOCKS:  # two threads must not each make their own
+                lock = desc.reader_lock
+                if lock is None:
+                    lock = desc.reader_lock = threading.Lock()
         with lock:
             poller = select.poll()
             poller.register(fileno, select.POLLIN)
@@ -77,7 +82,5 @@ class Context(HostState):
             return read(*args)
 
 
-# The descriptor's attribute that holds its readers' lock (set on first use;
-# dict.setdefault is atomic, so two threads get the same lock).
-_READER_LOCK = "_pywasi_reader_lock"
+_MAKING_LOCKS = threading.Lock()
 _NONBLOCK = int(Fdflags.NONBLOCK)
