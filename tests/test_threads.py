@@ -197,6 +197,34 @@ def test_spawn_failure_is_a_negative_id() -> None:
     assert code == 100 - 6  # -AGAIN
 
 
+@pytest.mark.parametrize("failing", ["instantiate", "start"])
+def test_a_spawn_that_fails_in_the_host_is_a_negative_id(
+        monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """A thread spawns a second one and the host cannot make it (out of
+    memory while instantiating; the OS refuses a new thread): -AGAIN, and the
+    program still ends (the reserved id is not left for end() to join)."""
+    from pywasi import _threads
+    made: list[int] = []
+    real_instantiate, real_start = _threads.instantiate, threading.Thread.start
+
+    def instantiate(*args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        if failing == "instantiate" and len(made) == 2:
+            raise MemoryError
+        return real_instantiate(*args, **kwargs)
+
+    def start(self: threading.Thread) -> None:
+        if failing == "start" and self.name.startswith("wasi-thread-") and len(made) == 2:
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(_threads, "instantiate", instantiate)
+    monkeypatch.setattr(threading.Thread, "start", start)
+    source = program(f"{SPAWN} {BLOCK['wait']}",
+                     "(call $proc_exit (i32.add (i32.const 100) (call $spawn (i32.const 0))))")
+    assert run_threads(source)[0] == 100 - 6
+
+
 def test_repeated_runs_leave_no_thread_or_descriptor() -> None:
     def open_fds() -> int:
         gc.collect()  # a trap's traceback and the program's objects form cycles

@@ -86,10 +86,14 @@ class ThreadSpawn:
             entry = instance.exports.get("wasi_thread_start")
             if entry is None:
                 raise PywasiError("the module does not export wasi_thread_start")
-        except PywasiError:
+        except BaseException as e:
+            # The reserved id must go whatever failed: ``end`` joins every
+            # entry, and a stale one (the spawning thread) would never leave.
             with self._lock:
                 del self._threads[tid]
-            return _SPAWN_FAILED
+            if not isinstance(e, Exception):
+                raise  # an interrupt: it ends the program
+            return _SPAWN_FAILED  # cannot link or start it (no memory, a trap in its start)
         thread = threading.Thread(target=self._run, args=(entry, tid, start_arg),
                                   name=f"wasi-thread-{tid}", daemon=True)
         with self._lock:
@@ -97,7 +101,11 @@ class ThreadSpawn:
                 del self._threads[tid]
                 return _SPAWN_FAILED
             self._threads[tid] = thread
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError:  # the host cannot start another thread
+                del self._threads[tid]
+                return _SPAWN_FAILED
         return tid
 
     def _allocate_id(self) -> int | None:
