@@ -49,6 +49,11 @@ class Context(HostState):
         self.fds = fds
         self.unstable = unstable
         self.memory = UnboundMemory()  # type: ignore[assignment]
+        # Set on the instance, not only as the class's default: fd_read tests
+        # it on every call, and an instance attribute is the cheap lookup
+        # (Python 3.11 does not specialise a class attribute read through an
+        # instance: ~75 instructions more per call, callgrind).
+        self.cancel_fd = None
 
     def when_readable(self, desc: Descriptor, read: Callable[..., _T], *args: Any) -> _T:
         """``read(*args)``, a read or accept that may block on ``desc``; while
