@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from pywasi._dispatch import _make_raw
+from pywasi._dispatch import HostState, _make_raw
 
 
 def test_raw_callback_keeps_each_threads_arguments_and_result() -> None:
@@ -54,6 +54,8 @@ def test_raw_callback_keeps_each_threads_arguments_and_result() -> None:
 # -- programs -------------------------------------------------------------------
 
 import os  # noqa: E402
+import struct  # noqa: E402
+from typing import Any  # noqa: E402
 import pathlib  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -63,6 +65,7 @@ import wasmtime  # noqa: E402
 
 import pywasi  # noqa: E402
 from pywasi import _engine  # noqa: E402
+from pywasi._abi import Oflags, Rights  # noqa: E402
 
 # Memory map of the programs: 0 counter, 4 threads done, 12 "thread started",
 # 16 a futex nobody notifies, 256 a poll_oneoff clock subscription (10 s),
@@ -198,6 +201,34 @@ def test_spawn_failure_is_a_negative_id() -> None:
     assert code == 100 - 6  # -AGAIN
 
 
+@pytest.mark.parametrize("failing", ["instantiate", "start"])
+def test_a_spawn_that_fails_in_the_host_is_a_negative_id(
+        monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """A thread spawns a second one and the host cannot make it (out of
+    memory while instantiating; the OS refuses a new thread): -AGAIN, and the
+    program still ends (the reserved id is not left for end() to join)."""
+    from pywasi import _threads
+    made: list[int] = []
+    real_instantiate, real_start = _threads.instantiate, threading.Thread.start
+
+    def instantiate(*args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        if failing == "instantiate" and len(made) == 2:
+            raise MemoryError
+        return real_instantiate(*args, **kwargs)
+
+    def start(self: threading.Thread) -> None:
+        if failing == "start" and self.name.startswith("wasi-thread-") and len(made) == 2:
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(_threads, "instantiate", instantiate)
+    monkeypatch.setattr(threading.Thread, "start", start)
+    source = program(f"{SPAWN} {BLOCK['wait']}",
+                     "(call $proc_exit (i32.add (i32.const 100) (call $spawn (i32.const 0))))")
+    assert run_threads(source)[0] == 100 - 6
+
+
 def test_repeated_runs_leave_no_thread_or_descriptor() -> None:
     def open_fds() -> int:
         gc.collect()  # a trap's traceback and the program's objects form cycles
@@ -276,3 +307,139 @@ def test_shared_memory_workaround_is_still_needed() -> None:
         memory.size()
     ours = _engine.SharedMemory(memory)
     assert (ours.size, ours.grow(1), ours.size, len(ours.buffer)) == (1, 1, 2, 2 * 65536)
+
+
+# -- descriptors shared between threads -------------------------------------------
+
+class HostCalls:
+    """The WASI host functions of one WASI object with a preopen (fd 3),
+    called from Python threads as guest threads call them; guest memory is
+    a plain exported memory."""
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.wasi = pywasi.WASI(version="preview1", preopens={"/": str(root)})
+        instance = pywasi.instantiate(pywasi.compile(b'(module (memory (export "memory") 1))'),
+                                      self.wasi.get_import_object())
+        self.wasi.finalize_bindings(instance)
+        self.mem = instance.exports.memory.buffer
+
+    def __getattr__(self, name: str) -> Any:
+        return self.wasi.wasi_import[name]
+
+    def open(self, name: str, at: int) -> int:
+        """path_open ``name`` under the preopen for writing (CREAT); the fd."""
+        self.mem[at:at + len(name)] = name.encode()
+        assert self.path_open(3, 0, at, len(name), Oflags.CREAT, Rights.FD_WRITE, 0, 0, at + 32) == 0
+        return int(struct.unpack_from("<I", self.mem, at + 32)[0])
+
+
+def open_to(host_fd: int, path: pathlib.Path) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{host_fd}") == str(path)
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("action", ["fd_close", "fd_renumber"])
+def test_a_call_in_flight_keeps_the_file_it_looked_up(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, action: str) -> None:
+    """A thread has looked up fd N (file a) and is about to write; another
+    thread closes N (or renumbers b over it) and opens more files, which get
+    the lowest free host fd numbers. The write must still reach a -- not the
+    file that now has a's old host number -- and a's host fd must be closed
+    once the write has returned."""
+    calls = HostCalls(tmp_path)
+    fd = calls.open("a", 1000)
+    in_write, opened = threading.Event(), threading.Event()
+    worker_thread: list[threading.Thread] = []
+    host_fds: list[int] = []
+    real_writev = os.writev
+
+    def writev(host_fd: int, bufs: list[memoryview]) -> int:
+        if threading.current_thread() in worker_thread:
+            host_fds.append(host_fd)
+            in_write.set()
+            assert opened.wait(5)  # the switch: the other thread acts now
+        return real_writev(host_fd, bufs)
+
+    monkeypatch.setattr(os, "writev", writev)
+    calls.mem[100:104] = b"data"
+    struct.pack_into("<II", calls.mem, 200, 100, 4)
+    results: list[int] = []
+    worker = threading.Thread(target=lambda: results.append(calls.fd_write(fd, 200, 1, 208)))
+    worker_thread.append(worker)
+    worker.start()
+    assert in_write.wait(5)
+    if action == "fd_close":
+        assert calls.fd_close(fd) == 0
+        assert calls.open("b", 1000) == fd  # the guest number is free at once
+    else:
+        assert calls.fd_renumber(calls.open("b", 1000), fd) == 0
+    calls.open("c", 1100)
+    opened.set()
+    worker.join(5)
+    assert results == [0] and struct.unpack_from("<I", calls.mem, 208)[0] == 4
+    assert [(tmp_path / n).read_bytes() for n in "abc"] == [b"data", b"", b""]
+    assert not open_to(host_fds[0], tmp_path / "a")
+    calls.wasi.close()
+
+
+def test_two_threads_reading_one_pipe_are_both_released_at_the_end() -> None:
+    """Both threads wait to read stdin (a pipe); one byte comes. The thread
+    that gets it exits the program; the other, told "readable" too, must not
+    be left blocked in a read that the end of the program cannot reach."""
+    reader = f"{BLOCK['stdin']} (call $proc_exit (i32.const 7))"
+    for _ in range(5):
+        read, write = os.pipe()
+        # Both threads are in their wait before the byte arrives.
+        timer = threading.Timer(0.3, os.write, (write, b"x"))
+        timer.start()
+        try:
+            assert run_threads(program(f"{SPAWN} {reader}", reader), stdin=read)[0] == 7
+        finally:
+            timer.join()
+            os.close(write)  # without the fix: EOF releases the blocked read
+            os.close(read)
+
+
+def test_each_thread_takes_its_own_exit() -> None:
+    """Thread A's proc_exit is recorded; before A has unwound to take it,
+    thread B (trapping at the same time) asks for its outcome: B must find
+    no exit -- taking A's code would leave A reporting a trap."""
+    host = HostState()
+    recorded, asked = threading.Event(), threading.Event()
+    taken: list[int | None] = []
+
+    def a() -> None:
+        host.exit_code = 3
+        recorded.set()
+        assert asked.wait(5)
+        taken.append(host.take_exit())
+
+    thread = threading.Thread(target=a)
+    thread.start()
+    assert recorded.wait(5)
+    taken.append(host.take_exit())
+    asked.set()
+    thread.join(5)
+    assert taken == [None, 3]
+
+
+def test_no_wake_pass_when_no_other_thread_can_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notifying every address of the memory is a pass over all of it; a
+    program ending with no other thread alive does not pay for one, one
+    ending with a thread in memory.atomic.wait does (and that thread ends)."""
+    passes: list[int] = []
+    real = _engine.SharedMemory.wake_waiters
+
+    def counting(self: _engine.SharedMemory) -> None:
+        passes.append(1)
+        real(self)
+
+    monkeypatch.setattr(_engine.SharedMemory, "wake_waiters", counting)
+    assert run_threads(program("(call $proc_exit (i32.const 5))", ""))[0] == 5
+    assert passes == []
+    waiting = program(f"{SPAWN} {WAIT_STARTED} (call $proc_exit (i32.const 6))",
+                      f"{STARTED} {BLOCK['wait']}")
+    assert run_threads(waiting)[0] == 6
+    assert passes

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -40,17 +41,43 @@ _RESULT = struct.Struct("<I")
 _SLOT = {"i32": "I12x", "i64": "Q8x"}
 
 
-class HostState:
-    """What the dispatcher records for the code that bound it (WASI):
-    a pending exit code and a pending interrupt; and, with the compiled
-    accelerator, the C-side copy of the bound memory's bounds."""
-
+class _Pending(threading.local):
     exit_code: int | None = None
     interrupt: BaseException | None = None
+
+
+class HostState:
+    """What the dispatcher records for the code that bound it (WASI):
+    a pending exit code and a pending interrupt, per thread (and, with the
+    compiled accelerator, the C-side copy of the bound memory's bounds). With
+    wasi-threads every thread unwinds from its own host call and then asks
+    for the outcome (``Instance._outcome``); one shared field would let a
+    thread that traps at the same time take another's exit code (and that
+    one then report a trap), or two exits overwrite each other."""
+
     # wasi-threads' `thread-spawn` for this host (``_threads.ThreadSpawn``),
     # which ``instantiate`` links when a module imports it.
     thread_spawn: Any = None
     memory_cell: Any = None  # an _accel.MemoryCell, made by the first fast_path()
+
+    def __init__(self) -> None:
+        self._pending = _Pending()
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._pending.exit_code
+
+    @exit_code.setter
+    def exit_code(self, code: int | None) -> None:
+        self._pending.exit_code = code
+
+    @property
+    def interrupt(self) -> BaseException | None:
+        return self._pending.interrupt
+
+    @interrupt.setter
+    def interrupt(self, exc: BaseException | None) -> None:
+        self._pending.interrupt = exc
 
     def take_exit(self) -> int | None:
         code, self.exit_code = self.exit_code, None

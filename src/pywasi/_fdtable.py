@@ -61,7 +61,7 @@ class FdTable:
             return len(self._entries) - 1
 
     def remove(self, fd: int) -> Descriptor:
-        """Take ``fd`` out of the table (the caller closes the descriptor)."""
+        """Take ``fd`` out of the table (the caller releases the descriptor)."""
         with self.lock:
             desc = self.get(fd)
             self._entries[fd] = None
@@ -70,7 +70,7 @@ class FdTable:
 
     def renumber(self, fd: int, to: int) -> Descriptor | None:
         """Move ``fd`` to ``to``; returns the descriptor that was at ``to``
-        (the caller closes it). Both must be open (spec: BADF otherwise)."""
+        (the caller releases it). Both must be open (spec: BADF otherwise)."""
         with self.lock:
             source = self.get(fd)
             target = self.get(to)

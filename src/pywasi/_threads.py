@@ -19,7 +19,10 @@ thread is stopped wherever it is:
   (``SharedMemory.wake_waiters``), then the woken thread meets the epoch;
 - blocked in a WASI call: the calls that can block (poll_oneoff, fd_read,
   sock_accept, sock_recv) also wait on ``Context.cancel_fd``, which becomes
-  readable, and they trap.
+  readable, and they trap (``Context.when_readable``). NOTE: a write that
+  blocks (fd_write or sock_send to a full pipe or socket) and path_open of a
+  FIFO are not cancelled: the end waits for them, as a single-threaded
+  program would hang there too.
 ``WASI.start`` (the thread that runs ``_start``) joins every thread before
 it returns the outcome, so no Python thread of the program is left. Outcomes
 come from host state (``Instance._outcome`` reads what proc_exit recorded),
@@ -83,10 +86,14 @@ class ThreadSpawn:
             entry = instance.exports.get("wasi_thread_start")
             if entry is None:
                 raise PywasiError("the module does not export wasi_thread_start")
-        except PywasiError:
+        except BaseException as e:
+            # The reserved id must go whatever failed: ``end`` joins every
+            # entry, and a stale one (the spawning thread) would never leave.
             with self._lock:
                 del self._threads[tid]
-            return _SPAWN_FAILED
+            if not isinstance(e, Exception):
+                raise  # an interrupt: it ends the program
+            return _SPAWN_FAILED  # cannot link or start it (no memory, a trap in its start)
         thread = threading.Thread(target=self._run, args=(entry, tid, start_arg),
                                   name=f"wasi-thread-{tid}", daemon=True)
         with self._lock:
@@ -94,7 +101,11 @@ class ThreadSpawn:
                 del self._threads[tid]
                 return _SPAWN_FAILED
             self._threads[tid] = thread
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError:  # the host cannot start another thread
+                del self._threads[tid]
+                return _SPAWN_FAILED
         return tid
 
     def _allocate_id(self) -> int | None:
@@ -142,7 +153,14 @@ class ThreadSpawn:
             self._switch.stop(program.store.engine)
         if self._cancel_write is not None:
             os.write(self._cancel_write, b"x")
-        self._wake()
+        # A pass over the whole memory costs ~7 ms per MiB: skip it when no
+        # other thread can be in memory.atomic.wait -- none is registered
+        # (a thread leaves the table only once out of wasm, and no thread
+        # starts after the outcome is decided) and the main thread has left.
+        with self._lock:
+            others = any(t is not threading.current_thread() for t in self._threads.values())
+        if others or not self._main_left.is_set():
+            self._wake()
 
     def _wake(self) -> None:
         program = self._program

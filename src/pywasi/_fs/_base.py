@@ -16,6 +16,8 @@ the host's errno through: ``lseek`` on a FIFO is SPIPE.
 
 from __future__ import annotations
 
+import threading
+
 from .._abi import Errno, Filetype
 from .._errors import WasiError
 
@@ -107,8 +109,37 @@ class Descriptor:
 
     # -- lifetime --------------------------------------------------------
     def close(self) -> None:
-        """Release host resources. Called once, when the guest closes the fd
-        or the WASI object is closed."""
+        """Release host resources. Called once: by ``release`` once no call
+        uses the descriptor, or when the WASI object is closed."""
+
+    # The guest has closed (or renumbered over) this descriptor: its host
+    # resources go when the last call using it returns. Under wasi-threads
+    # another thread may have looked the descriptor up and be about to act on
+    # its host fd; closing that fd at once would let the next open reuse the
+    # number, and the call would read or write a different file. CPython's
+    # reference count is the count of calls in flight -- each holds the
+    # descriptor in a local until it returns -- so the close happens in
+    # ``__del__``: at once when nobody else holds it (the single-threaded
+    # case, still inside fd_close), else in the thread whose call ends last.
+    # The hot path pays nothing. NOTE: a host close error is not reported,
+    # as in wasmtime (dropping a Rust File ignores close's result).
+    _released = False
+
+    def release(self) -> None:
+        self._released = True
+
+    def __del__(self) -> None:
+        if self._released:
+            self._released = False
+            try:
+                self.close()
+            except OSError:
+                pass
+
+    # -- threads ---------------------------------------------------------
+    # One thread at a time waits for and reads from the descriptor
+    # (``Context.when_readable``); made on first use, while threads run.
+    reader_lock: threading.Lock | None = None
 
     # -- preopens --------------------------------------------------------
     def prestat_name(self) -> bytes:

@@ -41,15 +41,19 @@ class FdCalls(Context):
 
     def fd_read(self, fd: int, iovs: int, iovs_len: int, nread_ptr: int) -> None:
         desc = self.fds.get(fd, _FD_READ)
-        if self.cancel_fd is not None:
-            self.wait_readable(desc)
         mem = self.memory
-        mem.store_u32(nread_ptr, desc.read(mem.iovecs(iovs, iovs_len)))
+        bufs = mem.iovecs(iovs, iovs_len)
+        if self.cancel_fd is None:
+            nread = desc.read(bufs)
+        else:
+            nread = self.when_readable(desc, desc.read, bufs)
+        mem.store_u32(nread_ptr, nread)
 
     def fd_close(self, fd: int) -> None:
         # NOTE: closing a preopen is allowed (as wasmtime and POSIX do); the
-        # number is then free and later use of it is BADF until reused.
-        self.fds.remove(fd).close()
+        # number is then free and later use of it is BADF until reused. The
+        # host resources go when no call uses them (``Descriptor.release``).
+        self.fds.remove(fd).release()
 
     def fd_fdstat_get(self, fd: int, stat_ptr: int) -> None:
         desc = self.fds.get(fd)
@@ -71,7 +75,7 @@ class FdCalls(Context):
     def fd_renumber(self, fd: int, to: int) -> None:
         replaced = self.fds.renumber(fd, to)
         if replaced is not None:
-            replaced.close()
+            replaced.release()
 
     def fd_prestat_get(self, fd: int, buf_ptr: int) -> None:
         name = self.fds.get(fd).prestat_name()

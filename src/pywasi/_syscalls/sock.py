@@ -49,8 +49,7 @@ class SockCalls(Context):
         if flags & ~_NONBLOCK:
             raise WasiError(Errno.INVAL)
         self.memory.load_u32(fd_ptr)  # a bad pointer traps before a connection is taken
-        self.wait_readable(listener)
-        conn = listener.accept(bool(flags & _NONBLOCK))
+        conn = self.when_readable(listener, listener.accept, bool(flags & _NONBLOCK))
         try:
             new_fd = self.fds.allocate(conn)
         except BaseException:
@@ -67,8 +66,7 @@ class SockCalls(Context):
         bufs = mem.iovecs(ri_data, ri_data_len)
         mem.load_u32(ro_datalen_ptr)
         mem.slice(ro_flags_ptr, 2)
-        self.wait_readable(desc)
-        n, ro_flags = desc.recv(bufs, ri_flags)
+        n, ro_flags = self.when_readable(desc, desc.recv, bufs, ri_flags)
         mem.store_u32(ro_datalen_ptr, n)
         mem.store_u16(ro_flags_ptr, ro_flags)
 
