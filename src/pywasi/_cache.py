@@ -45,6 +45,8 @@ from typing import Any
 
 import wasmtime
 
+from ._engine import serialize_to
+
 __all__ = ["CacheWarning", "cache_dir", "max_size", "entry_key", "load_or_compile",
            "DEFAULT_MAX_SIZE", "SMALL_DIGEST", "sha256", "wait_for_writes", "BACKGROUND_WRITE"]
 
@@ -273,33 +275,62 @@ def _unlink(path: str) -> None:
 def write_atomic(path: str, data: bytes | bytearray, *, sync: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same
     directory and a rename: readers never see a partial file."""
-    # Imported here: a cache hit writes nothing, and tempfile (with shutil,
-    # random, bz2, lzma) costs ~3 ms of every start-up.
-    import tempfile
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+    _write_new(os.path.dirname(os.path.abspath(path)), lambda write: write(data),
+               lambda size, crc: path, sync=sync)
+
+
+# As tempfile.mkstemp opens its file (0600, exclusive, no symlink followed,
+# binary on Windows), without importing tempfile: with shutil, random, bz2
+# and lzma it costs ~3 ms, on the exit path of a cold start (see below).
+_TMP_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+              | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOINHERIT", 0)
+              | getattr(os, "O_BINARY", 0))
+
+
+def _write_new(directory: str, fill: Callable[[Callable[[Any], None]], None],
+               path_of: Callable[[int, int], str], *, sync: bool) -> str:
+    """Write what ``fill`` passes to its ``write`` argument (bytes-like
+    objects) to a temporary file in ``directory``, then rename it to
+    ``path_of(size, crc32)`` of what was written, and return that path. The
+    CRC is taken as the bytes go by: one pass over them."""
+    tmp = os.path.join(directory, TMP_PREFIX + os.urandom(8).hex())
+    fd = os.open(tmp, _TMP_FLAGS, 0o600)
+    size = crc = 0
+
+    def write(data: Any) -> None:
+        nonlocal size, crc
+        crc = zlib.crc32(data, crc)
+        with memoryview(data) as view:
+            size += view.nbytes
+            done = 0
+            while done < view.nbytes:
+                done += os.write(fd, view[done:])
+
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        try:
+            fill(write)
             # NOTE: fsync before the rename so a crash cannot leave a
             # renamed but empty file.
             if sync:
-                os.fsync(f.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        path = path_of(size, crc)
         os.replace(tmp, path)
     except BaseException:
         _unlink(tmp)
         raise
+    return path
 
 
 def _store(directory: str, key: str, module: wasmtime.Module, cap: int) -> None:
-    data = module.serialize()
-    name = f"{key}-{len(data):x}-{zlib.crc32(data):08x}{SUFFIX}"
-    path = os.path.join(directory, name)
+    def path_of(size: int, crc: int) -> str:
+        return os.path.join(directory, f"{key}-{size:x}-{crc:08x}{SUFFIX}")
     # No fsync (measured ~0.03 s of a cold start for CPython's 26 MB entry,
     # more on a slow disk): an entry a crash left empty or torn fails its
     # name's size and CRC check and is rebuilt.
-    write_atomic(path, data, sync=False)
+    name = os.path.basename(_write_new(directory, lambda write: serialize_to(module, write),
+                                       path_of, sync=False))
     for other in _find(directory, key):   # an older entry of the same key
         if other.name != name:
             _unlink(other.path)
