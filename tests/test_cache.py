@@ -121,6 +121,17 @@ def test_digests_are_sha256_on_both_sides_of_the_builtin_limit() -> None:
         assert _cache.sha256(data) == hashlib.sha256(data).digest(), size
 
 
+def test_the_digest_taken_during_a_compile_is_sha256() -> None:
+    """A large module is hashed in a thread while wasmtime compiles it; that
+    digest keys the entry, so it must be hashlib's of the same bytes."""
+    import hashlib
+    data = bytes(range(256)) * ((3 << 20) // 256) + b"tail"
+    digest = _cache.digest_during(data)
+    pywasi.compile(HELLO, cache=False)   # a compile meanwhile, as in load_or_compile
+    assert digest() == hashlib.sha256(data).digest()
+    assert digest() == hashlib.sha256(data).digest()   # asked again: the same
+
+
 @pytest.mark.parametrize("chunk_size", [1, 1000, 1 << 20])
 def test_serialize_to_passes_exactly_what_serialize_returns(chunk_size: int) -> None:
     """Entries are written from wasmtime's buffer in place, chunk by chunk."""

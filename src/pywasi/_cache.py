@@ -48,7 +48,8 @@ import wasmtime
 from ._engine import serialize_to
 
 __all__ = ["CacheWarning", "cache_dir", "max_size", "entry_key", "load_or_compile",
-           "DEFAULT_MAX_SIZE", "SMALL_DIGEST", "sha256", "wait_for_writes", "BACKGROUND_WRITE"]
+           "DEFAULT_MAX_SIZE", "SMALL_DIGEST", "sha256", "digest_during", "wait_for_writes",
+           "BACKGROUND_WRITE"]
 
 DEFAULT_MAX_SIZE = 512 * 1024 * 1024
 FORMAT = b"pywasi-cache-1"   # bump when the entry layout or key recipe changes
@@ -444,9 +445,9 @@ def _remember(directory: str, reading: Reading, digest: bytes) -> None:
 #   it is compiled at once, unhashed; only when some entry has its size is it
 #   hashed before the lookup (the key stays SHA-256: a collision would run
 #   another module's code).
-# - The digest, the serialization and the write then happen in a non-daemon
-#   thread while the program runs (all three release the GIL). The
-#   interpreter joins it at exit (``sys.exit``, the end of ``pywasi run``, a
+# - The digest is taken in a thread during the compile (``digest_during``);
+#   the serialization and the write happen in a non-daemon thread while the
+#   program runs (all release the GIL). The interpreter joins it at exit (``sys.exit``, the end of ``pywasi run``, a
 #   guest's exit with ``return_on_exit=False``). A process killed meanwhile
 #   leaves at most a temporary file, never renamed into place and removed by
 #   ``evict`` once stale.
@@ -477,15 +478,34 @@ def _holds_size(directory: str, size: int) -> bool:
         return True   # unknown: look the key up
 
 
-def _fill(directory: str, settings: tuple[Any, ...], data: bytes, digest: bytes | None,
+def digest_during(data: bytes) -> Callable[[], bytes]:
+    """Start hashing ``data`` in a thread; the returned function waits for
+    and returns its SHA-256. Started before a compile, the hash (~0.03 s for
+    26 MB) runs while wasmtime compiles (both release the GIL) instead of
+    before the write the process waits for at exit. Cranelift keeps the
+    cores busy, so it is not free: measured on 2 cores with CPython's 26 MB
+    module, the compile takes ~0.015 s longer and the exit wait ~0.028 s
+    less."""
+    result: list[bytes] = []
+    thread = threading.Thread(target=lambda: result.append(sha256(data)),
+                              name="pywasi-cache-hash")
+    thread.start()
+
+    def digest() -> bytes:
+        thread.join()
+        return result[0]   # an IndexError if hashing failed: _fill warns
+    return digest
+
+
+def _fill(directory: str, settings: tuple[Any, ...], data: bytes, digest: Callable[[], bytes],
           reading: Reading | None, module: wasmtime.Module) -> None:
-    """Store ``module``, compiled from ``data``, in the cache."""
+    """Store ``module``, compiled from ``data`` (whose SHA-256 ``digest()``
+    returns), in the cache; remember that digest for ``reading``, if any."""
     try:
-        if digest is None:
-            digest = sha256(data)
-            if reading is not None:
-                _remember(directory, reading, digest)
-        _store(directory, _stem(len(data), settings, digest), module, max_size())
+        key = digest()
+        if reading is not None:
+            _remember(directory, reading, key)
+        _store(directory, _stem(len(data), settings, key), module, max_size())
     except Exception as e:  # noqa: BLE001 - cache trouble only costs the next start a compile
         _warn(f"cannot write to {directory}: {getattr(e, 'strerror', None) or e}")
     finally:
@@ -521,6 +541,7 @@ def load_or_compile(source: bytes | str, engine: wasmtime.Engine, settings: tupl
         digest = sha256(data)
         if reading is not None:
             _remember(directory, reading, digest)
+            reading = None
     if digest is not None:
         module = _load(engine, directory, _stem(size, settings, digest))
         if module is not None:
@@ -531,9 +552,16 @@ def load_or_compile(source: bytes | str, engine: wasmtime.Engine, settings: tupl
         assert isinstance(source, str)
         data, reading = _read(source)
         digest = None
-    module = build(data)
-    args = (directory, settings, data, digest, reading, module)
-    if len(data) < BACKGROUND_WRITE:
+    wasm, known = data, digest
+    if known is not None:
+        pending = lambda: known   # noqa: E731
+    elif len(wasm) < BACKGROUND_WRITE:
+        pending = lambda: sha256(wasm)   # noqa: E731
+    else:
+        pending = digest_during(wasm)
+    module = build(wasm)
+    args = (directory, settings, wasm, pending, reading, module)
+    if len(wasm) < BACKGROUND_WRITE:
         _fill(*args)
         return module
     writer = threading.Thread(target=_fill, args=args, name="pywasi-cache-write")
