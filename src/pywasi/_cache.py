@@ -447,8 +447,9 @@ def _remember(directory: str, reading: Reading, digest: bytes) -> None:
 #   another module's code).
 # - The digest is taken in a thread during the compile (``digest_during``);
 #   the serialization and the write happen in a non-daemon thread while the
-#   program runs (all release the GIL). The interpreter joins it at exit (``sys.exit``, the end of ``pywasi run``, a
-#   guest's exit with ``return_on_exit=False``). A process killed meanwhile
+#   program runs (all release the GIL). The interpreter joins it at exit
+#   (``sys.exit``, the end of ``pywasi run``, a guest's exit with
+#   ``return_on_exit=False``). A process killed meanwhile
 #   leaves at most a temporary file, never renamed into place and removed by
 #   ``evict`` once stale.
 # Small modules are written at once: a thread would cost about what it saves.

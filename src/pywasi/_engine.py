@@ -436,7 +436,7 @@ def serialize_to(module: wasmtime.Module, write: Callable[[memoryview], None],
         if not raw.size:
             return
         whole = (ctypes.c_uint8 * raw.size).from_address(ctypes.addressof(raw.data.contents))
-        with memoryview(whole).cast("B") as view:
+        with memoryview(whole) as view:
             for start in range(0, len(view), chunk_size):
                 with view[start:start + chunk_size] as chunk:
                     write(chunk)
