@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from collections.abc import Callable
 
 import pytest
 import wasmtime
@@ -118,6 +119,58 @@ def test_digests_are_sha256_on_both_sides_of_the_builtin_limit() -> None:
     for size in (0, 1, _cache.SMALL_DIGEST - 1, _cache.SMALL_DIGEST, _cache.SMALL_DIGEST + 3):
         data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
         assert _cache.sha256(data) == hashlib.sha256(data).digest(), size
+
+
+def test_the_digest_taken_during_a_compile_is_sha256() -> None:
+    """A large module is hashed in a thread while wasmtime compiles it; that
+    digest keys the entry, so it must be hashlib's of the same bytes."""
+    import hashlib
+    data = bytes(range(256)) * ((3 << 20) // 256) + b"tail"
+    digest = _cache.digest_during(data)
+    pywasi.compile(HELLO, cache=False)   # a compile meanwhile, as in load_or_compile
+    assert digest() == hashlib.sha256(data).digest()
+    assert digest() == hashlib.sha256(data).digest()   # asked again: the same
+
+
+@pytest.mark.parametrize("chunk_size", [1, 1000, 1 << 20])
+def test_serialize_to_passes_exactly_what_serialize_returns(chunk_size: int) -> None:
+    """Entries are written from wasmtime's buffer in place, chunk by chunk."""
+    module = pywasi.compile(HELLO, cache=False).wasmtime_module
+    chunks: list[bytes] = []
+    _engine.serialize_to(module, lambda chunk: chunks.append(bytes(chunk)), chunk_size)
+    assert b"".join(chunks) == bytes(module.serialize())
+    assert len(chunks) > 1 or chunk_size == 1 << 20
+
+
+def test_an_entry_is_named_by_the_size_and_crc_of_its_bytes(tmp_path: pathlib.Path) -> None:
+    """The CRC is taken as the entry is written: it must be the file's."""
+    import zlib
+    cache = private_dir(tmp_path / "c")
+    pywasi.compile(HELLO, cache=str(cache))
+    [entry] = entries(cache)
+    data = entry.read_bytes()
+    assert entry.name.endswith(f"-{len(data):x}-{zlib.crc32(data):08x}.cwasm")
+    assert (entry.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path: pathlib.Path) -> None:
+    import zlib
+
+    def fail(write: Callable[[bytes], None]) -> None:
+        write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    def fill(write: Callable[[bytes], None]) -> None:
+        write(b"ab")
+        write(b"c")
+
+    with pytest.raises(OSError, match="No space"):
+        _cache._write_new(str(tmp_path), fail, lambda size, crc: str(tmp_path / "x"), sync=True)
+    assert list(tmp_path.iterdir()) == []
+    path = _cache._write_new(str(tmp_path), fill,
+                             lambda size, crc: str(tmp_path / f"{size}-{crc:08x}"), sync=True)
+    assert os.path.basename(path) == f"3-{zlib.crc32(b'abc'):08x}"
+    assert pathlib.Path(path).read_bytes() == b"abc" and len(list(tmp_path.iterdir())) == 1
 
 
 def test_settings_tuple_is_what_the_engine_uses(tmp_path: pathlib.Path,
@@ -268,12 +321,11 @@ SLOW_WRITE = """
 import sys, time
 from pywasi import _cache
 _cache.BACKGROUND_WRITE = 0
-real_write = _cache.write_atomic
-def slow_write(path, data, **kw):
-    if path.endswith(".cwasm"):
-        time.sleep(1)
-    real_write(path, data, **kw)
-_cache.write_atomic = slow_write
+real_write = _cache._write_new
+def slow_write(directory, fill, path_of, **kw):
+    time.sleep(1)
+    return real_write(directory, fill, path_of, **kw)
+_cache._write_new = slow_write
 """
 
 
