@@ -407,17 +407,21 @@ def _single_name(path: str) -> bool:
     return path != "" and "/" not in path and path != "." and path != ".."
 
 
+_NOT_NAMES = frozenset(("", ".", ".."))
+
+
 def _short_parent(dir_fd: int, path: str) -> tuple[int, str] | None:
     """For the common shapes "name" and "dir/name" (plain names): the parent
     directory's fd and the name. The fd is ``dir_fd`` itself or a new one the
     caller closes. None: another shape, or "dir" may be a symlink (a route
     expands it)."""
     head, slash, name = path.rpartition("/")
-    if not _single_name(name):
+    # _single_name of name and head, inlined (name has no "/" by construction)
+    if name in _NOT_NAMES:
         return None
     if not slash:
         return dir_fd, name
-    if not _single_name(head):
+    if head in _NOT_NAMES or "/" in head:
         return None
     fd = _open_one_dir(dir_fd, head)
     return None if fd is None else (fd, name)
