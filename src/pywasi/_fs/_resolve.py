@@ -476,6 +476,7 @@ def stat_beneath(dir_fd: int, path: str, *, follow: bool) -> os.stat_result:
     # parent's lookup plus one call, as an O_PATH open + fstat would be. A
     # link found here that is to be followed goes to a route.
     bpath = _check(path)
+    st: os.stat_result | None = None
     short = _short_parent(dir_fd, path)  # the common shapes without at_parent's object
     if short is not None:
         parent_fd, name = short
@@ -484,13 +485,11 @@ def stat_beneath(dir_fd: int, path: str, *, follow: bool) -> os.stat_result:
         finally:
             if parent_fd != dir_fd:
                 os.close(parent_fd)
-        if not (follow and stat.S_ISLNK(st.st_mode)):
-            return st
     elif _single_name(path[path.rfind("/") + 1:]):
         with at_parent(dir_fd, path) as parent:
             st = os.stat(parent.name, dir_fd=parent.dir_fd, follow_symlinks=False)
-        if not (follow and stat.S_ISLNK(st.st_mode)):
-            return st
+    if st is not None and not (follow and stat.S_ISLNK(st.st_mode)):
+        return st
     # A final link to follow, a trailing slash, "." or "..": open what the
     # path names and fstat that.
     if _O_PATH:

@@ -189,8 +189,7 @@ class PathCalls(Context):
             raise WasiError(Errno.NOTCAPABLE)
         name = self._guest_path(path, path_len)
 
-        write = fs_rights_base & _WRITE_RIGHTS
-        if write:
+        if fs_rights_base & _WRITE_RIGHTS:
             flags = os.O_RDWR if fs_rights_base & _READ_RIGHTS else os.O_WRONLY
         else:
             flags = os.O_RDONLY
