@@ -102,6 +102,9 @@ class GuestMemory:
         _U16.pack_into(self._check(ptr, 2), ptr, value)
 
     def store_u32(self, ptr: int, value: int) -> None:
+        if not ptr & 3 and ptr + 4 <= self.size and self.stable:  # no frames: every out-pointer
+            _U32.pack_into(self.view, ptr, value)
+            return
         self._aligned(ptr, 4)
         _U32.pack_into(self._check(ptr, 4), ptr, value)
 
@@ -112,6 +115,9 @@ class GuestMemory:
     # -- structs ---------------------------------------------------------
     def pack(self, layout: Any, ptr: int, *values: int) -> None:
         """Write ``values`` at ``ptr`` with a ``_abi`` layout (its struct and alignment)."""
+        if not ptr & (layout.align - 1) and ptr + layout.size <= self.size and self.stable:
+            layout.struct.pack_into(self.view, ptr, *values)  # the common case, no frames
+            return
         self._aligned(ptr, layout.align)
         layout.struct.pack_into(self._check(ptr, layout.size), ptr, *values)
 
@@ -122,7 +128,10 @@ class GuestMemory:
     # -- byte ranges -----------------------------------------------------
     def slice(self, ptr: int, length: int) -> memoryview:
         """A writable view of ``length`` bytes at ``ptr`` (no copy)."""
-        return self._check(ptr, length)[ptr:ptr + length]
+        end = ptr + length
+        if end <= self.size and self.stable:  # the common case, no frames (every guest path)
+            return self.view[ptr:end]
+        return self._check(ptr, length)[ptr:end]
 
     def read_bytes(self, ptr: int, length: int) -> bytes:
         return bytes(self._check(ptr, length)[ptr:ptr + length])

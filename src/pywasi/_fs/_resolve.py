@@ -407,6 +407,26 @@ def _single_name(path: str) -> bool:
     return path != "" and "/" not in path and path != "." and path != ".."
 
 
+_NOT_NAMES = frozenset(("", ".", ".."))
+
+
+def _short_parent(dir_fd: int, path: str) -> tuple[int, str] | None:
+    """For the common shapes "name" and "dir/name" (plain names): the parent
+    directory's fd and the name. The fd is ``dir_fd`` itself or a new one the
+    caller closes. None: another shape, or "dir" may be a symlink (a route
+    expands it)."""
+    head, slash, name = path.rpartition("/")
+    # _single_name of name and head, inlined (name has no "/" by construction)
+    if name in _NOT_NAMES:
+        return None
+    if not slash:
+        return dir_fd, name
+    if head in _NOT_NAMES or "/" in head:
+        return None
+    fd = _open_one_dir(dir_fd, head)
+    return None if fd is None else (fd, name)
+
+
 # --------------------------------------------------------------------------
 # The API
 
@@ -452,17 +472,26 @@ def _routed_open(dir_fd: int, path: str, bpath: bytes, flags: int, mode: int,
 
 def stat_beneath(dir_fd: int, path: str, *, follow: bool) -> os.stat_result:
     """``stat``/``lstat`` of ``path`` relative to ``dir_fd``, inside the tree."""
-    if _single_name(path[path.rfind("/") + 1:]):
-        # A plain final name: fstatat in its parent, not following it --
-        # the parent's lookup plus one call, as an O_PATH open + fstat would
-        # be. A link found here that is to be followed goes to a route.
+    # A plain final name: fstatat in its parent, not following it -- the
+    # parent's lookup plus one call, as an O_PATH open + fstat would be. A
+    # link found here that is to be followed goes to a route.
+    bpath = _check(path)
+    st: os.stat_result | None = None
+    short = _short_parent(dir_fd, path)  # the common shapes without at_parent's object
+    if short is not None:
+        parent_fd, name = short
+        try:
+            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        finally:
+            if parent_fd != dir_fd:
+                os.close(parent_fd)
+    elif _single_name(path[path.rfind("/") + 1:]):
         with at_parent(dir_fd, path) as parent:
             st = os.stat(parent.name, dir_fd=parent.dir_fd, follow_symlinks=False)
-        if not (follow and stat.S_ISLNK(st.st_mode)):
-            return st
+    if st is not None and not (follow and stat.S_ISLNK(st.st_mode)):
+        return st
     # A final link to follow, a trailing slash, "." or "..": open what the
     # path names and fstat that.
-    bpath = _check(path)
     if _O_PATH:
         fd = _routed_open(dir_fd, path, bpath, _O_PATH if follow else _O_PATH | os.O_NOFOLLOW,
                           0, follow)
@@ -511,15 +540,11 @@ class at_parent:  # a function in use: ``with at_parent(dir_fd, path) as parent`
     def __enter__(self) -> ParentDir:
         path = self._path
         _check(path)
-        head, slash, name = path.rpartition("/")
-        if _single_name(name):  # the common shapes first: "name" and "dir/name"
-            if not slash:
-                return ParentDir(self._dir_fd, name, False)
-            if _single_name(head):
-                fd = _open_one_dir(self._dir_fd, head)
-                if fd is not None:
-                    self._owned = fd
-                    return ParentDir(fd, name, False)
+        short = _short_parent(self._dir_fd, path)  # the common shapes first
+        if short is not None:
+            if short[0] != self._dir_fd:
+                self._owned = short[0]
+            return ParentDir(short[0], short[1], False)
         parts = _components(path)
         trailing = parts[-1] == _TRAILING
         if trailing:
