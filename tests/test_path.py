@@ -6,13 +6,11 @@ from __future__ import annotations
 import os
 import pathlib
 import struct
-from collections.abc import Iterator
 
 import pytest
 
 import pywasi
 from pywasi._abi import Errno, Filetype, Lookupflags, Oflags, Rights
-from pywasi._fs import _resolve
 from pywasi._fs._dir import DIR_INHERITING, DIR_RIGHTS, FILE_RIGHTS
 from helpers import run_module
 from wasmbuild import build_c

@@ -15,7 +15,6 @@ try:
 except ImportError:  # running from a checkout without an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from pywasi._fs import _resolve
 
 
 class Tree:

@@ -210,10 +210,10 @@ def openat2_available() -> bool:
                 fn = ctypes.CDLL(None, use_errno=True).syscall
                 fn.restype = ctypes.c_long
                 _syscall = fn
-                fd, err = _raw_openat2(-100, b".", _O_PATH | os.O_DIRECTORY | _O_CLOEXEC,
-                                       0)  # -100: AT_FDCWD
+                fd = _raw_openat2(-100, b".", _O_PATH | os.O_DIRECTORY | _O_CLOEXEC,
+                                  0)[0]  # -100: AT_FDCWD
             except (OSError, AttributeError):
-                fd, err = -1, _host.ENOSYS
+                fd = -1
             if fd >= 0:
                 os.close(fd)
                 _OPENAT2_OK = True
@@ -299,6 +299,14 @@ class _Walk:
             raise _escape(self.path)
         rest.extend(reversed(_components(target)))
 
+    def expand_link(self, name: str, rest: list[str], error: OSError) -> None:
+        """Opening ``name`` failed as it does on a symlink (``_MAYBE_SYMLINK``):
+        walk into its target (``expand``), or raise ``error`` if it is no link."""
+        target = self.readlink(name)
+        if target is None:
+            raise error
+        self.expand(target, rest)
+
     def step(self, name: str, rest: list[str]) -> None:
         """Walk through one component that must be a directory."""
         if name in (".", _TRAILING):
@@ -311,10 +319,7 @@ class _Walk:
         except OSError as e:
             if e.errno not in _MAYBE_SYMLINK:
                 raise
-            target = self.readlink(name)
-            if target is None:
-                raise
-            self.expand(target, rest)
+            self.expand_link(name, rest, e)
             return
         self.stack.append(fd)
 
@@ -354,10 +359,7 @@ def _manual_open(dir_fd: int, parts: list[str], path: str, flags: int, mode: int
             except OSError as e:
                 if not follow or e.errno not in _MAYBE_SYMLINK:
                     raise
-                target = w.readlink(name)
-                if target is None:
-                    raise
-                w.expand(target, rest)
+                w.expand_link(name, rest, e)
                 continue
             if follow and _O_PATH and flags & _O_PATH:
                 # O_PATH|O_NOFOLLOW opens a final symlink itself: follow it by hand.
