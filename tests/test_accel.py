@@ -15,6 +15,7 @@ import importlib.util
 import os
 import pathlib
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -456,6 +457,81 @@ def test_file_io_from_several_threads(route: str, tmp_path: pathlib.Path) -> Non
     assert results == [b"".join(b"%02d" % (i % 100) for i in range(500))] * 4
 
 
+# -- the C fast path of fd_fdstat_get on a directory ----------------------------------
+
+def test_fd_fdstat_get_of_a_directory_is_answered_in_c(route: str, tmp_path: pathlib.Path) -> None:
+    """wasi-libc asks for the directory's fdstat before every open under it:
+    no Python frame for it on the accelerator, and the same 24 bytes, also
+    after its rights were narrowed. A file or stream goes to Python (its
+    fdflags are the host's)."""
+    wasi, instance, mem, fd = file_forwarder(tmp_path)
+    ex = instance.exports
+    mem[200:224] = b"\xee" * 24  # the padding is written as zeros
+    assert python_calls("fd_fdstat_get", lambda: ex.call_fd_fdstat_get(3, 200), times=3) == \
+        (0 if route == "accel" else 3)
+    filetype, flags, base, inheriting = struct.unpack_from("<BxHxxxxQQ", mem, 200)
+    assert (filetype, flags) == (3, 0) and bytes(mem[201:202]) + bytes(mem[204:208]) == bytes(5)
+    assert base & Rights.PATH_OPEN and inheriting & Rights.FD_READ
+    narrowed = base & ~int(Rights.PATH_OPEN)
+    assert ex.call_fd_fdstat_set_rights(3, narrowed, Rights.FD_READ) == 0
+    assert ex.call_fd_fdstat_get(3, 200) == 0
+    assert struct.unpack_from("<BxHxxxxQQ", mem, 200) == (3, 0, narrowed, Rights.FD_READ)
+    assert python_calls("fd_fdstat_get", lambda: ex.call_fd_fdstat_get(fd, 200), times=2) == 2
+    assert ex.call_fd_fdstat_get(9, 200) == Errno.BADF
+    with pytest.raises(pywasi.Trap, match="misaligned pointer 0xcc"):
+        ex.call_fd_fdstat_get(3, 204)
+    with pytest.raises(pywasi.Trap, match="out of bounds memory access: 24 bytes at 0xfff0"):
+        ex.call_fd_fdstat_get(3, 65520)
+    wasi.close()
+
+
+# -- the resolver's host syscalls (openat2, fstatat) ------------------------------------
+
+def test_fstatat_gives_what_os_stat_gives(tmp_path: pathlib.Path) -> None:
+    """lstat_at's C route and its os.stat route agree for every kind of
+    file, times before 1970 included (wrapped to u64 as st_*time_ns & mask)."""
+    from pywasi._fs import _stat
+    accel = _accel()
+    (tmp_path / "f").write_bytes(b"12345")
+    (tmp_path / "d").mkdir()
+    os.symlink("f", tmp_path / "l")
+    os.mkfifo(tmp_path / "p")
+    os.utime(tmp_path / "f", ns=(-1_500_000_001, 1_234_567_891))
+    dir_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in ("f", "d", "l", "p"):
+            with_c = _stat.lstat_at(dir_fd, name)
+            without = _stat.filestat_values(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
+            assert with_c == without, name
+        assert _stat.lstat_at(dir_fd, "f")[5] == (-1_500_000_001) & ((1 << 64) - 1)
+        raw = accel.fstatat(dir_fd, b"l", True)  # type: ignore[attr-defined]
+        assert raw[4] == 5 and stat.S_ISREG(raw[2])
+        with pytest.raises(FileNotFoundError):
+            accel.fstatat(dir_fd, "missing", False)  # type: ignore[attr-defined]
+        with pytest.raises(ValueError):
+            accel.fstatat(dir_fd, "nul\0", False)  # type: ignore[attr-defined]
+    finally:
+        os.close(dir_fd)
+
+
+def test_openat2_answers_an_fd_or_minus_errno(tmp_path: pathlib.Path) -> None:
+    accel = _accel()
+    if not sys.platform.startswith("linux"):
+        assert accel.openat2(-100, b".", 0, 0, 0) == -errno.ENOSYS  # type: ignore[attr-defined]
+        return
+    (tmp_path / "f").write_bytes(b"x")
+    dir_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        beneath = 0x08  # RESOLVE_BENEATH
+        fd = accel.openat2(dir_fd, b"f", os.O_RDONLY | os.O_CLOEXEC, 0, beneath)  # type: ignore[attr-defined]
+        assert fd >= 0 and os.read(fd, 5) == b"x"
+        os.close(fd)
+        assert accel.openat2(dir_fd, b"../x", os.O_RDONLY, 0, beneath) == -errno.EXDEV  # type: ignore[attr-defined]
+        assert accel.openat2(dir_fd, b"missing", os.O_RDONLY, 0, beneath) == -errno.ENOENT  # type: ignore[attr-defined]
+    finally:
+        os.close(dir_fd)
+
+
 # -- differential: any call, both routes, the same outcome ------------------------
 
 def outcome(module: pywasi.Module, tmp: pathlib.Path, name: str, args: list[int]) -> tuple[object, ...]:
@@ -487,7 +563,7 @@ def outcome(module: pywasi.Module, tmp: pathlib.Path, name: str, args: list[int]
         except pywasi.Trap as e:
             result = ("trap", str(e))
         # What a read put in memory (other calls may write times or random bytes).
-        memory = bytes(mem) if name in ("fd_read", "fd_pread") else None
+        memory = bytes(mem) if name in ("fd_read", "fd_pread", "fd_fdstat_get") else None
         positions = [ex.call_fd_tell(fd, 8) or struct.unpack_from("<Q", mem, 8)[0] for fd in (4, 5)]
         wasi.close()
     return (result, (tmp / "stdout").read_bytes(), b"".join(err),
@@ -532,15 +608,16 @@ PIO = st.sampled_from(["fd_pread", "fd_pwrite"]).flatmap(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(IO, PIO, st.tuples(st.just("clock_time_get"), st.tuples(NEAR, NEAR, NEAR).map(list))))
+@given(st.one_of(IO, PIO, st.tuples(st.just("clock_time_get"), st.tuples(NEAR, NEAR, NEAR).map(list)),
+                st.tuples(st.just("fd_fdstat_get"), st.tuples(FD, NEAR).map(list))))
 def test_the_fast_paths_give_identical_outcomes(fuzz_module: pywasi.Module,
                                                 tmp_path_factory: pytest.TempPathFactory,
                                                 monkeypatch: pytest.MonkeyPatch,
                                                 case: tuple[str, list[int]]) -> None:
-    """The fd_read family and clock_time_get near the edges (stdio, host
-    files with and without APPEND, a directory, pointers and offsets at the
-    ends): the C fast paths and the Python syscalls agree, in the result,
-    guest memory, the files and the positions."""
+    """The fd_read family, clock_time_get and fd_fdstat_get near the edges
+    (stdio, host files with and without APPEND, a directory, pointers and
+    offsets at the ends): the C fast paths and the Python syscalls agree, in
+    the result, guest memory, the files and the positions."""
     assert_same_on_both_routes(fuzz_module, tmp_path_factory, monkeypatch, *case)
 
 

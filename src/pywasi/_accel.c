@@ -34,6 +34,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 
 /* wasmtime_val_raw_t: a 16-byte union; an i32 is its low 4 bytes, an i64 its
  * low 8, a result is written over the first argument. */
@@ -66,7 +71,8 @@ static PyTypeObject *MemoryCell_Type;
 
 /* Calls the C side answers itself in their hottest case (see fast_path);
  * from FAST_FD_READ on, the fd_read/fd_write family (fast_io). */
-enum { FAST_NONE = 0, FAST_CLOCK_TIME_GET, FAST_FD_READ, FAST_FD_WRITE, FAST_FD_PREAD, FAST_FD_PWRITE };
+enum { FAST_NONE = 0, FAST_CLOCK_TIME_GET, FAST_FD_FDSTAT_GET,
+       FAST_FD_READ, FAST_FD_WRITE, FAST_FD_PREAD, FAST_FD_PWRITE };
 
 /* The spec's filetype.regular_file. */
 #define FILETYPE_REGULAR_FILE 4
@@ -87,7 +93,7 @@ typedef struct {
 } host_env;
 
 static void *failed(host_env *env, val_raw *args);
-static PyObject *str_fd, *str_filetype, *str_write_rest;
+static PyObject *str_fd, *str_filetype, *str_write_rest, *str_rights_base, *str_rights_inheriting;
 
 /* clock_time_get(id, precision, time_ptr) for REALTIME and MONOTONIC at an
  * aligned in-bounds pointer: what clock.py does (time.time_ns and
@@ -125,6 +131,63 @@ trap_from_str(PyObject *message)
     trap = trap_new(PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
     Py_DECREF(data);
     return trap;
+}
+
+/* fd_fdstat_get(fd, stat_ptr) of a directory (wasi-libc asks for the
+ * directory's rights before every open under it) at an aligned in-bounds
+ * pointer: FdCalls.fd_fdstat_get's fdstat of a descriptor of exactly the
+ * class fd_fdstat_get_accel names, whose fdflags are always 0 (it keeps no
+ * host flags). Anything else, a refused fd included, goes to Python.
+ * Called with the GIL. Returns 0 if it answered, -1 to leave the call. */
+static int
+fast_fdstat(host_env *env, val_raw *args)
+{
+    uint32_t ptr = (uint32_t)args[1].i32;
+    MemoryCell *cell = env->cell;
+    PyObject *argv[3], *desc, *value;
+    unsigned long long fields[3];  /* filetype, rights_base, rights_inheriting */
+    PyObject *names[3] = {str_filetype, str_rights_base, str_rights_inheriting};
+    unsigned char out[24];
+    int i;
+
+    if ((ptr & 7) || (uint64_t)ptr + sizeof out > cell->size)
+        return -1;
+    argv[1] = PyLong_FromUnsignedLong((uint32_t)args[0].i32);
+    if (argv[1] == NULL)
+        goto leave_clear;
+    argv[2] = env->rights;
+    desc = PyObject_Vectorcall(env->fds_get, argv + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(argv[1]);
+    if (desc == NULL)
+        goto leave_clear;
+    if (Py_TYPE(desc) != (PyTypeObject *)env->file_type) {
+        Py_DECREF(desc);
+        return -1;
+    }
+    for (i = 0; i < 3; i++) {
+        value = PyObject_GetAttr(desc, names[i]);
+        fields[i] = value != NULL ? PyLong_AsUnsignedLongLong(value) : (unsigned long long)-1;
+        Py_XDECREF(value);
+        if (fields[i] == (unsigned long long)-1 && PyErr_Occurred()) {
+            Py_DECREF(desc);
+            goto leave_clear;
+        }
+    }
+    Py_DECREF(desc);
+    if (fields[0] > 0xff)
+        return -1;
+    /* FDSTAT: u8 filetype @0, u16 flags @2 (0), u64 rights @8 and @16, the
+     * padding zero as struct.pack writes it. */
+    memset(out, 0, sizeof out);
+    out[0] = (unsigned char)fields[0];
+    memcpy(out + 8, &fields[1], 8);
+    memcpy(out + 16, &fields[2], 8);
+    memcpy(cell->base + ptr, out, sizeof out);
+    args[0].i32 = 0;
+    return 0;
+leave_clear:
+    PyErr_Clear();
+    return -1;
 }
 
 /* The syscall raised: ask outcome() what that means. Called with the GIL. */
@@ -343,6 +406,10 @@ trampoline(void *env_, void *caller, val_raw *args, size_t nargs_and_results)
     if (env->fast == FAST_CLOCK_TIME_GET && fast_clock_time_get(env, args) == 0)
         return NULL;
     gil = PyGILState_Ensure();
+    if (env->fast == FAST_FD_FDSTAT_GET && fast_fdstat(env, args) == 0) {
+        PyGILState_Release(gil);
+        return NULL;
+    }
     if (env->fast >= FAST_FD_READ && fast_io(env, args, &trap) == 0) {
         PyGILState_Release(gil);
         return trap;
@@ -488,6 +555,18 @@ accel_new_env(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 #if !PY_BIG_ENDIAN  /* the fast paths copy little-endian wasm values as host ints */
         if (PyUnicode_CompareWithASCIIString(name, "clock_time_get") == 0 && n == 3 && has_result)
             env->fast = FAST_CLOCK_TIME_GET;
+        if (PyUnicode_CompareWithASCIIString(name, "fd_fdstat_get") == 0 && n == 2 && has_result
+                && PyTuple_Check(extra)
+                && PyArg_ParseTuple(extra, "OO!O!", &fds_get, &PyLong_Type, &rights,
+                                    &PyType_Type, &file_type)) {
+            env->fast = FAST_FD_FDSTAT_GET;
+            Py_INCREF(fds_get);
+            env->fds_get = fds_get;
+            Py_INCREF(rights);
+            env->rights = rights;
+            Py_INCREF(file_type);
+            env->file_type = file_type;
+        }
         for (k = 0; k < sizeof io_calls / sizeof io_calls[0]; k++) {
             if (PyUnicode_CompareWithASCIIString(name, io_calls[k].name) == 0
                     && n == io_calls[k].nparams && has_result && PyTuple_Check(extra)
@@ -559,9 +638,130 @@ static PyType_Spec cell_spec = {
     "pywasi._accel.MemoryCell", sizeof(MemoryCell), 0, Py_TPFLAGS_DEFAULT, cell_slots,
 };
 
+
+/* -- host syscalls the resolver makes on every path call -------------------
+ * What os.open/os.stat would do, without what the resolver does not use:
+ * openat2 has no os function (the ctypes call cost ~0.8 us), and os.stat
+ * builds a stat_result of twenty fields (float times included) where the
+ * path calls read eight. Which lookups are made, and why they cannot leave
+ * the tree, stays in _fs/_resolve.py. */
+
+PyDoc_STRVAR(openat2_doc,
+"openat2(dir_fd, path, flags, mode, resolve) -> int\n--\n\n"
+"Linux openat2(2) with struct open_how {flags, mode, resolve}: the new fd,\n"
+"or -errno (ENOSYS where the C library has no number for it). Retried on\n"
+"EINTR after the signal handlers ran, as os.open is (PEP 475).");
+
+static PyObject *
+accel_openat2(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+#if defined(__linux__)
+    struct { uint64_t flags, mode, resolve; } how;  /* linux/openat2.h's open_how */
+    long dir_fd, ret;
+    int err;
+    const char *path;
+
+    (void)module;
+    if (nargs != 5 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "openat2(dir_fd: int, path: bytes, flags, mode, resolve)");
+        return NULL;
+    }
+    dir_fd = PyLong_AsLong(args[0]);
+    how.flags = PyLong_AsUnsignedLongLong(args[2]);
+    how.mode = PyLong_AsUnsignedLongLong(args[3]);
+    how.resolve = PyLong_AsUnsignedLongLong(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    path = PyBytes_AS_STRING(args[1]);
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        ret = syscall(437 /* SYS_openat2, the same on every architecture */, (int)dir_fd, path,
+                      &how, sizeof how);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (ret >= 0 || err != EINTR)
+            break;
+        if (PyErr_CheckSignals() < 0)
+            return NULL;
+    }
+    return PyLong_FromLong(ret >= 0 ? ret : -err);
+#else
+    (void)module; (void)args; (void)nargs;
+    return PyLong_FromLong(-ENOSYS);
+#endif
+}
+
+static PyObject *
+stat_tuple(const struct stat *st)
+{
+    /* Times as u64 nanoseconds, wrapping as st_*time_ns & (2**64 - 1) does. */
+    unsigned long long v[8] = {
+        (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+        (unsigned long long)st->st_mode, (unsigned long long)st->st_nlink,
+        (unsigned long long)st->st_size,
+        (unsigned long long)st->st_atim.tv_sec * 1000000000ull + (unsigned long long)st->st_atim.tv_nsec,
+        (unsigned long long)st->st_mtim.tv_sec * 1000000000ull + (unsigned long long)st->st_mtim.tv_nsec,
+        (unsigned long long)st->st_ctim.tv_sec * 1000000000ull + (unsigned long long)st->st_ctim.tv_nsec,
+    };
+    PyObject *t = PyTuple_New(8), *item;
+    int i;
+    if (t == NULL)
+        return NULL;
+    for (i = 0; i < 8; i++) {
+        item = PyLong_FromUnsignedLongLong(v[i]);
+        if (item == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, item);
+    }
+    return t;
+}
+
+PyDoc_STRVAR(fstatat_doc,
+"fstatat(dir_fd, name, follow) -> (dev, ino, mode, nlink, size, atim, mtim, ctim)\n--\n\n"
+"fstatat(2) (AT_SYMLINK_NOFOLLOW unless follow) of name (str or bytes, as\n"
+"os.stat takes it) in dir_fd; times in nanoseconds, as unsigned 64-bit\n"
+"values. Raises OSError as os.stat does.");
+
+static PyObject *
+accel_fstatat(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    struct stat st;
+    PyObject *name = NULL;
+    long dir_fd;
+    int follow, r, err;
+
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "fstatat(dir_fd, name, follow)");
+        return NULL;
+    }
+    dir_fd = PyLong_AsLong(args[0]);
+    if (dir_fd == -1 && PyErr_Occurred())
+        return NULL;
+    follow = PyObject_IsTrue(args[2]);
+    if (follow < 0 || !PyUnicode_FSConverter(args[1], &name))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    r = fstatat((int)dir_fd, PyBytes_AS_STRING(name), &st, follow ? 0 : AT_SYMLINK_NOFOLLOW);
+    err = errno;
+    Py_END_ALLOW_THREADS
+    if (r != 0) {
+        errno = err;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, args[1]);
+        Py_DECREF(name);
+        return NULL;
+    }
+    Py_DECREF(name);
+    return stat_tuple(&st);
+}
+
 static PyMethodDef accel_methods[] = {
     {"setup", accel_setup, METH_O, setup_doc},
     {"new_env", (PyCFunction)(void (*)(void))accel_new_env, METH_FASTCALL, new_env_doc},
+    {"openat2", (PyCFunction)(void (*)(void))accel_openat2, METH_FASTCALL, openat2_doc},
+    {"fstatat", (PyCFunction)(void (*)(void))accel_fstatat, METH_FASTCALL, fstatat_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -575,7 +775,10 @@ accel_exec(PyObject *module)
     str_fd = PyUnicode_InternFromString("fd");
     str_filetype = PyUnicode_InternFromString("filetype");
     str_write_rest = PyUnicode_InternFromString("_write_rest");
-    if (str_fd == NULL || str_filetype == NULL || str_write_rest == NULL)
+    str_rights_base = PyUnicode_InternFromString("rights_base");
+    str_rights_inheriting = PyUnicode_InternFromString("rights_inheriting");
+    if (str_fd == NULL || str_filetype == NULL || str_write_rest == NULL
+            || str_rights_base == NULL || str_rights_inheriting == NULL)
         return -1;
     MemoryCell_Type = (PyTypeObject *)PyType_FromSpec(&cell_spec);
     if (MemoryCell_Type == NULL)

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO, Protocol, Union
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from . import _native
 from ._errors import GuestFault, PywasiError, Trap, WasiExit
 
 __all__ = [
@@ -97,7 +98,7 @@ def load_accel() -> Any:
 
 # Read by define_raw at each definition (tests swap it to compare the two raw
 # routes in one process). PYWASI_ACCEL=0 forces the ctypes route.
-ACCEL = None if os.environ.get("PYWASI_ACCEL") == "0" else load_accel()
+ACCEL = None if _native.ACCEL is None else load_accel()
 
 
 def host_call_route() -> str:

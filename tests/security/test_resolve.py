@@ -10,12 +10,15 @@ from typing import Callable
 
 import pytest
 
+from pywasi._abi import Filetype
 from pywasi._abi._errno import Errno, errno_from_host
 from pywasi._errors import WasiError
 from pywasi._fs import _resolve
 from pywasi._fs._resolve import ESCAPE_ERRNO, at_parent, open_beneath, stat_beneath
 
 from .conftest import Tree
+
+FILETYPE = 2  # stat_beneath's answer is FILESTAT's values: dev, ino, filetype, ...
 
 O_PATH = getattr(os, "O_PATH", 0)
 
@@ -134,7 +137,7 @@ def test_trailing_slash_on_file_is_notdir(tree: Tree, route: str) -> None:
 
 
 def test_trailing_slash_on_dir(tree: Tree, route: str) -> None:
-    assert stat.S_ISDIR(stat_beneath(tree.fd, "a/", follow=False).st_mode)
+    assert stat_beneath(tree.fd, "a/", follow=False)[FILETYPE] == Filetype.DIRECTORY
     fd = open_beneath(tree.fd, "a/b/", os.O_RDONLY | os.O_DIRECTORY, follow=True)
     try:
         assert "file2" in os.listdir(fd)
@@ -166,8 +169,8 @@ def test_creat_lands_inside(tree: Tree, route: str) -> None:
 
 def test_dot_opens_the_root(tree: Tree, route: str) -> None:
     for path in (".", "./", "a/..", "a/b/../.."):
-        st = stat_beneath(tree.fd, path, follow=True)
-        assert (st.st_dev, st.st_ino) == (os.fstat(tree.fd).st_dev, os.fstat(tree.fd).st_ino)
+        dev, ino = stat_beneath(tree.fd, path, follow=True)[:2]
+        assert (dev, ino) == (os.fstat(tree.fd).st_dev, os.fstat(tree.fd).st_ino)
 
 
 # ------------------------------------------------------------------ symlinks
@@ -245,10 +248,10 @@ def test_nofollow_final(tree: Tree, route: str) -> None:
     assert open_err(tree, "lfile", follow=False) is Errno.LOOP
     assert open_err(tree, "lfile", os.O_RDONLY | os.O_NOFOLLOW) is Errno.LOOP
     assert read(tree, "la/b/file2", follow=False) == "inside2"  # intermediate links are followed
-    assert stat.S_ISLNK(stat_beneath(tree.fd, "lfile", follow=False).st_mode)
-    assert stat.S_ISREG(stat_beneath(tree.fd, "lfile", follow=True).st_mode)
+    assert stat_beneath(tree.fd, "lfile", follow=False)[FILETYPE] == Filetype.SYMBOLIC_LINK
+    assert stat_beneath(tree.fd, "lfile", follow=True)[FILETYPE] == Filetype.REGULAR_FILE
     # A trailing slash follows the final link (POSIX), even without follow.
-    assert stat.S_ISDIR(stat_beneath(tree.fd, "la/", follow=False).st_mode)
+    assert stat_beneath(tree.fd, "la/", follow=False)[FILETYPE] == Filetype.DIRECTORY
 
 
 @pytest.mark.skipif(not O_PATH, reason="needs O_PATH")
@@ -373,12 +376,12 @@ SINGLE = {
 
 def _stat_outcome(tree: Tree, path: str, follow: bool) -> object:
     try:
-        mode = stat_beneath(tree.fd, path, follow=follow).st_mode
+        filetype = stat_beneath(tree.fd, path, follow=follow)[FILETYPE]
     except WasiError as e:
         return e.errno
     except OSError as e:
         return errno_from_host(e.errno)
-    return "dir" if stat.S_ISDIR(mode) else "lnk" if stat.S_ISLNK(mode) else "reg"
+    return {Filetype.DIRECTORY: "dir", Filetype.SYMBOLIC_LINK: "lnk"}.get(filetype, "reg")
 
 
 def _read_outcome(tree: Tree, path: str, follow: bool) -> object:

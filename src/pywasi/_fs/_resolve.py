@@ -79,8 +79,11 @@ import struct
 import sys
 from typing import NamedTuple
 
+from .._abi import Filetype
 from .._abi._errno import Errno
 from .._errors import WasiError
+from .._native import ACCEL
+from ._stat import filestat_values, lstat_at
 
 __all__ = ["ESCAPE_ERRNO", "MAX_SYMLINKS", "ParentDir", "at_parent", "open_beneath", "stat_beneath"]
 
@@ -94,6 +97,7 @@ _USE_OPENAT2: bool | None = None
 _EAGAIN_RETRIES = 4
 
 _O_PATH: int = getattr(os, "O_PATH", 0)
+_SYMBOLIC_LINK = int(Filetype.SYMBOLIC_LINK)
 _O_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
 _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
 # How the manual walk opens an intermediate directory: no read right needed
@@ -177,8 +181,15 @@ _syscall: ctypes._NamedFuncPointer | None = None
 _OPENAT2_OK: bool | None = None  # probe result, cached
 
 
+_c_openat2 = ACCEL.openat2 if ACCEL is not None else None
+
+
 def _raw_openat2(dir_fd: int, path: bytes, flags: int, mode: int) -> tuple[int, int]:
-    """(fd, 0) or (-1, errno)."""
+    """(fd, 0) or (-1, errno). The compiled extension's openat2 where it is
+    built (a C call, retried on EINTR), else syscall(2) through ctypes."""
+    if _c_openat2 is not None:
+        ret: int = _c_openat2(dir_fd, path, flags, mode, _RESOLVE)
+        return (ret, 0) if ret >= 0 else (-1, -ret)
     assert _syscall is not None
     key = (flags, mode)
     how = _open_hows.get(key)
@@ -186,7 +197,7 @@ def _raw_openat2(dir_fd: int, path: bytes, flags: int, mode: int) -> tuple[int, 
         how = _OPEN_HOW.pack(flags, mode, _RESOLVE)
         if len(_open_hows) < _OPEN_HOW_CACHE_MAX:
             _open_hows[key] = how
-    ret: int = _syscall(_SYS_OPENAT2, dir_fd, path, how, _OPEN_HOW.size)
+    ret = _syscall(_SYS_OPENAT2, dir_fd, path, how, _OPEN_HOW.size)
     if ret < 0:
         return -1, ctypes.get_errno()
     return ret, 0
@@ -198,25 +209,28 @@ def openat2_available() -> bool:
     if _OPENAT2_OK is None:
         _OPENAT2_OK = False
         if sys.platform.startswith("linux") and _O_PATH:
-            try:
-                # No argtypes, on purpose: declared ones build a ctypes object
-                # per argument per call (measured: 1.2 us a call against 0.8
-                # without). Undeclared, ctypes passes bytes as a pointer to
-                # their (NUL-terminated) buffer, which the kernel only reads,
-                # and small ints as C int, which libffi sign-extends into the
-                # 64-bit argument registers syscall(2) reads as long on the
-                # 64-bit ABIs (x86-64, aarch64; on 32-bit ones int is long);
-                # every int passed here is small.
-                fn = ctypes.CDLL(None, use_errno=True).syscall
-                fn.restype = ctypes.c_long
-                _syscall = fn
+            if _c_openat2 is None:
+                try:
+                    # No argtypes, on purpose: declared ones build a ctypes
+                    # object per argument per call (measured: 1.2 us a call
+                    # against 0.8 without). Undeclared, ctypes passes bytes
+                    # as a pointer to their (NUL-terminated) buffer, which the
+                    # kernel only reads, and small ints as C int, which libffi
+                    # sign-extends into the 64-bit argument registers
+                    # syscall(2) reads as long on the 64-bit ABIs (x86-64,
+                    # aarch64; on 32-bit ones int is long); every int passed
+                    # here is small.
+                    fn = ctypes.CDLL(None, use_errno=True).syscall
+                    fn.restype = ctypes.c_long
+                    _syscall = fn
+                except (OSError, AttributeError):
+                    pass
+            if _c_openat2 is not None or _syscall is not None:
                 fd = _raw_openat2(-100, b".", _O_PATH | os.O_DIRECTORY | _O_CLOEXEC,
                                   0)[0]  # -100: AT_FDCWD
-            except (OSError, AttributeError):
-                fd = -1
-            if fd >= 0:
-                os.close(fd)
-                _OPENAT2_OK = True
+                if fd >= 0:
+                    os.close(fd)
+                    _OPENAT2_OK = True
             # ENOSYS (kernel < 5.6), EPERM (seccomp), E2BIG/EINVAL: walk by hand.
     return _OPENAT2_OK
 
@@ -472,26 +486,27 @@ def _routed_open(dir_fd: int, path: str, bpath: bytes, flags: int, mode: int,
     return _manual_open(dir_fd, _components(path), path, flags & ~os.O_NOFOLLOW, mode, follow)
 
 
-def stat_beneath(dir_fd: int, path: str, *, follow: bool) -> os.stat_result:
-    """``stat``/``lstat`` of ``path`` relative to ``dir_fd``, inside the tree."""
+def stat_beneath(dir_fd: int, path: str, *, follow: bool) -> tuple[int, ...]:
+    """``stat``/``lstat`` of ``path`` relative to ``dir_fd``, inside the tree:
+    its FILESTAT values (``_stat.filestat_values``)."""
     # A plain final name: fstatat in its parent, not following it -- the
     # parent's lookup plus one call, as an O_PATH open + fstat would be. A
     # link found here that is to be followed goes to a route.
     bpath = _check(path)
-    st: os.stat_result | None = None
+    values: tuple[int, ...] | None = None
     short = _short_parent(dir_fd, path)  # the common shapes without at_parent's object
     if short is not None:
         parent_fd, name = short
         try:
-            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+            values = lstat_at(parent_fd, name)
         finally:
             if parent_fd != dir_fd:
                 os.close(parent_fd)
     elif _single_name(path[path.rfind("/") + 1:]):
         with at_parent(dir_fd, path) as parent:
-            st = os.stat(parent.name, dir_fd=parent.dir_fd, follow_symlinks=False)
-    if st is not None and not (follow and stat.S_ISLNK(st.st_mode)):
-        return st
+            values = lstat_at(parent.dir_fd, parent.name)
+    if values is not None and not (follow and values[2] == _SYMBOLIC_LINK):
+        return values
     # A final link to follow, a trailing slash, "." or "..": open what the
     # path names and fstat that.
     if _O_PATH:
@@ -503,7 +518,7 @@ def stat_beneath(dir_fd: int, path: str, *, follow: bool) -> os.stat_result:
         # slash, "." and ".." are followed whatever ``follow`` says (POSIX).
         fd = open_beneath(dir_fd, path, os.O_RDONLY, follow=True)
     try:
-        return os.fstat(fd)
+        return filestat_values(os.fstat(fd))
     finally:
         os.close(fd)
 

@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import ctypes
 import os
+import stat
 import sys
 import time
 from typing import Union
 
-from .._abi import Errno, Fstflags
+from .._abi import Errno, Filetype, Fstflags
 from .._errors import WasiError
+from .._native import ACCEL
 from ._stream import filetype_of_mode
 
-__all__ = ["NOW", "OMIT", "TimeSpec", "filestat_values", "resolve_times", "set_times_fd",
-           "set_times_at", "zero_filestat"]
+__all__ = ["NOW", "OMIT", "TimeSpec", "filestat_values", "lstat_at", "resolve_times",
+           "set_times_fd", "set_times_at", "zero_filestat"]
 
 _U64 = (1 << 64) - 1
 
@@ -56,6 +58,25 @@ def filestat_values(st: os.stat_result, filetype: int | None = None) -> tuple[in
     # so they wrap as two's complement, as wasmtime and uvwasi hand them over.
     return (st.st_dev & _U64, st.st_ino & _U64, filetype, st.st_nlink, st.st_size,
             st.st_atime_ns & _U64, st.st_mtime_ns & _U64, st.st_ctime_ns & _U64)
+
+
+# filetype_of_mode's answer for each S_IFMT value, for lstat_at's C route.
+_FILETYPE_OF_FMT = {fmt: filetype_of_mode(fmt) for fmt in (
+    stat.S_IFREG, stat.S_IFDIR, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFLNK, stat.S_IFSOCK,
+    stat.S_IFIFO)}
+_UNKNOWN = int(Filetype.UNKNOWN)
+_fstatat = ACCEL.fstatat if ACCEL is not None else None
+
+
+def lstat_at(dir_fd: int, name: str) -> tuple[int, ...]:
+    """``filestat_values`` of ``name`` in ``dir_fd``, not following it (the
+    resolver's lookup of a final name). With the compiled extension, its
+    fstatat: the eight values without an ``os.stat_result`` in between."""
+    if _fstatat is not None:
+        dev, ino, mode, nlink, size, atim, mtim, ctim = _fstatat(dir_fd, name, False)
+        return (dev, ino, _FILETYPE_OF_FMT.get(mode & 0o170000, _UNKNOWN), nlink, size,
+                atim, mtim, ctim)
+    return filestat_values(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
 
 
 def zero_filestat(filetype: int) -> tuple[int, ...]:

@@ -32,7 +32,7 @@ from .._fs import MAX_SYMLINKS, ParentDir, at_parent, open_beneath, stat_beneath
 from .._fs._base import Descriptor
 from .._fs._dir import DIR_INHERITING, DIR_RIGHTS, FILE_RIGHTS, HostDirectory
 from .._fs._file import HostFile
-from .._fs._stat import filestat_values, resolve_times, set_times_at
+from .._fs._stat import resolve_times, set_times_at
 from ._context import Context
 from .fd import ALL_FDFLAGS
 
@@ -249,7 +249,7 @@ class PathCalls(Context):
             raise WasiError(Errno.INVAL)
         directory = self._dir(fd, _PATH_FILESTAT_GET)
         name = self._guest_path(path, path_len)
-        return filestat_values(stat_beneath(directory.fd, name, follow=bool(flags & _FOLLOW)))
+        return stat_beneath(directory.fd, name, follow=bool(flags & _FOLLOW))
 
     def path_filestat_get(self, fd: int, flags: int, path: int, path_len: int,
                           buf_ptr: int) -> None:
