@@ -150,8 +150,10 @@ def _compile(path: str, *, cache: bool, allow_precompiled: bool) -> Any:
     import warnings
 
     import pywasi
+    from pywasi import _cache
     from pywasi._engine import compile as compile_module
 
+    _cache.detach_writes()  # this process is the command's own (see _cache)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
