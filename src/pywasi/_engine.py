@@ -82,6 +82,24 @@ _memory_data_size = _own_symbol("wasmtime_memory_data_size", ctypes.c_size_t,
                                 [ctypes.c_void_p, ctypes.c_void_p])
 
 RAW_ROUTE = _define_unchecked is not None and _trap_new is not None
+_module_new = _own_symbol("wasmtime_module_new", ctypes.POINTER(ffi.wasmtime_error_t),
+                          [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                           ctypes.POINTER(ctypes.POINTER(ffi.wasmtime_module_t))])
+
+
+def _new_module(engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
+    """``wasmtime.Module(engine, wasm)`` without its copy of the binary:
+    wasmtime-py copies it into a ctypes array first (~15 ms of page faults
+    and memcpy for Yosys's 39 MB, before a compile a first run waits for);
+    a ``c_char_p`` argument passes the bytes object's own buffer. Text (WAT)
+    goes to wasmtime-py, which converts it."""
+    if _module_new is None or not wasm.startswith(b"\0"):
+        return wasmtime.Module(engine, wasm)
+    out = ctypes.POINTER(ffi.wasmtime_module_t)()
+    error = _module_new(engine.ptr(), wasm, len(wasm), ctypes.byref(out))
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    return wasmtime.Module._from_ptr(out)
 
 
 def load_accel() -> Any:
@@ -416,7 +434,7 @@ def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A
 
     def build(wasm: bytes) -> wasmtime.Module:
         try:
-            return wasmtime.Module(engine, wasm)
+            return _new_module(engine, wasm)
         except wasmtime.WasmtimeError as e:
             raise PywasiError(f"not a valid WebAssembly module: {_first_line(e)}") from None
 
