@@ -15,12 +15,17 @@
  * int (the errno to store) or a str (a trap message). So the dispatcher's
  * rules live in one place for both routes.
  *
- * Some calls have their hot case done here (fast_clock_time_get; fast_io:
- * fd_read, fd_write, fd_pread, fd_pwrite of one iovec to a host file or
- * stream), only where the bounds and alignment checks the Python syscall
- * makes are sure to pass (the fd and rights check is the fd table's own
- * get()); anything else goes to the Python syscall, so results, errno
- * values and trap messages stay the Python code's.
+ * Some calls have their hot case done here (fast_clock_time_get;
+ * fast_fdstat: fd_fdstat_get of a directory; fast_io: fd_read, fd_write,
+ * fd_pread, fd_pwrite of one iovec to a host file or stream), only where the
+ * bounds and alignment checks the Python syscall makes are sure to pass (the
+ * fd and rights check is the fd table's own get()); anything else goes to
+ * the Python syscall, so results, errno values and trap messages stay the
+ * Python code's.
+ *
+ * It also gives the resolver (_fs/_resolve.py, _fs/_stat.py) two host
+ * syscalls without Python's overhead: openat2() and fstatat(). Which
+ * lookups are made stays in Python.
  *
  * It does not link against libwasmtime: the one wasmtime function it calls,
  * wasmtime_trap_new, is handed over as an address by setup() (_engine takes

@@ -225,13 +225,6 @@ ENGINE_SETTINGS: tuple[tuple[str, Any], ...] = (
     # code.
     ("strategy", "cranelift"),
     ("parallel_compilation", True),
-    # No .eh_frame for compiled code: it only serves native unwinders (gdb,
-    # perf --call-graph=dwarf) walking through wasm frames; wasmtime's own
-    # traps and backtraces do not use it, and no native unwind (a Rust panic,
-    # a C++ exception) crosses wasm frames here. Measured with CPython's 26 MB
-    # module: the compile ~0.8 % shorter, the entry 3 % smaller, the same
-    # code and load time.
-    ("native_unwind_info", False),
 )
 # What the threads engine adds: epoch interruption, so that every thread of a
 # program can be stopped wherever it loops (see ``StopSwitch``). It makes

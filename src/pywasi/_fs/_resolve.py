@@ -65,8 +65,8 @@ intermediate link, the name itself is not followed), so it is what both
 routes would do, minus their set-up; a name that turns out to be a link to
 follow is redone by a route.  The escape suite runs every such case on both
 routes.  Why: these are the common lookups (a file in a preopen, a file in a
-directory of it), and os.open/os.stat cost less than a ctypes call of
-openat2 and the routes' set-up (bench/hotpath.py's W3).
+directory of it), and one os.open/fstatat costs less than openat2 and the
+routes' set-up (bench/hotpath.py's W3).
 """
 
 from __future__ import annotations
@@ -97,7 +97,6 @@ _USE_OPENAT2: bool | None = None
 _EAGAIN_RETRIES = 4
 
 _O_PATH: int = getattr(os, "O_PATH", 0)
-_SYMBOLIC_LINK = int(Filetype.SYMBOLIC_LINK)
 _O_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
 _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
 # How the manual walk opens an intermediate directory: no read right needed
@@ -179,9 +178,8 @@ _open_hows: dict[tuple[int, int], bytes] = {}
 
 _syscall: ctypes._NamedFuncPointer | None = None
 _OPENAT2_OK: bool | None = None  # probe result, cached
-
-
 _c_openat2 = ACCEL.openat2 if ACCEL is not None else None
+_SYMBOLIC_LINK = int(Filetype.SYMBOLIC_LINK)
 
 
 def _raw_openat2(dir_fd: int, path: bytes, flags: int, mode: int) -> tuple[int, int]:
