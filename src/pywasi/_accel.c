@@ -138,6 +138,24 @@ trap_from_str(PyObject *message)
     return trap;
 }
 
+/* The fd table's get(fd, rights) with the rights the env's syscall asks for:
+ * the descriptor (a new reference), or NULL with get()'s exception (BADF,
+ * NOTCAPABLE). The first step of every fast path that takes an fd. Called
+ * with the GIL. */
+static PyObject *
+table_get(host_env *env, uint32_t fd)
+{
+    PyObject *argv[3], *desc;
+
+    argv[1] = PyLong_FromUnsignedLong(fd);
+    if (argv[1] == NULL)
+        return NULL;
+    argv[2] = env->rights;
+    desc = PyObject_Vectorcall(env->fds_get, argv + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(argv[1]);
+    return desc;
+}
+
 /* fd_fdstat_get(fd, stat_ptr) of a directory (wasi-libc asks for the
  * directory's rights before every open under it) at an aligned in-bounds
  * pointer: FdCalls.fd_fdstat_get's fdstat of a descriptor of exactly the
@@ -149,7 +167,7 @@ fast_fdstat(host_env *env, val_raw *args)
 {
     uint32_t ptr = (uint32_t)args[1].i32;
     MemoryCell *cell = env->cell;
-    PyObject *argv[3], *desc, *value;
+    PyObject *desc, *value;
     unsigned long long fields[3];  /* filetype, rights_base, rights_inheriting */
     PyObject *names[3] = {str_filetype, str_rights_base, str_rights_inheriting};
     unsigned char out[24];
@@ -157,12 +175,7 @@ fast_fdstat(host_env *env, val_raw *args)
 
     if ((ptr & 7) || (uint64_t)ptr + sizeof out > cell->size)
         return -1;
-    argv[1] = PyLong_FromUnsignedLong((uint32_t)args[0].i32);
-    if (argv[1] == NULL)
-        goto leave_clear;
-    argv[2] = env->rights;
-    desc = PyObject_Vectorcall(env->fds_get, argv + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    Py_DECREF(argv[1]);
+    desc = table_get(env, (uint32_t)args[0].i32);
     if (desc == NULL)
         goto leave_clear;
     if (Py_TYPE(desc) != (PyTypeObject *)env->file_type) {
@@ -239,27 +252,23 @@ failed(host_env *env, val_raw *args)
  * the syscall without the GIL. Everything is checked before the descriptor
  * is touched, so a call that leaves to Python has had no effect. */
 
-/* The one place a fast path takes a descriptor: the fd table's get() with
- * the Python syscall's rights (BADF, NOTCAPABLE: its first step), then the
- * host fd. A guard that keeps the host fd open while the GIL is released
- * (an in-use count against a concurrent fd_close) belongs here and in
- * release_desc(), which every path that took a descriptor calls.
+/* The one place the fd_read family takes a descriptor whose host fd it uses
+ * without the GIL: table_get() (BADF, NOTCAPABLE: the Python syscall's
+ * first step), then the host fd. A guard that keeps the host fd open while
+ * the GIL is released (an in-use count against a concurrent fd_close)
+ * belongs here and in release_desc(), which every path that took a
+ * descriptor calls.
  * Returns a new reference and sets *host_fd; NULL with an exception set if
  * get() refused; NULL without one for a descriptor the C side does not
  * mirror (the call goes to Python). Called with the GIL. */
 static PyObject *
 acquire_desc(host_env *env, uint32_t fd, int *host_fd)
 {
-    PyObject *argv[3], *desc, *value;
+    PyObject *desc, *value;
     PyTypeObject *type;
     long n;
 
-    argv[1] = PyLong_FromUnsignedLong(fd);
-    if (argv[1] == NULL)
-        return NULL;
-    argv[2] = env->rights;
-    desc = PyObject_Vectorcall(env->fds_get, argv + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    Py_DECREF(argv[1]);
+    desc = table_get(env, fd);
     if (desc == NULL)
         return NULL;
     type = Py_TYPE(desc);
