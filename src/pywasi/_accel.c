@@ -88,9 +88,10 @@ typedef struct {
     PyObject *outcome;  /* outcome(exc) -> int errno | str trap message */
     MemoryCell *cell;   /* with a fast path: the memory it may write */
     int fast;
-    /* the fd_read/fd_write family's (see fast_io and FdCalls.fd_write_accel):
-     * FdTable.get, the rights the syscall asks for, the descriptor classes
-     * whose read/write it mirrors (HostFile; HostStream or None) */
+    /* the fd calls' (fd_fdstat_get, the fd_read/fd_write family: see
+     * fast_fdstat, fast_io, FdCalls.fd_write_accel): FdTable.get, the rights
+     * the syscall asks for, the descriptor classes it mirrors (HostDirectory;
+     * HostFile and HostStream or None) */
     PyObject *fds_get, *rights, *file_type, *stream_type;
     Py_ssize_t nparams;
     int has_result;
@@ -556,7 +557,8 @@ accel_new_env(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_DECREF(params);
     if (args[4] != Py_None) {
-        static const struct { const char *name; Py_ssize_t nparams; int fast; } io_calls[] = {
+        static const struct { const char *name; Py_ssize_t nparams; int fast; } fd_calls[] = {
+            {"fd_fdstat_get", 2, FAST_FD_FDSTAT_GET},
             {"fd_read", 4, FAST_FD_READ}, {"fd_write", 4, FAST_FD_WRITE},
             {"fd_pread", 5, FAST_FD_PREAD}, {"fd_pwrite", 5, FAST_FD_PWRITE},
         };
@@ -569,24 +571,13 @@ accel_new_env(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 #if !PY_BIG_ENDIAN  /* the fast paths copy little-endian wasm values as host ints */
         if (PyUnicode_CompareWithASCIIString(name, "clock_time_get") == 0 && n == 3 && has_result)
             env->fast = FAST_CLOCK_TIME_GET;
-        if (PyUnicode_CompareWithASCIIString(name, "fd_fdstat_get") == 0 && n == 2 && has_result
-                && PyTuple_Check(extra)
-                && PyArg_ParseTuple(extra, "OO!O!", &fds_get, &PyLong_Type, &rights,
-                                    &PyType_Type, &file_type)) {
-            env->fast = FAST_FD_FDSTAT_GET;
-            Py_INCREF(fds_get);
-            env->fds_get = fds_get;
-            Py_INCREF(rights);
-            env->rights = rights;
-            Py_INCREF(file_type);
-            env->file_type = file_type;
-        }
-        for (k = 0; k < sizeof io_calls / sizeof io_calls[0]; k++) {
-            if (PyUnicode_CompareWithASCIIString(name, io_calls[k].name) == 0
-                    && n == io_calls[k].nparams && has_result && PyTuple_Check(extra)
-                    && PyArg_ParseTuple(extra, "OO!O!O", &fds_get, &PyLong_Type, &rights,
+        for (k = 0; k < sizeof fd_calls / sizeof fd_calls[0]; k++) {
+            stream_type = Py_None;  /* fd_fdstat_get's extra names one class */
+            if (PyUnicode_CompareWithASCIIString(name, fd_calls[k].name) == 0
+                    && n == fd_calls[k].nparams && has_result && PyTuple_Check(extra)
+                    && PyArg_ParseTuple(extra, "OO!O!|O", &fds_get, &PyLong_Type, &rights,
                                         &PyType_Type, &file_type, &stream_type)) {
-                env->fast = io_calls[k].fast;
+                env->fast = fd_calls[k].fast;
                 Py_INCREF(fds_get);
                 env->fds_get = fds_get;
                 Py_INCREF(rights);
