@@ -154,3 +154,26 @@ def test_same_output_as_node(run_node_wasi) -> None:  # type: ignore[no-untyped-
     ours = pywasi("run", *flags, str(wasm), *args)
     assert (ours.returncode, ours.stdout, ours.stderr) == (code, out, err)
     assert code == 3 and b"argc: 4" in out
+
+
+def test_ctrl_c_while_the_command_waits_for_threads_ends_it_with_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C while ``pywasi`` joins the threads left at its end (as during
+    the run: status 130, no traceback); atexit handlers still run."""
+    from pywasi import cli
+
+    class Stuck:
+        daemon = False
+
+        def join(self) -> None:
+            raise KeyboardInterrupt
+
+    ran: list[str] = []
+    monkeypatch.setattr(cli.threading, "enumerate", lambda: [cli.threading.main_thread(), Stuck()])
+    monkeypatch.setattr(cli.atexit, "_run_exitfuncs", lambda: ran.append("atexit"))
+
+    def exit_(status: int) -> None:
+        raise SystemExit(status)
+    monkeypatch.setattr(cli.os, "_exit", exit_)
+    with pytest.raises(SystemExit) as ended:
+        cli._end_process(0)
+    assert (ended.value.code, ran) == (130, ["atexit"])

@@ -333,7 +333,7 @@ def _end_process(status: int) -> None:
     Why: the interpreter's teardown frees every object left one by one --
     wasmtime-py's thousands of ctypes prototypes, and wasmtime's module,
     store and memory mappings, which the kernel drops at exit anyway. That
-    is ~2 ms of a hello world and ~30 ms after a cold CPython compile.
+    is ~14 ms of a hello world and ~30 ms after a cold CPython compile.
 
     What is kept: non-daemon threads are joined (the cache's entry writer,
     see ``_cache.wait_for_writes``), atexit handlers run, and sys.stdout and
@@ -341,9 +341,12 @@ def _end_process(status: int) -> None:
     its output and files went straight to host fds. Only ``__del__`` of
     objects still alive is skipped."""
     main_thread = threading.main_thread()
-    for thread in threading.enumerate():
-        if thread is not main_thread and not thread.daemon:
-            thread.join()
+    try:
+        for thread in threading.enumerate():
+            if thread is not main_thread and not thread.daemon:
+                thread.join()
+    except KeyboardInterrupt:  # Ctrl-C while waiting: as during the run
+        status = 130
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
