@@ -53,6 +53,7 @@ def test_raw_callback_keeps_each_threads_arguments_and_result() -> None:
 
 # -- programs -------------------------------------------------------------------
 
+import fcntl  # noqa: E402
 import os  # noqa: E402
 import struct  # noqa: E402
 from typing import Any  # noqa: E402
@@ -69,7 +70,8 @@ from pywasi._abi import Oflags, Rights  # noqa: E402
 
 # Memory map of the programs: 0 counter, 4 threads done, 12 "thread started",
 # 16 a futex nobody notifies, 256 a poll_oneoff clock subscription (10 s),
-# 512 its event, 600 nevents, 700 an iovec over 800..816, 708 nread.
+# 512 its event, 600 nevents, 700 an iovec over 800..816, 708 nread,
+# 720 an iovec over 4096..8192 and 728 nwritten (fd_write, sock_send).
 PRELUDE = """
   (import "env" "memory" (memory 1 1 shared))
   (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
@@ -79,7 +81,13 @@ PRELUDE = """
   (import "wasi_snapshot_preview1" "sock_accept" (func $sock_accept (param i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "sock_recv"
     (func $sock_recv (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_send" (func $sock_send (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
 """
+WRITE_IOVEC = """(i32.store (i32.const 720) (i32.const 4096))
+                 (i32.store (i32.const 724) (i32.const 4096))"""
 BLOCK = {
     "busy": "(loop $l (br $l))",
     "wait": "(loop $l (drop (memory.atomic.wait32 (i32.const 16) (i32.const 0) (i64.const -1))) (br $l))",
@@ -96,6 +104,13 @@ BLOCK = {
                 (i32.store (i32.const 704) (i32.const 16))
                 (drop (call $sock_recv (i32.const 4) (i32.const 700) (i32.const 1) (i32.const 0)
                                        (i32.const 708) (i32.const 712)))""",
+    # stdout: a pipe that is full and nobody reads; fd 4's peer never reads
+    # and its send buffer is full (``full_pipe``, ``fill_send_buffer``).
+    "write": f"""{WRITE_IOVEC}
+                (drop (call $fd_write (i32.const 1) (i32.const 720) (i32.const 1) (i32.const 728)))""",
+    "send": f"""{WRITE_IOVEC}
+                (drop (call $sock_send (i32.const 4) (i32.const 720) (i32.const 1) (i32.const 0)
+                                       (i32.const 728)))""",
 }
 STARTED = "(i32.atomic.store (i32.const 12) (i32.const 1))"
 WAIT_STARTED = "(loop $w (br_if $w (i32.eqz (i32.atomic.load (i32.const 12)))))"
@@ -133,12 +148,15 @@ def wasi_threads() -> list[threading.Thread]:
 
 
 def run_threads(source: bytes, stdin: object = b"",
-                sockets: list[socket.socket] | None = None) -> tuple[int | BaseException, bytes]:
+                sockets: list[socket.socket] | None = None, stdout: object = None,
+                preopens: dict[str, str] | None = None) -> tuple[int | BaseException, bytes]:
     """start() the program in a helper thread (a hang fails the test after
-    5 s instead of hanging the suite); its code or exception, and stdout."""
+    5 s instead of hanging the suite); its code or exception, and stdout
+    (unless ``stdout`` is given)."""
     out: list[bytes] = []
-    wasi = pywasi.WASI(version="preview1", args=["t"], stdin=stdin, stdout=out.append,
-                       sockets=sockets or [])
+    wasi = pywasi.WASI(version="preview1", args=["t"], stdin=stdin,
+                       stdout=out.append if stdout is None else stdout,
+                       sockets=sockets or [], preopens=preopens or {})
     instance = pywasi.instantiate(pywasi.compile(source), wasi.get_import_object())
     result: list[int | BaseException] = []
 
@@ -170,23 +188,52 @@ CASES = [
       for what, block in BLOCK.items()],
     ("main returns, thread busy", f"{SPAWN} {WAIT_STARTED}", f"{STARTED} {BLOCK['busy']}", 0),
     ("thread traps, main waits", f"{SPAWN} {BLOCK['wait']}", "unreachable", "unreachable"),
+    *[(f"main traps, thread {what}", f"{SPAWN} {WAIT_STARTED} unreachable",
+       f"{STARTED} {BLOCK[what]}", "unreachable") for what in ("write", "send")],
 ]
+
+
+def full_pipe() -> tuple[int, int]:
+    """A pipe whose write end blocks (full), left in blocking mode."""
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    try:
+        while True:
+            os.write(write, b"x" * 65536)
+    except BlockingIOError:
+        pass
+    os.set_blocking(write, True)
+    return read, write
+
+
+def fill_send_buffer(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    try:
+        while True:
+            sock.send(b"x" * 65536, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        pass
 
 
 @pytest.mark.parametrize("name, main, thread, expected", CASES, ids=[c[0] for c in CASES])
 def test_ending_stops_every_thread(name: str, main: str, thread: str,
                                    expected: int | str) -> None:
     read, write = os.pipe()  # stdin that never has data
+    out_read, out_write = full_pipe()  # stdout
     listener = socket.create_server(("127.0.0.1", 0))
-    client = socket.create_connection(listener.getsockname())
-    server, _ = listener.accept()
+    # fd 4: a connected pair's end; nothing drains its peer (as TCP's
+    # acknowledgements would), so its full send buffer stays full.
+    server, client = socket.socketpair()
+    fill_send_buffer(server)
     try:
-        outcome, _ = run_threads(program(main, thread), stdin=read, sockets=[listener, server])
+        outcome, _ = run_threads(program(main, thread), stdin=read, sockets=[listener, server],
+                                 stdout=out_write)
     finally:
+        # Without the fix: closing the readers releases a blocked write (EPIPE).
         for s in (listener, client, server):
             s.close()
-        os.close(read)
-        os.close(write)
+        for fd in (read, write, out_read, out_write):
+            os.close(fd)
     if isinstance(expected, str):
         assert isinstance(outcome, pywasi.Trap) and expected in str(outcome)
     else:
@@ -443,3 +490,85 @@ def test_no_wake_pass_when_no_other_thread_can_wait(monkeypatch: pytest.MonkeyPa
                       f"{STARTED} {BLOCK['wait']}")
     assert run_threads(waiting)[0] == 6
     assert passes
+
+
+# 61,440 bytes at 4096..65536, byte a = a % 251 (a period that no piece size
+# divides, so pieces out of order or repeated would show), written four times
+# as two iovecs (4096..34096, 34096..65536); nwritten must be all of it.
+DRAINED = """(local $a i32) (local $i i32) (local $fd i32)
+  (local.set $a (i32.const 4096))
+  (loop $f
+    (i32.store8 (local.get $a) (i32.rem_u (local.get $a) (i32.const 251)))
+    (local.set $a (i32.add (local.get $a) (i32.const 1)))
+    (br_if $f (i32.lt_u (local.get $a) (i32.const 65536))))
+  (i32.store (i32.const 720) (i32.const 4096)) (i32.store (i32.const 724) (i32.const 30000))
+  (i32.store (i32.const 728) (i32.const 34096)) (i32.store (i32.const 732) (i32.const 31440))
+  {open}
+  {spawn}
+  (loop $w
+    (if (call $fd_write (local.get $fd) (i32.const 720) (i32.const 2) (i32.const 736))
+      (then (call $proc_exit (i32.const 1))))
+    (if (i32.ne (i32.load (i32.const 736)) (i32.const 61440)) (then (call $proc_exit (i32.const 2))))
+    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+    (br_if $w (i32.lt_u (local.get $i) (i32.const 4))))"""
+STDOUT = "(local.set $fd (i32.const 1))"
+# path_open(3, 0, "f", O_WRONLY: FD_WRITE) into $fd, or exit 3.
+OPEN_FIFO = f"""(i32.store8 (i32.const 740) (i32.const 102))
+  (if (call $path_open (i32.const 3) (i32.const 0) (i32.const 740) (i32.const 1) (i32.const 0)
+                       (i64.const {int(Rights.FD_WRITE)}) (i64.const 0) (i32.const 0) (i32.const 744))
+    (then (call $proc_exit (i32.const 3))))
+  (local.set $fd (i32.load (i32.const 744)))"""
+
+
+@pytest.mark.parametrize("target", ["stdout pipe", "fifo"])
+def test_writes_that_wait_for_room_still_write_everything_in_order(
+        target: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While threads run, fd_write to a pipe waits for room where the end of
+    the program can cancel it and writes what fits; a pipe drained slowly
+    (one page, 3000 bytes a read) still gets every byte, in order. A FIFO
+    opened by path_open takes the PIPE_BUF pieces (no RWF_NOWAIT on it)."""
+    from pywasi._fs._file import HostFile
+    from pywasi._fs._stream import HostStream
+    pieces: list[int] = []
+    kind = HostStream if target == "stdout pipe" else HostFile
+    real = kind.write_nowait
+
+    def counting(self: Any, bufs: list[memoryview]) -> int:
+        n = real(self, bufs)
+        pieces.append(n)
+        return n
+
+    monkeypatch.setattr(kind, "write_nowait", counting)
+    if target == "stdout pipe":
+        read, write = os.pipe()
+        stdout, open_, preopens = write, STDOUT, None
+    else:
+        os.mkfifo(tmp_path / "f")
+        read = os.open(tmp_path / "f", os.O_RDONLY | os.O_NONBLOCK)  # so the guest's open does not wait
+        os.set_blocking(read, True)
+        write, stdout, open_, preopens = -1, None, OPEN_FIFO, {"/d": str(tmp_path)}
+    fcntl.fcntl(read, fcntl.F_SETPIPE_SZ, 4096)
+    expected = bytes(a % 251 for a in range(4096, 65536)) * 4
+    got = bytearray()
+
+    def drain() -> None:
+        # Up to the expected length: a FIFO reads as at its end (b"") until
+        # the guest has opened it.
+        deadline = time.monotonic() + 5
+        while len(got) < len(expected) and time.monotonic() < deadline:
+            got.extend(os.read(read, 3000))
+            time.sleep(0.0005)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        source = program(DRAINED.format(open=open_, spawn=SPAWN), BLOCK["wait"])
+        assert run_threads(source, stdout=stdout, preopens=preopens)[0] == 0
+    finally:
+        if write >= 0:
+            os.close(write)
+        reader.join(5)
+        os.close(read)
+    assert not reader.is_alive()
+    assert bytes(got) == expected
+    assert sum(pieces) == len(got) and len(pieces) > 4  # the cancellable route, in pieces

@@ -33,6 +33,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <errno.h>
@@ -65,11 +66,15 @@ enum { KIND_I32 = 0, KIND_I64 = 1 };
 /* MemoryCell: the bound guest memory's base and size as C reads them, kept
  * by _memory.GuestMemory.refresh() (set only for a memory whose base cannot
  * move). Memory never shrinks, so an access inside `size` stays in bounds;
- * anything else is left to the Python syscall, which checks it and traps. */
+ * anything else is left to the Python syscall, which checks it and traps.
+ * `threads`: a wasi-threads program is running (Context.set_cancel_fd), so
+ * a call that may block must wait where the end of the program can cancel
+ * it, which only the Python syscall does (see acquire_desc). */
 typedef struct {
     PyObject_HEAD
     unsigned char *base;
     uint64_t size;
+    char threads;
 } MemoryCell;
 
 static PyTypeObject *MemoryCell_Type;
@@ -247,9 +252,10 @@ failed(host_env *env, val_raw *args)
 }
 
 /* The fd_read/fd_write family (fd_read, fd_write, fd_pread, fd_pwrite) with
- * one in-bounds iovec, on a HostFile (fd_read: a regular one, where the
- * Python fd_read's wait_readable() never waits) or, for fd_write, a
- * HostStream: what the Python syscalls and those classes' read/write do,
+ * one in-bounds iovec, on a HostFile (fd_read, and every call while threads
+ * run: a regular one, where the Python syscall's when_readable() and
+ * when_writable() never wait) or, for fd_write, a HostStream: what the
+ * Python syscalls and those classes' read/write do,
  * the syscall without the GIL. Everything is checked before the descriptor
  * is touched, so a call that leaves to Python has had no effect. */
 
@@ -273,15 +279,17 @@ acquire_desc(host_env *env, uint32_t fd, int *host_fd)
     if (desc == NULL)
         return NULL;
     type = Py_TYPE(desc);
-    if (type == (PyTypeObject *)env->file_type && env->fast == FAST_FD_READ) {
+    if (type != (PyTypeObject *)env->file_type && type != (PyTypeObject *)env->stream_type)
+        goto leave;
+    /* Only a regular file never blocks: fd_read's, and while threads run
+     * every call's (the Python syscall waits where the end can cancel it). */
+    if (env->fast == FAST_FD_READ || env->cell->threads) {
         value = PyObject_GetAttr(desc, str_filetype);
         n = value != NULL ? PyLong_AsLong(value) : -1;
         Py_XDECREF(value);
         if (n != FILETYPE_REGULAR_FILE)
             goto leave;
     }
-    else if (type != (PyTypeObject *)env->file_type && type != (PyTypeObject *)env->stream_type)
-        goto leave;
     value = PyObject_GetAttr(desc, str_fd);
     n = value != NULL ? PyLong_AsLong(value) : -1;
     Py_XDECREF(value);
@@ -633,9 +641,16 @@ static PyMethodDef cell_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef cell_members[] = {
+    {"threads", T_BOOL, offsetof(MemoryCell, threads), 0,
+     "A wasi-threads program is running: the fast paths take only regular files."},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyType_Slot cell_slots[] = {
     {Py_tp_doc, "The bound memory's base and size, for the C fast paths."},
     {Py_tp_methods, cell_methods},
+    {Py_tp_members, cell_members},
     {0, NULL},
 };
 

@@ -7,6 +7,7 @@ FINALIZER: int   # void (void *env)
 def setup(trap_new_address: int | None, /) -> None: ...
 
 class MemoryCell:
+    threads: bool  # a wasi-threads program is running (Context.set_cancel_fd)
     def set(self, address: int, size: int, /) -> None: ...
 
 def new_env(impl: Callable[..., None], params: Sequence[str], has_result: bool,

@@ -18,10 +18,10 @@ thread is stopped wherever it is:
 - in ``memory.atomic.wait``: every address of the shared memory is notified
   (``SharedMemory.wake_waiters``), then the woken thread meets the epoch;
 - blocked in a WASI call: the calls that can block (poll_oneoff, fd_read,
-  sock_accept, sock_recv) also wait on ``Context.cancel_fd``, which becomes
-  readable, and they trap (``Context.when_readable``). NOTE: a write that
-  blocks (fd_write or sock_send to a full pipe or socket) and path_open of a
-  FIFO are not cancelled: the end waits for them, as a single-threaded
+  sock_accept, sock_recv, fd_write, sock_send) also wait on
+  ``Context.cancel_fd``, which becomes readable, and they trap
+  (``Context.when_readable``, ``Context.when_writable``). NOTE: path_open
+  of a FIFO is not cancelled: the end waits for it, as a single-threaded
   program would hang there too.
 ``WASI.start`` (the thread that runs ``_start``) joins every thread before
 it returns the outcome, so no Python thread of the program is left. Outcomes
@@ -137,7 +137,7 @@ class ThreadSpawn:
         self._program = instance
         self._switch = store_switch(instance.store)
         read, self._cancel_write = os.pipe()
-        self._ctx.cancel_fd = read
+        self._ctx.set_cancel_fd(read)
 
     def _decide(self, outcome: Outcome) -> bool:
         """Record the program's outcome if none is yet; True if this one is it."""
@@ -197,7 +197,7 @@ class ThreadSpawn:
             self._cancel_write = None
         if self._ctx.cancel_fd is not None:
             os.close(self._ctx.cancel_fd)
-            self._ctx.cancel_fd = None
+            self._ctx.set_cancel_fd(None)
         self._program = None
         outcome, self._outcome = self._outcome, None  # no exception (and its frames) kept
         return outcome

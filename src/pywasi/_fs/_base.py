@@ -58,6 +58,12 @@ class Descriptor:
     def pwrite(self, bufs: list[memoryview], offset: int) -> int:
         raise WasiError(Errno.BADF)
 
+    def write_nowait(self, bufs: list[memoryview]) -> int:
+        """Part of ``write``, never blocking: what the host takes at once
+        (``BlockingIOError`` when it takes nothing). For a descriptor that
+        ``poll_fileno`` has just reported writable (``Context.when_writable``)."""
+        raise WasiError(Errno.BADF)
+
     def seek(self, offset: int, whence: int) -> int:
         """``offset`` is signed; ``whence`` is a preview1 ``Whence``, already
         validated. Returns the new offset."""
@@ -138,8 +144,10 @@ class Descriptor:
 
     # -- threads ---------------------------------------------------------
     # One thread at a time waits for and reads from the descriptor
-    # (``Context.when_readable``); made on first use, while threads run.
+    # (``Context.when_readable``), one at a time waits for and writes to it
+    # (``Context.when_writable``); made on first use, while threads run.
     reader_lock: threading.Lock | None = None
+    writer_lock: threading.Lock | None = None
 
     # -- preopens --------------------------------------------------------
     def prestat_name(self) -> bytes:

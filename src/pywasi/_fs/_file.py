@@ -24,9 +24,9 @@ from .._errors import WasiError
 from ._base import Descriptor
 from ._stat import filestat_values, set_times_fd
 from ._stream import (fdatasync, filetype_of_mode, host_fdflags, host_ready_nbytes,
-                      set_host_append_nonblock)
+                      set_host_append_nonblock, write_nowait)
 
-__all__ = ["HostFile", "write_all"]
+__all__ = ["HostFile", "write_all", "skip"]
 
 OFF_MAX = (1 << 63) - 1
 
@@ -51,7 +51,7 @@ def _offset(value: int) -> int:
     return value
 
 
-def _skip(bufs: list[memoryview], done: int) -> list[memoryview]:
+def skip(bufs: list[memoryview], done: int) -> list[memoryview]:
     """``bufs`` without their first ``done`` bytes (views, no copy)."""
     rest = []
     for buf in bufs:
@@ -75,7 +75,7 @@ def write_all(fd: int, bufs: list[memoryview], offset: int | None = None) -> int
     # The common case: one host call writes it all, and no list is built.
     done = os.writev(fd, bufs) if offset is None else os.pwritev(fd, bufs, offset)
     while 0 < done < total:  # a short write: the rest, from where it stopped
-        rest = _skip(bufs, done)
+        rest = skip(bufs, done)
         try:
             n = os.writev(fd, rest) if offset is None else os.pwritev(fd, rest, offset + done)
         except OSError:
@@ -127,6 +127,9 @@ class HostFile(Descriptor):
 
     def write(self, bufs: list[memoryview]) -> int:
         return write_all(self.fd, bufs)
+
+    def write_nowait(self, bufs: list[memoryview]) -> int:
+        return write_nowait(self.fd, bufs)
 
     def pread(self, bufs: list[memoryview], offset: int) -> int:
         return os.preadv(self.fd, bufs, _offset(offset))

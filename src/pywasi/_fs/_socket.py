@@ -140,6 +140,11 @@ class StreamSocket(SocketDescriptor):
     def send(self, bufs: list[memoryview]) -> int:
         return self.sock.sendmsg(bufs)
 
+    def write_nowait(self, bufs: list[memoryview]) -> int:
+        # MSG_DONTWAIT: this call only, whatever the socket's own mode
+        # (which the guest's fdflags show) and on every kernel.
+        return self.sock.sendmsg(bufs, (), socket.MSG_DONTWAIT)
+
 
 def socket_descriptor(sock: socket.socket) -> ListeningSocket | StreamSocket:
     """The descriptor for a user's socket object (duplicated, see above)."""

@@ -8,12 +8,13 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .._abi import Fdflags
+from .._abi import Fdflags, Filetype
 from .._dispatch import HostState
 from .._engine import STOPPED_MESSAGE
 from .._errors import GuestFault
 from .._fdtable import FdTable
 from .._fs._base import Descriptor
+from .._fs._file import skip
 from .._memory import GuestMemory
 
 __all__ = ["Context", "UnboundMemory"]
@@ -55,6 +56,39 @@ class Context(HostState):
         # instance: ~75 instructions more per call, callgrind).
         self.cancel_fd = None
 
+    def set_cancel_fd(self, fd: int | None) -> None:
+        """A wasi-threads program starts (the cancel pipe's read end) or has
+        ended (None). The accelerator's C fd_write/fd_pwrite (``_accel.c``,
+        fast_io) writes without the GIL where the cancellation cannot reach
+        it: while threads run it leaves every descriptor but a regular file
+        (which never blocks) to the Python syscall, and reads the flag in
+        its memory cell for that."""
+        self.cancel_fd = fd
+        if self.memory_cell is not None:
+            self.memory_cell.threads = fd is not None
+
+    def _may_block(self, desc: Descriptor) -> int | None:
+        """The host fd to wait on before a read or write of ``desc`` that may
+        block while threads run; None if the call can go ahead: no threads,
+        no host fd, a regular file (never blocks) or a NONBLOCK descriptor."""
+        if self.cancel_fd is None or desc.filetype == _REGULAR_FILE:
+            return None
+        fileno = desc.poll_fileno()
+        if fileno is None or desc.fdflags() & _NONBLOCK:
+            return None
+        return fileno
+
+    def _wait(self, fileno: int, event: int) -> None:
+        """Until ``fileno`` is ready for ``event`` (POLLIN, POLLOUT), or trap
+        when the program is ending (``cancel_fd`` readable)."""
+        cancel = self.cancel_fd
+        poller = select.poll()
+        poller.register(fileno, event)
+        if cancel is not None:
+            poller.register(cancel, select.POLLIN)
+        if any(fd == cancel for fd, _ in poller.poll()):
+            raise GuestFault(STOPPED_MESSAGE)
+
     def when_readable(self, desc: Descriptor, read: Callable[..., _T], *args: Any) -> _T:
         """``read(*args)``, a read or accept that may block on ``desc``; while
         threads run (``cancel_fd`` set) it waits first for ``desc`` to be
@@ -68,24 +102,55 @@ class Context(HostState):
         cancellable wait, or reading data that is there. (Another *process*
         reading the same pipe can still take the data in between, as for
         any blocking read; then only new data releases this read.)"""
-        cancel = self.cancel_fd
-        fileno = desc.poll_fileno()
-        if cancel is None or fileno is None or desc.fdflags() & _NONBLOCK:
+        fileno = self._may_block(desc)
+        if fileno is None:
             return read(*args)
-        lock = desc.reader_lock
-        if lock is None:
-            with _MAKING_LOCKS:  # two threads must not each make their own
-                lock = desc.reader_lock
-                if lock is None:
-                    lock = desc.reader_lock = threading.Lock()
-        with lock:
-            poller = select.poll()
-            poller.register(fileno, select.POLLIN)
-            poller.register(cancel, select.POLLIN)
-            if any(fd == cancel for fd, _ in poller.poll()):
-                raise GuestFault(STOPPED_MESSAGE)
+        with _lock(desc, "reader_lock"):
+            self._wait(fileno, select.POLLIN)
             return read(*args)
+
+    def when_writable(self, desc: Descriptor, write: Callable[[list[memoryview]], int],
+                      bufs: list[memoryview]) -> int:
+        """``write(bufs)``, a blocking write of every byte (fd_write,
+        sock_send); while threads run, in pieces that never block: wait for
+        ``desc`` to be writable where the end of the program can cancel the
+        wait (a trap), write what it takes at once (``write_nowait``), again
+        until all is written. As a blocking write: the whole buffer, or a
+        short count only when an error follows some bytes (the guest's next
+        write sees it). One thread at a time waits and writes on a
+        descriptor (as ``when_readable``): ``write_nowait``'s PIPE_BUF
+        fallback relies on nobody taking the room poll() saw."""
+        fileno = self._may_block(desc)
+        total = sum(map(len, bufs))
+        if fileno is None or not total:
+            return write(bufs)
+        done = 0
+        with _lock(desc, "writer_lock"):
+            while done < total:
+                self._wait(fileno, select.POLLOUT)
+                try:
+                    done += desc.write_nowait(skip(bufs, done))
+                except BlockingIOError:
+                    continue  # another process took the room: wait again
+                except OSError:
+                    if done:
+                        return done
+                    raise
+        return done
+
+
+def _lock(desc: Descriptor, name: str) -> threading.Lock:
+    """``desc``'s reader_lock or writer_lock, made on first use."""
+    lock: threading.Lock | None = getattr(desc, name)
+    if lock is None:
+        with _MAKING_LOCKS:  # two threads must not each make their own
+            lock = getattr(desc, name)
+            if lock is None:
+                lock = threading.Lock()
+                setattr(desc, name, lock)
+    return lock
 
 
 _MAKING_LOCKS = threading.Lock()
 _NONBLOCK = int(Fdflags.NONBLOCK)
+_REGULAR_FILE = int(Filetype.REGULAR_FILE)

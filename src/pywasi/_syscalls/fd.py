@@ -27,7 +27,12 @@ class FdCalls(Context):
     def fd_write(self, fd: int, iovs: int, iovs_len: int, nwritten_ptr: int) -> None:
         desc = self.fds.get(fd, _FD_WRITE)
         mem = self.memory
-        mem.store_u32(nwritten_ptr, desc.write(mem.iovecs(iovs, iovs_len)))
+        bufs = mem.iovecs(iovs, iovs_len)
+        if self.cancel_fd is None:
+            nwritten = desc.write(bufs)
+        else:
+            nwritten = self.when_writable(desc, desc.write, bufs)
+        mem.store_u32(nwritten_ptr, nwritten)
 
     def fd_write_accel(self) -> tuple[Any, int, type, type | None]:
         """What the accelerator's C fd_write (``_accel.c``, fast_io) takes

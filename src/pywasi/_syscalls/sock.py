@@ -79,7 +79,7 @@ class SockCalls(Context):
         mem = self.memory
         bufs = mem.iovecs(si_data, si_data_len)
         mem.load_u32(so_datalen_ptr)
-        mem.store_u32(so_datalen_ptr, desc.send(bufs))
+        mem.store_u32(so_datalen_ptr, self.when_writable(desc, desc.send, bufs))
 
     def sock_shutdown(self, fd: int, how: int) -> None:
         desc = self._socket(fd, _SHUTDOWN)
