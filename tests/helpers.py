@@ -1,4 +1,5 @@
-"""Small helpers shared by the tests: run a module with captured stdio."""
+"""Small helpers shared by the tests: run a module with captured stdio; fill a
+pipe so that a write to it would block."""
 
 from __future__ import annotations
 
@@ -61,3 +62,17 @@ def instantiate_in_user_linker(wasi: pywasi.WASI, source: str) -> pywasi.Instanc
     wasi.define_imports(linker)
     raw = linker.instantiate(store, wasmtime.Module(engine, source))
     return pywasi.Instance.wrap(store, raw)
+
+
+def fill_pipe(write_fd: int) -> None:
+    """Write to the pipe ``write_fd`` until it takes no more, its blocking mode
+    left as it was: a blocking write to it then waits for a reader."""
+    blocking = os.get_blocking(write_fd)
+    os.set_blocking(write_fd, False)
+    try:
+        while True:
+            os.write(write_fd, b"x" * 65536)
+    except BlockingIOError:
+        pass
+    finally:
+        os.set_blocking(write_fd, blocking)

@@ -21,6 +21,7 @@ from pywasi._abi import (
     EVENT, SUBSCRIPTION_CLOCK, SUBSCRIPTION_FD_READWRITE, Clockid, Errno,
     Eventrwflags, Eventtype, Subclockflags,
 )
+from helpers import fill_pipe
 from wasmbuild import build_c, build_wat
 
 ABSTIME = int(Subclockflags.SUBSCRIPTION_CLOCK_ABSTIME)
@@ -303,12 +304,7 @@ def test_pipe_write_reports_room(pipe: tuple[int, int]) -> None:
 
 def test_full_pipe_is_not_writable(pipe: tuple[int, int]) -> None:
     r, w = pipe
-    os.set_blocking(w, False)
-    try:
-        while True:
-            os.write(w, b"x" * 65536)
-    except BlockingIOError:
-        pass
+    fill_pipe(w)
     h = make(stdout=w)
     assert h.poll([fdsub(1, 1, write=True), clock(2, 30 * MS)]) == \
         (0, [event(2, Eventtype.CLOCK)])

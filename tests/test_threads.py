@@ -65,6 +65,7 @@ import pytest  # noqa: E402
 import wasmtime  # noqa: E402
 
 import pywasi  # noqa: E402
+from helpers import fill_pipe  # noqa: E402
 from pywasi import _engine  # noqa: E402
 from pywasi._abi import Oflags, Rights  # noqa: E402
 
@@ -196,13 +197,7 @@ CASES = [
 def full_pipe() -> tuple[int, int]:
     """A pipe whose write end blocks (full), left in blocking mode."""
     read, write = os.pipe()
-    os.set_blocking(write, False)
-    try:
-        while True:
-            os.write(write, b"x" * 65536)
-    except BlockingIOError:
-        pass
-    os.set_blocking(write, True)
+    fill_pipe(write)
     return read, write
 
 
