@@ -3,7 +3,7 @@ route: the dispatcher's rules hold on both, a fuzzed call gives identical
 outcomes on both, the extension is really in use where CI builds it, and the
 package still builds without a C compiler.
 
-Each test picks its route by setting ``_engine.ACCEL`` (read at every
+Each test picks its route by setting ``_hostcall.ACCEL`` (read at every
 definition), so both routes run in one process whatever ``PYWASI_ACCEL`` says.
 """
 
@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pywasi
-from pywasi import _engine
+from pywasi._engine import _hostcall
 from pywasi._abi import PREVIEW1, Errno, Rights
 from pywasi._dispatch import HostFunction, HostState
 from pywasi._errors import GuestFault, ProcExit, WasiError
@@ -40,15 +40,15 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _accel() -> object:
-    module = _engine.load_accel()
+    module = _hostcall.load_accel()
     assert module is not None, "pywasi._accel is not built (no C compiler when installing?)"
     return module
 
 
 @pytest.fixture(params=["accel", "ctypes"])
 def route(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(_engine, "ACCEL", _accel() if request.param == "accel" else None)
-    assert _engine.host_call_route() == request.param
+    monkeypatch.setattr(_hostcall, "ACCEL", _accel() if request.param == "accel" else None)
+    assert _hostcall.host_call_route() == request.param
     return str(request.param)
 
 
@@ -59,16 +59,16 @@ def test_the_accelerator_is_in_use_where_it_is_built() -> None:
     if os.environ.get("CI") == "true":
         assert built, "CI must build pywasi._accel"
     if os.environ.get("PYWASI_ACCEL") == "0":
-        assert _engine.host_call_route() == "ctypes"
+        assert _hostcall.host_call_route() == "ctypes"
     else:
-        assert _engine.host_call_route() == ("accel" if built else "ctypes")
+        assert _hostcall.host_call_route() == ("accel" if built else "ctypes")
 
 
 def test_without_the_extension_the_ctypes_route_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where no compiler built it, importing it fails and pywasi goes on."""
     monkeypatch.delattr(pywasi, "_accel", raising=False)
     monkeypatch.setitem(sys.modules, "pywasi._accel", None)  # import fails with ImportError
-    assert _engine.load_accel() is None
+    assert _hostcall.load_accel() is None
 
 
 def test_pywasi_accel_0_forces_the_ctypes_route() -> None:
@@ -575,7 +575,7 @@ def assert_same_on_both_routes(module: pywasi.Module, tmp_path_factory: pytest.T
                                monkeypatch: pytest.MonkeyPatch, name: str, args: list[int]) -> None:
     results = []
     for accel in (_accel(), None):
-        monkeypatch.setattr(_engine, "ACCEL", accel)
+        monkeypatch.setattr(_hostcall, "ACCEL", accel)
         results.append(outcome(module, tmp_path_factory.mktemp("route"), name, args))
     assert results[0] == results[1], (name, args)
 
@@ -644,5 +644,5 @@ def test_the_wheel_carries_the_accelerator_and_builds_without_a_compiler(tmp_pat
     # CC=false: every compile fails, as where no compiler exists; the build
     # goes on (optional extension) and the wheel is the pure-Python package.
     names = _wheel(tmp_path / "without", dict(os.environ, CC="false"))
-    assert "pywasi/_engine.py" in names
+    assert "pywasi/_engine/__init__.py" in names
     assert not any(n.endswith(".so") for n in names), names

@@ -18,6 +18,7 @@ import wasmtime
 
 import pywasi
 from pywasi import _cache, _engine
+from pywasi._engine import _engines
 
 from helpers import wat_calling
 
@@ -102,7 +103,7 @@ def test_cache_false_and_other_engines_write_nothing(tmp_path: pathlib.Path,
 
 
 def test_key_changes_with_module_settings_and_wasmtime(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = _engine.ENGINE_SETTINGS
+    settings = _engines.ENGINE_SETTINGS
     key = _cache.entry_key(HELLO, settings)
     assert key == _cache.entry_key(bytes(HELLO), settings)
     assert key != _cache.entry_key(HELLO + b" ", settings)
@@ -178,8 +179,8 @@ def test_settings_tuple_is_what_the_engine_uses(tmp_path: pathlib.Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     cache = private_dir(tmp_path / "c")
     pywasi.compile(HELLO, cache=str(cache))
-    monkeypatch.setattr(_engine, "ENGINE_SETTINGS",
-                        _engine.ENGINE_SETTINGS + (("cranelift_opt_level", "none"),))
+    monkeypatch.setattr(_engines, "ENGINE_SETTINGS",
+                        _engines.ENGINE_SETTINGS + (("cranelift_opt_level", "none"),))
     pywasi.compile(HELLO, cache=str(cache))
     assert len(entries(cache)) == 2
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import pywasi
-from pywasi import _engine
+from pywasi._engine import _hostcall, _stores
 from pywasi._errors import GuestFault
 from test_accel import _accel
 from test_threads import COUNTER, run_threads
@@ -32,9 +32,9 @@ RUNS = 3
 @pytest.fixture(params=["accel", "ctypes", "public"])
 def route(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "public":
-        monkeypatch.setattr(_engine, "RAW_ROUTE", False)
-    monkeypatch.setattr(_engine, "ACCEL", _accel() if request.param == "accel" else None)
-    assert _engine.host_call_route() == request.param
+        monkeypatch.setattr(_hostcall, "RAW_ROUTE", False)
+    monkeypatch.setattr(_hostcall, "ACCEL", _accel() if request.param == "accel" else None)
+    assert _hostcall.host_call_route() == request.param
     return str(request.param)
 
 
@@ -85,7 +85,7 @@ def test_a_reactor_lives_while_its_instance_is_held(route: str, tmp_path: pathli
 
 def test_a_threads_program_run_many_times_frees_every_store(route: str) -> None:
     gc.collect()
-    stores = len(_engine._STORE_SWITCHES)  # every store on the threads engine, weakly
+    stores = len(_stores._STORE_SWITCHES)  # every store on the threads engine, weakly
     refs: list[weakref.ref[Any]] = []
     real = pywasi.WASI.start
 
@@ -98,7 +98,7 @@ def test_a_threads_program_run_many_times_frees_every_store(route: str) -> None:
             m.setattr(pywasi.WASI, "start", start)
             assert run_threads(COUNTER)[0] == 4  # 4 threads (4 more stores) each run
     assert_freed(refs)
-    assert len(_engine._STORE_SWITCHES) == stores
+    assert len(_stores._STORE_SWITCHES) == stores
 
 
 WRITE = b"""(module

@@ -48,7 +48,7 @@ def test_public_api() -> None:
 def test_raw_host_call_route_is_in_use() -> None:
     """The fast route needs wasmtime-py's private C symbols; if an upgrade
     drops them pywasi still works (public route) but this test says so."""
-    from pywasi import _engine
-    assert _engine.RAW_ROUTE
+    from pywasi._engine import _hostcall
+    assert _hostcall.RAW_ROUTE
     wasi = pywasi.WASI(version="preview1")
     assert wasi.wasi_import["fd_write"].raw_callback() is not None

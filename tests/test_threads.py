@@ -67,6 +67,7 @@ import wasmtime  # noqa: E402
 import pywasi  # noqa: E402
 from helpers import fill_pipe  # noqa: E402
 from pywasi import _engine  # noqa: E402
+from pywasi._engine import _shared  # noqa: E402
 from pywasi._abi import Oflags, Rights  # noqa: E402
 
 # Memory map of the programs: 0 counter, 4 threads done, 12 "thread started",
@@ -342,7 +343,7 @@ def test_shared_memory_workaround_is_still_needed() -> None:
     When this fails, upstream changed: drop or re-check the workaround."""
     engine = _engine.threads_engine()
     memory = wasmtime.SharedMemory(engine, wasmtime.MemoryType(wasmtime.Limits(1, 2), shared=True))
-    assert _engine.shared_memory_workaround()
+    assert _shared.shared_memory_workaround()
     with pytest.raises(TypeError):
         wasmtime.Linker(engine).define(wasmtime.Store(engine), "env", "memory", memory)
     with pytest.raises(ctypes.ArgumentError):

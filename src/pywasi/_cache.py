@@ -10,7 +10,7 @@ Invariants:
 - An entry's name is ``<module size>_<key>-<size>-<crc32>.cwasm``. The key
   is the SHA-256 of everything that decides the machine code: the module's
   bytes, the wasmtime version, pywasi's engine settings
-  (``_engine.ENGINE_SETTINGS``) and the host architecture. The module's size
+  (``_engine._engines.ENGINE_SETTINGS``) and the host architecture. The module's size
   (in bytes) tells a certain miss without hashing. Size and CRC-32 are those
   of the entry itself, so a truncated or damaged entry is noticed before
   wasmtime maps it (wasmtime checks its header and version, not the code it

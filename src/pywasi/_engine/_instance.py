@@ -1,0 +1,236 @@
+"""Instances and what they export: functions, memories, globals."""
+
+from __future__ import annotations
+
+import ctypes
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+import wasmtime
+
+from .._errors import GuestFault, Trap, WasiExit
+from . import _engines, _ffi
+from ._module import Module
+from ._shared import SharedMemory
+
+__all__ = ["ExitProbe", "Instance", "Exports", "Function", "Memory", "WeakMemory", "Global",
+           "trap_message"]
+
+
+class ExitProbe(Protocol):
+    """A host bound to an instance that can end the program (the WASI object)."""
+
+    def take_exit(self) -> int | None: ...
+    def take_interrupt(self) -> BaseException | None: ...
+
+
+class Instance:
+    """An instantiated module (``WebAssembly.Instance``)."""
+
+    __slots__ = ("store", "_instance", "exports", "_hosts", "module", "imported_memory", "link")
+
+    def __init__(self, store: wasmtime.Store, instance: wasmtime.Instance,
+                 module: wasmtime.Module | None = None) -> None:
+        self.store = store
+        self._instance = instance
+        self.module = module
+        self._hosts: list[ExitProbe] = []
+        self.exports = Exports(self)
+        # The memory it imports, if any (a threads program imports its shared
+        # memory and may not export it), and what it was instantiated from
+        # (``instantiate``'s module and complete import object), so that
+        # wasi-threads can instantiate it again for each thread.
+        self.imported_memory: Memory | SharedMemory | None = None
+        self.link: tuple[Module, Mapping[str, Mapping[str, Any]]] | None = None
+
+    @classmethod
+    def wrap(cls, store: wasmtime.Store, instance: wasmtime.Instance) -> Instance:
+        """Adopt an instance made with the user's own ``wasmtime.Linker``."""
+        return cls(store, instance)
+
+    def _attach(self, host: ExitProbe) -> None:
+        self._hosts.append(host)
+
+    def _outcome(self, error: BaseException) -> BaseException:
+        """What a failed export call means: an exit, an interrupt the host
+        saw, or a trap. Decided from host state, not from which exception
+        wasmtime reports (it keeps one global "last exception")."""
+        for host in self._hosts:
+            interrupt = host.take_interrupt()
+            if interrupt is not None:
+                return interrupt
+        for host in self._hosts:
+            code = host.take_exit()
+            if code is not None:
+                return WasiExit(code)
+        if isinstance(error, wasmtime.Trap):
+            return Trap(trap_message(error))
+        if isinstance(error, wasmtime.WasmtimeError):
+            return Trap(trap_message(error))
+        return error
+
+
+def trap_message(e: BaseException) -> str:
+    return str(e).strip() or type(e).__name__
+
+
+class Exports(Mapping[str, Any]):
+    """The instance's exports by name; also readable as attributes
+    (``instance.exports._start()``)."""
+
+    __slots__ = ("_owner", "_cache")
+
+    def __init__(self, owner: Instance) -> None:
+        self._owner = owner
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        owner = self._owner
+        raw = owner._instance.exports(owner.store).get(name)
+        if raw is None:
+            raise KeyError(name)
+        value = _wrap_extern(owner, raw)
+        self._cache[name] = value
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the instance has no export named {name!r}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        owner = self._owner
+        return iter([name for name, _ in owner._instance.exports(owner.store).items()])
+
+    def __len__(self) -> int:
+        owner = self._owner
+        return len(owner._instance.exports(owner.store))
+
+
+def _wrap_extern(owner: Instance, raw: Any) -> Any:
+    if isinstance(raw, wasmtime.Func):
+        return Function(owner, raw)
+    if isinstance(raw, wasmtime.Memory):
+        return Memory(owner.store, raw)
+    if isinstance(raw, wasmtime.Global):
+        return Global(owner.store, raw)
+    if isinstance(raw, wasmtime.SharedMemory):
+        return SharedMemory(raw)
+    return raw
+
+
+class Function:
+    """An exported function, called with Python numbers."""
+
+    __slots__ = ("_owner", "_func", "__weakref__")
+
+    def __init__(self, owner: Instance, func: wasmtime.Func) -> None:
+        self._owner = owner
+        self._func = func
+
+    def __call__(self, *args: Any) -> Any:
+        try:
+            return self._func(self._owner.store, *args)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
+            raise self._owner._outcome(e) from None
+        except BaseException as e:
+            # The public route (or a user's import) raised through wasmtime-py.
+            outcome = self._owner._outcome(e)
+            if outcome is e:
+                raise
+            raise outcome from None
+
+    @property
+    def wasmtime_func(self) -> wasmtime.Func:
+        return self._func
+
+
+class Memory:
+    """An exported memory: ``buffer`` is a memoryview over it (re-read it after
+    ``grow``), ``size`` is in 64 KiB pages."""
+
+    __slots__ = ("_store", "_memory")
+
+    def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory) -> None:
+        self._store = store
+        self._memory = memory
+
+    @property
+    def buffer(self) -> memoryview:
+        address, length = self.locate()
+        if not length:
+            return memoryview(bytearray(0))
+        return memoryview((ctypes.c_char * length).from_address(address)).cast("B")
+
+    @property
+    def size(self) -> int:
+        return int(self._memory.size(self._store))
+
+    def grow(self, pages: int) -> int:
+        return int(self._memory.grow(self._store, pages))
+
+    def locate(self) -> tuple[int, int]:
+        """(address, byte length) of the memory right now."""
+        return _locate(self._store, self._memory)
+
+    @property
+    def stable(self) -> bool:
+        """True when the memory's base cannot move as it grows (our engine)."""
+        return _engines.is_default_engine(self._store.engine)
+
+    @property
+    def wasmtime_memory(self) -> wasmtime.Memory:
+        return self._memory
+
+
+def _locate(store: wasmtime.Store, memory: wasmtime.Memory) -> tuple[int, int]:
+    ctx = ctypes.cast(store._context(), ctypes.c_void_p)
+    ref = ctypes.cast(ctypes.byref(memory._memory), ctypes.c_void_p)
+    return int(_ffi.memory_data(ctx, ref) or 0), int(_ffi.memory_data_size(ctx, ref))
+
+
+class WeakMemory:
+    """``memory``'s ``locate``, for a host that the memory's own store keeps
+    alive: WASI's context (wasmtime holds the syscalls, and through them the
+    context, until the store is deleted). It refers to the store weakly: a
+    strong reference would close a cycle through C that no collector sees,
+    and the store with its linear memory would never be freed. Once the store
+    is gone, ``on_gone`` is called (the host must drop its views of the
+    memory: their bytes are unmapped) and ``locate`` raises ``GuestFault``."""
+
+    __slots__ = ("_store", "_memory")
+
+    def __init__(self, memory: Memory, on_gone: Callable[[], None]) -> None:
+        self._store = weakref.ref(memory._store, lambda _: on_gone())
+        self._memory = memory._memory
+
+    def locate(self) -> tuple[int, int]:
+        store = self._store()
+        if store is None:
+            raise GuestFault("the memory WASI is bound to is gone (its instance's store was freed)")
+        return _locate(store, self._memory)
+
+
+class Global:
+    """An exported global; ``value`` reads and (if mutable) writes it."""
+
+    __slots__ = ("_store", "_global")
+
+    def __init__(self, store: wasmtime.Store, glob: wasmtime.Global) -> None:
+        self._store = store
+        self._global = glob
+
+    @property
+    def value(self) -> Any:
+        return self._global.value(self._store)
+
+    @value.setter
+    def value(self, v: Any) -> None:
+        self._global.set_value(self._store, v)
+

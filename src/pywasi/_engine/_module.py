@@ -1,0 +1,179 @@
+"""Compiled modules: ``compile`` (bytes, WAT text, a path, a precompiled
+file), the ``Module`` it gives, and wasmtime's serialized form of one."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Callable
+from typing import Any, Union
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from .._errors import PywasiError
+from . import _engines, _ffi
+from ._engines import default_engine, threads_engine
+
+__all__ = ["Source", "Module", "PRECOMPILED_MAGIC", "compile", "serialize_to", "kind", "first_line"]
+
+Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
+
+def _new_module(engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
+    """``wasmtime.Module(engine, wasm)`` without its copy of the binary:
+    wasmtime-py copies it into a ctypes array first (~15 ms of page faults
+    and memcpy for Yosys's 39 MB, before a compile a first run waits for);
+    a ``c_char_p`` argument passes the bytes object's own buffer. Text (WAT)
+    goes to wasmtime-py, which converts it."""
+    if _ffi.module_new is None or not wasm.startswith(b"\0"):
+        return wasmtime.Module(engine, wasm)
+    out = ctypes.POINTER(ffi.wasmtime_module_t)()
+    error = _ffi.module_new(engine.ptr(), wasm, len(wasm), ctypes.byref(out))
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    return wasmtime.Module._from_ptr(out)
+
+
+
+class Module:
+    """A compiled module (``WebAssembly.Module``)."""
+
+    __slots__ = ("_module", "engine")
+
+    def __init__(self, module: wasmtime.Module, engine: wasmtime.Engine) -> None:
+        self._module = module
+        self.engine = engine
+
+    @property
+    def imports(self) -> list[tuple[str, str, str]]:
+        """``(module, name, kind)`` for each import, kind one of function,
+        memory, global, table."""
+        return [(i.module, i.name or "", kind(i.type)) for i in self._module.imports]
+
+    @property
+    def exports(self) -> list[tuple[str, str]]:
+        return [(e.name, kind(e.type)) for e in self._module.exports]
+
+    @property
+    def wasmtime_module(self) -> wasmtime.Module:
+        return self._module
+
+
+def kind(ty: Any) -> str:
+    if isinstance(ty, wasmtime.FuncType):
+        return "function"
+    if isinstance(ty, wasmtime.MemoryType):
+        return "memory"
+    if isinstance(ty, wasmtime.GlobalType):
+        return "global"
+    if isinstance(ty, wasmtime.TableType):
+        return "table"
+    return "unknown"
+
+
+# wasmtime's serialized (precompiled) modules are ELF files.
+PRECOMPILED_MAGIC = b"\x7fELF"
+
+
+def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A001
+            cache: bool | str | os.PathLike[str] | None = None,
+            allow_precompiled: bool = False) -> Module:
+    """Compile wasm (binary or WAT text) from bytes, or from a file path.
+
+    ``cache``: None or True uses the compiled-module cache in its default
+    directory (see ``_cache.cache_dir``), a path uses that directory, False
+    compiles every time. Only modules compiled with pywasi's own engine are
+    cached (another engine's settings are unknown). ``allow_precompiled``
+    accepts the output of ``pywasi compile`` / ``Module.serialize()``: that
+    is native code and runs unchecked, so it is refused unless asked for.
+    """
+    chosen = engine is None
+    if engine is None:
+        engine = threads_engine() if _engines.needs_threads(_source_for_scan(source)) else default_engine()
+    settings = _engines.settings_of(engine)
+    use_cache = cache is not False and settings is not None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data: bytes | str = bytes(source)
+        head = data[:4]
+    elif isinstance(source, (str, os.PathLike)):
+        # A cache hit need not read a module file given by path: only its head.
+        data = os.fspath(source)
+        with open(data, "rb") as f:
+            head = f.read(4)
+            if not use_cache and head != PRECOMPILED_MAGIC:
+                data = head + f.read()
+    else:
+        raise TypeError(f"compile() takes bytes or a path, not {type(source).__name__}")
+    if head == PRECOMPILED_MAGIC:
+        try:
+            return _load_precompiled(data, engine, allow_precompiled)
+        except PywasiError:
+            if not (chosen and allow_precompiled):
+                raise
+            # Its import section cannot be read: it may be a threads module.
+            return _load_precompiled(data, threads_engine(), allow_precompiled)
+
+    def build(wasm: bytes) -> wasmtime.Module:
+        try:
+            return _new_module(engine, wasm)
+        except wasmtime.WasmtimeError as e:
+            raise PywasiError(f"not a valid WebAssembly module: {first_line(e)}") from None
+
+    if settings is None or not use_cache:
+        assert isinstance(data, bytes)
+        return Module(build(data), engine)
+    from .. import _cache
+    directory = os.fspath(cache) if isinstance(cache, (str, os.PathLike)) else _cache.cache_dir()
+    return Module(_cache.load_or_compile(data, engine, settings, directory, build),
+                  engine)
+
+
+def serialize_to(module: wasmtime.Module, write: Callable[[memoryview], None],
+                 chunk_size: int = 1 << 20) -> None:
+    """Pass wasmtime's serialized form of ``module`` to ``write`` in chunks,
+    read where wasmtime put it. ``Module.serialize()`` copies it into a new
+    bytearray: for CPython's 26 MB that copy is ~0.02 s of page faults on the
+    exit path of a cold start (see ``_cache``). A chunk must not be kept:
+    the buffer is freed on return."""
+    raw = ffi.wasm_byte_vec_t()
+    error = ffi.wasmtime_module_serialize(module.ptr(), ctypes.byref(raw))
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    try:
+        if not raw.size:
+            return
+        whole = (ctypes.c_uint8 * raw.size).from_address(ctypes.addressof(raw.data.contents))
+        with memoryview(whole) as view:
+            for start in range(0, len(view), chunk_size):
+                with view[start:start + chunk_size] as chunk:
+                    write(chunk)
+    finally:
+        ffi.wasm_byte_vec_delete(ctypes.byref(raw))
+
+
+def _source_for_scan(source: Any) -> bytes | str:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return b""
+
+
+def _load_precompiled(source: bytes | str, engine: wasmtime.Engine, allowed: bool) -> Module:
+    """Bytes, or a file (memory-mapped), from ``Module.serialize()``."""
+    if not allowed:
+        raise PywasiError("this is a precompiled module (native code), not WebAssembly; "
+                          "load it only if you trust it: --allow-precompiled "
+                          "(compile(..., allow_precompiled=True))")
+    try:
+        if isinstance(source, str):
+            return Module(wasmtime.Module.deserialize_file(engine, source), engine)
+        return Module(wasmtime.Module.deserialize(engine, source), engine)
+    except wasmtime.WasmtimeError as e:
+        raise PywasiError(f"cannot load precompiled module: {first_line(e)}") from None
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+

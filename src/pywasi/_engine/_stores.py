@@ -1,0 +1,77 @@
+"""Stores, and the switch that stops a program's stores wherever they run.
+
+A store of the threads engine checks the engine's epoch; ``new_store`` gives
+it a deadline and a ``StopSwitch`` that the epoch callback consults, so one
+program's threads can be trapped without stopping any other store.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import weakref
+from typing import Any
+
+import wasmtime
+
+from . import _engines, _ffi
+
+__all__ = ["StopSwitch", "STOPPED_MESSAGE", "new_store", "store_switch"]
+
+
+class StopSwitch:
+    """Stops every store it is installed in (``new_store``): once ``stopped``
+    is set, the engine's next epoch tick traps their running wasm.
+
+    Each store of the threads engine checks the engine's epoch in every loop
+    and call; at each tick (``Engine.increment_epoch``, engine-wide) wasmtime
+    asks our callback, which traps a stopped program's stores and lets every
+    other store on the engine run on. So ending one program never stops
+    another one running in the same process."""
+
+    __slots__ = ("stopped",)
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def stop(self, engine: wasmtime.Engine) -> None:
+        self.stopped = True
+        engine.increment_epoch()
+
+
+_UPDATE_DEADLINE_CONTINUE = 0
+STOPPED_MESSAGE = "wasm thread stopped: the program is ending"
+
+
+def _on_epoch(context: Any, key: int | None, delta: Any, kind: Any,
+              live: dict[int, Any] = _ffi.LIVE) -> int | None:
+    switch = live.get(key or 0)
+    if switch is not None and switch.stopped:
+        return int(_ffi.error_new(STOPPED_MESSAGE.encode()))
+    delta[0] = 1
+    kind[0] = _UPDATE_DEADLINE_CONTINUE
+    return None
+
+
+_on_epoch_c = _ffi.EPOCH_CALLBACK(_on_epoch)
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(_on_epoch_c))  # as _ffi.RELEASE: outlives the module
+_STORE_SWITCHES: weakref.WeakKeyDictionary[wasmtime.Store, StopSwitch] = weakref.WeakKeyDictionary()
+
+
+def new_store(engine: wasmtime.Engine, switch: StopSwitch | None = None) -> wasmtime.Store:
+    """A store on ``engine``. On the threads engine it gets an epoch deadline
+    (without one, its wasm would trap at once) and ``switch`` (a new one if
+    not given; ``store_switch`` finds it)."""
+    store = wasmtime.Store(engine)
+    if _engines.has_epochs(engine):
+        switch = switch or StopSwitch()
+        key = _ffi.register(switch)
+        store.set_epoch_deadline(1)
+        _ffi.set_epoch_callback(ctypes.cast(store.ptr(), ctypes.c_void_p), _on_epoch_c, key,
+                                _ffi.RELEASE)
+        _STORE_SWITCHES[store] = switch
+    return store
+
+
+def store_switch(store: wasmtime.Store) -> StopSwitch | None:
+    return _STORE_SWITCHES.get(store)
+
