@@ -52,3 +52,16 @@ def test_raw_host_call_route_is_in_use() -> None:
     assert _hostcall.RAW_ROUTE
     wasi = pywasi.WASI(version="preview1")
     assert wasi.wasi_import["fd_write"].raw_callback() is not None
+
+
+def test_documentation_links_resolve() -> None:
+    """The README is kept short and sends readers to docs/: every relative
+    link in it and in docs/*.md names a file that exists."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target and not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert pages[1:], "docs/ has no pages"
+    assert broken == []
