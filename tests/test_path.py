@@ -447,23 +447,59 @@ def test_path_filestat_set_times(sandbox: pathlib.Path) -> None:
 
 def test_path_symlink_stores_the_target_verbatim(sandbox: pathlib.Path) -> None:
     _, got = _probe([
-        (ERR, "path_symlink", (PATH, 11, 3, PATH + 20, 3)),      # /etc/passwd
-        (ERR + 4, "path_symlink", (PATH + 40, 7, 3, PATH + 60, 3)),  # ../../x
-        (ERR + 8, *_open(b"abs")),
-        (ERR + 12, "path_symlink", (PATH, 11, 3, PATH + 80, 5)),  # "../ab": escape
-        (ERR + 16, "path_symlink", (PATH + 100, 3, 3, PATH + 60, 3)),  # NUL in the target
-        (ERR + 20, "path_symlink", (PATH + 120, 2, 3, PATH + 60, 3)),  # not UTF-8
-        (ERR + 24, "path_symlink", (PATH, 3, 3, PATH + 140, 8)),  # "newlink/"
-    ], {PATH: b"/etc/passwd", PATH + 20: b"abs", PATH + 40: b"../../x", PATH + 60: b"rel",
+        (ERR, "path_symlink", (PATH + 40, 7, 3, PATH + 60, 3)),  # ../../x
+        (ERR + 4, "path_symlink", (PATH + 40, 7, 3, PATH + 80, 5)),  # "../ab": escape
+        (ERR + 8, "path_symlink", (PATH + 100, 3, 3, PATH + 60, 3)),  # NUL in the target
+        (ERR + 12, "path_symlink", (PATH + 120, 2, 3, PATH + 60, 3)),  # not UTF-8
+        (ERR + 16, "path_symlink", (PATH + 40, 7, 3, PATH + 140, 8)),  # "newlink/"
+    ], {PATH + 40: b"../../x", PATH + 60: b"rel",
         PATH + 80: b"../ab", PATH + 100: b"a\x00b", PATH + 120: b"\xffz",
         PATH + 140: b"newlink/"},
         preopens={"/sandbox": sandbox})
     assert [Errno(v) for v in got.values()] == [
-        Errno.SUCCESS, Errno.SUCCESS, Errno.PERM, Errno.PERM, Errno.INVAL, Errno.ILSEQ,
-        Errno.NOENT]
-    assert os.readlink(sandbox / "abs") == "/etc/passwd"
+        Errno.SUCCESS, Errno.PERM, Errno.INVAL, Errno.ILSEQ, Errno.NOENT]
     assert os.readlink(sandbox / "rel") == "../../x"
     assert not (sandbox.parent / "ab").exists()
+
+
+ABSOLUTE_TARGETS = {PATH: b"/etc/passwd", PATH + 20: b"/", PATH + 40: b"//x",
+                    PATH + 60: b"/sandbox/f"}
+
+
+@pytest.mark.parametrize("version", ["preview1", "unstable"])
+def test_path_symlink_absolute_target_is_perm(sandbox: pathlib.Path, version: str) -> None:
+    # An absolute target never resolves inside a preopen: PERM, as wasmtime
+    # answers, whatever the new name (fresh, existing, "name/", in a missing
+    # directory: the target is judged before the tree is asked), and nothing
+    # is created.
+    names = {PATH + 100: b"new1", PATH + 120: b"f", PATH + 140: b"new2/",
+             PATH + 160: b"nodir/x"}
+    calls = [(ERR + 4 * i, "path_symlink", (at, len(t), 3, name, len(names[name])))
+             for i, ((at, t), name) in enumerate(zip(ABSOLUTE_TARGETS.items(), names))]
+    _, got = _probe(calls, {**ABSOLUTE_TARGETS, **names}, version=version,
+                    preopens={"/sandbox": sandbox})
+    assert [Errno(v) for v in got.values()] == [Errno.PERM] * 4
+    assert sorted(p.name for p in sandbox.iterdir()) == ["d", "f", "lf"]
+    assert (sandbox / "f").read_bytes() == b"content"
+
+
+def test_path_symlink_absolute_target_checks_come_after_the_fd_and_pointers(
+        sandbox: pathlib.Path) -> None:
+    # The errors that come first still do: a bad fd, a missing right, a file
+    # as the directory, a bad pointer for the new name (a trap).
+    _, got = _probe([
+        (ERR, "path_symlink", (PATH, 11, 99, PATH + 100, 4)),
+        (ERR + 4, "path_symlink", (PATH, 11, 0, PATH + 100, 4)),  # stdin: not a directory
+        (ERR + 8, "fd_fdstat_set_rights",
+         (3, DIR_RIGHTS & ~int(Rights.PATH_SYMLINK), DIR_INHERITING)),
+        (ERR + 12, "path_symlink", (PATH, 11, 3, PATH + 100, 4)),
+    ], {PATH: b"/etc/passwd", PATH + 100: b"new1"}, preopens={"/sandbox": sandbox})
+    assert [Errno(v) for v in got.values()] == [Errno.BADF, Errno.NOTDIR, Errno.SUCCESS,
+                                                Errno.NOTCAPABLE]
+    with pytest.raises(pywasi.Trap):
+        _probe([(ERR, "path_symlink", (PATH, 11, 3, 0xFFFFFFF0, 4))], {PATH: b"/etc/passwd"},
+               preopens={"/sandbox": sandbox})
+    assert not (sandbox / "new1").exists()
 
 
 def test_path_calls_are_implemented() -> None:

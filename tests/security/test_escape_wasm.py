@@ -24,14 +24,14 @@ PERM, LOOP = 63, 32
 
 # Attempt -> the errno the guest must see (PERM: the resolver's ESCAPE_ERRNO).
 EXPECTED = {
-    "symlink g_abs": 0, "symlink g_rel": 0, "symlink g_mid": 0, "symlink g_chain": 0,
+    "symlink g_abs": PERM, "symlink g_rel": 0, "symlink g_mid": 0, "symlink g_chain": 0,
     "symlink g_new": 0,
     **{f"read {p}": PERM for p in [
         "../outside/secret", "/etc/passwd", "a/../../outside/secret", "../pre2/secret",
         "./../outside/secret", "a/b/../../../outside/secret", "..", "/",
         "abs_out", "rel_out", "mid_abs/secret", "mid_rel/secret", "mid_rel/sub/secret",
         "proc_root/etc/passwd", "proc_fd/secret", "proc_self_fd", "climb/outside/secret",
-        "g_abs", "g_rel", "g_mid/secret", "g_chain"]},
+        "g_rel", "g_mid/secret", "g_chain"]},
     "read abs_out nofollow": LOOP,
     **{f"write {p}": PERM for p in [
         "../outside/secret", "rel_out", "abs_out", "g_rel", "g_new (dangling, out)",
@@ -170,7 +170,7 @@ def test_guest_cannot_escape(world: World, route: str) -> None:
     # ... created, modified, moved or removed.
     assert world.snapshot() == before
     # What the guest was allowed to do stayed inside.
-    assert os.readlink(world.pre / "g_abs") == str(world.outside / "secret")
+    assert not os.path.lexists(world.pre / "g_abs")
     assert (world.pre / "f").read_text() == "inside f"
     assert not (world.pre / "stolen").exists()
     for name in ("hl1", "hl2", "hl3", "hl4", "hl5"):

@@ -301,10 +301,17 @@ class PathCalls(Context):
     def path_symlink(self, old_path: int, old_path_len: int, fd: int, new_path: int,
                      new_path_len: int) -> None:
         directory = self._dir(fd, int(Rights.PATH_SYMLINK))
-        # The target is stored verbatim: it is only text until someone follows
-        # it, and then the resolver judges it (absolute or climbing out: PERM).
         link_target = self._guest_path(old_path, old_path_len)
         name = self._guest_path(new_path, new_path_len)
+        # NOTE: an absolute target is PERM, as wasmtime (cap-std) answers: it
+        # can never resolve inside a preopen (the resolver refuses it when
+        # followed), so creating one would only leave a trap for the host's
+        # own tools. Checked here, on the guest's text, before any filesystem
+        # is asked, so it holds for every kind of directory tree alike. A
+        # relative target is stored verbatim: it is only text until someone
+        # follows it, and then the resolver judges it (climbing out: PERM).
+        if link_target.startswith("/"):
+            raise WasiError(Errno.PERM)
         with at_parent(directory.fd, name) as parent:
             _creatable(parent)
             os.symlink(link_target, parent.name, dir_fd=parent.dir_fd)
