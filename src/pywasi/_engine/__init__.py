@@ -27,7 +27,7 @@ from ._engines import default_engine, threads_engine
 from ._ffi import RAW_CALLBACK
 from ._hostcall import RawHostFunction, define_raw, host_call_route, load_accel, trap_pointer
 from ._instance import Function, Global, Instance, Memory, WeakMemory
-from ._link import LinkError, instantiate
+from ._link import LinkError, instantiate, type_text
 from ._module import Module, compile, serialize_to
 from ._shared import SharedMemory
 from ._stores import STOPPED_MESSAGE, StopSwitch, new_store, store_switch
@@ -37,4 +37,5 @@ __all__ = [
     "RawHostFunction", "compile", "instantiate", "default_engine", "define_raw",
     "trap_pointer", "host_call_route", "load_accel", "SharedMemory", "StopSwitch", "new_store",
     "store_switch", "threads_engine", "STOPPED_MESSAGE", "WeakMemory", "serialize_to",
+    "type_text",
 ]

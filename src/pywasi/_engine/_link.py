@@ -15,7 +15,7 @@ from ._module import Module, first_line, kind
 from ._shared import SharedMemory
 from ._stores import new_store
 
-__all__ = ["LinkError", "instantiate"]
+__all__ = ["LinkError", "instantiate", "type_text"]
 
 
 class LinkError(PywasiError):
@@ -48,12 +48,27 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
     threads = spawner is not None
     complete: dict[str, dict[str, Any]] = {ns: dict(values) for ns, values in import_object.items()}
     memory: Memory | SharedMemory | None = None
+    # A module may import one name more than once (AssemblyScript emits
+    # fd_write twice): a linker holds one definition per name, which serves
+    # every entry of the same type; two types cannot share one.
+    linked: dict[tuple[str, str], str] = {}
     for imp in module._module.imports:
         name = imp.name or ""
         where = f"{imp.module}.{name}"
+        first = linked.get((imp.module, name))
+        if first is not None:
+            if first != type_text(imp.type):
+                raise LinkError(f"import {where}: imported twice with different types "
+                                f"({first}, then {type_text(imp.type)})")
+            continue
+        linked[(imp.module, name)] = type_text(imp.type)
         namespace = import_object.get(imp.module)
         value = None if namespace is None else namespace.get(name)
-        if value is None and threads and (imp.module, name) == ("wasi", "thread-spawn"):
+        if threads and (imp.module, name) == ("wasi", "thread-spawn") and \
+                (value is None or value is spawner):
+            if type_text(imp.type) != _THREAD_SPAWN:  # wasi-threads: (start_arg) -> tid
+                raise LinkError(f"import {where}: the module imports {type_text(imp.type)}, "
+                                f"wasi-threads' thread-spawn is {_THREAD_SPAWN}")
             value = spawner
             complete.setdefault(imp.module, {})[name] = value
         if value is None and threads and isinstance(imp.type, wasmtime.MemoryType) \
@@ -81,6 +96,26 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
     for host in hosts:
         instance._attach(host)
     return instance
+
+
+_THREAD_SPAWN = "a function ['i32'] -> ['i32']"
+
+
+def type_text(ty: Any) -> str:
+    """An import's or export's type as a message shows it; equal texts are
+    equal types (wasmtime-py's type objects do not compare)."""
+    if isinstance(ty, wasmtime.FuncType):
+        return f"a function {[str(p) for p in ty.params]} -> {[str(r) for r in ty.results]}"
+    if isinstance(ty, (wasmtime.MemoryType, wasmtime.TableType)):
+        limits = ty.limits
+        bounds = f"{limits.min}..{'' if limits.max is None else limits.max}"
+        if isinstance(ty, wasmtime.TableType):
+            return f"a table of {ty.element} {bounds}"
+        flags = (" shared" if ty.is_shared else "") + (" 64-bit" if ty.is_64 else "")
+        return f"a{flags} memory of {bounds} pages"
+    if isinstance(ty, wasmtime.GlobalType):
+        return f"a {'mutable' if ty.mutable else 'constant'} global {ty.content}"
+    return f"a {kind(ty)}"
 
 
 def _thread_spawn_of(import_object: Mapping[str, Mapping[str, Any]]) -> Any:
