@@ -2,8 +2,12 @@
 wasmtime CLI spells them.
 
 Exit status: the guest's exit code; 134 after a trap (as wasmtime); 2 for a
-usage error; 1 when the module cannot be loaded. Nothing but the guest's own
-output ever goes to stdout, and no Python traceback reaches the user.
+usage error; 1 when the module cannot be loaded; 70 (EX_SOFTWARE) for a bug in
+pywasi. Nothing but the guest's own output ever goes to stdout, and no Python
+traceback reaches the user: every failure is a ``Failure`` (or an exception
+``main`` does not know, a bug) that ``main`` alone turns into one stderr line
+(a trap: its report) and a status. A new flag or stage raises ``UsageError``
+or ``Failure`` and inherits that.
 """
 
 from __future__ import annotations
@@ -46,10 +50,25 @@ compile: precompile MODULE to native code for this machine and wasmtime version
 EXIT_TRAP = 134
 EXIT_USAGE = 2
 EXIT_LOAD = 1
+EXIT_BUG = 70  # sysexits.h EX_SOFTWARE: an internal software error
+
+# Where an internal error asks to be reported (printed with it).
+BUG_REPORTS = "pywasi's issue tracker"
 
 
-class UsageError(Exception):
-    pass
+class Failure(Exception):
+    """What ends the command with ``status`` after one line on stderr (a
+    trap's report may be longer): raised by any stage, written by ``main``."""
+
+    def __init__(self, message: str, status: int = EXIT_LOAD) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class UsageError(Failure):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_USAGE)
 
 
 class RunOptions:
@@ -139,14 +158,36 @@ def _print_help() -> int:
 
 
 def _error(message: str, status: int) -> int:
-    sys.stderr.write(f"pywasi: {message}\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(f"pywasi: {message}\n")
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):  # no stderr (closed): nothing to say it on
+        pass
     return status
 
 
+def _internal_error(error: BaseException) -> int:
+    """A bug: one line that says so and where to report it; the traceback
+    only under PYWASI_DEBUG=1 (it is for whoever fixes pywasi, not for the
+    user of a program)."""
+    if os.environ.get("PYWASI_DEBUG") == "1":
+        import traceback
+        try:
+            traceback.print_exception(error, file=sys.stderr)
+        except (AttributeError, OSError, ValueError):
+            pass
+        hint = ""
+    else:
+        hint = " (PYWASI_DEBUG=1 shows the traceback)"
+    lines = str(error).splitlines()
+    what = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return _error(f"internal error, a bug in pywasi: {what}; please report it with the "
+                  f"command you ran to {BUG_REPORTS}{hint}", EXIT_BUG)
+
+
 def _compile(path: str, *, cache: bool, allow_precompiled: bool) -> Any:
-    """``_engine.compile`` with its failures as one line (status 1) and the
-    cache's warnings as ``pywasi: warning: ...`` lines."""
+    """``_engine.compile`` with its failures as a ``Failure`` (status 1) and
+    the cache's warnings as ``pywasi: warning: ...`` lines."""
     import warnings
 
     import pywasi
@@ -160,13 +201,13 @@ def _compile(path: str, *, cache: bool, allow_precompiled: bool) -> Any:
             return compile_module(path, cache=None if cache else False,
                                   allow_precompiled=allow_precompiled)
         except FileNotFoundError:
-            return _error(f"cannot read module {path!r}: no such file", EXIT_LOAD)
+            raise Failure(f"cannot read module {path!r}: no such file") from None
         except IsADirectoryError:
-            return _error(f"cannot read module {path!r}: it is a directory", EXIT_LOAD)
+            raise Failure(f"cannot read module {path!r}: it is a directory") from None
         except OSError as e:
-            return _error(f"cannot read module {path!r}: {e.strerror or e}", EXIT_LOAD)
+            raise Failure(f"cannot read module {path!r}: {e.strerror or e}") from None
         except pywasi.PywasiError as e:
-            return _error(f"{path}: {e}", EXIT_LOAD)
+            raise Failure(f"{path}: {e}") from None
         finally:
             for w in caught:
                 sys.stderr.write(f"pywasi: warning: {w.message}\n")
@@ -176,9 +217,6 @@ def run(opts: RunOptions) -> int:
     import pywasi
 
     module = _compile(opts.module, cache=opts.cache, allow_precompiled=opts.allow_precompiled)
-    if isinstance(module, int):
-        return module
-
     namespaces = {m for m, _, _ in module.imports}
     # The ABI comes from the module: old programs import wasi_unstable.
     version = "unstable" if "wasi_unstable" in namespaces and \
@@ -191,31 +229,61 @@ def run(opts: RunOptions) -> int:
         wasi = pywasi.WASI(version=version, args=[opts.module, *opts.args], env=env,
                            preopens=dict((guest, host) for host, guest in opts.dirs),
                            sockets=sockets)
-    except (pywasi.PywasiError, ValueError, TypeError) as e:
-        return _error(str(e), EXIT_USAGE)
+    except (pywasi.PywasiError, ValueError, TypeError) as e:  # a flag's value
+        raise Failure(str(e), EXIT_USAGE) from None
     except OSError as e:
-        return _error(str(e.strerror or e), EXIT_LOAD)
-    _report_ephemeral_ports(wasi, opts.tcplisten)
+        raise Failure(str(e.strerror or e)) from None
     try:
-        instance = pywasi.instantiate(module, wasi.get_import_object())
-    except pywasi.Trap as e:
-        return _error(f"error while instantiating {opts.module}: {e}", EXIT_TRAP)
-    except pywasi.PywasiError as e:
-        return _error(f"cannot instantiate {opts.module}: {e}", EXIT_LOAD)
-    try:
-        if "_start" not in instance.exports and "_initialize" in instance.exports:
-            return _error(f"{opts.module} is a reactor (exports _initialize, no _start): "
-                          f"nothing to run", EXIT_LOAD)
-        code = wasi.start(instance)
-    except pywasi.Trap as e:
-        return _error(f"error while running {opts.module}:\n{e}", EXIT_TRAP)
-    except pywasi.PywasiError as e:
-        return _error(str(e), EXIT_LOAD)
+        _report_ephemeral_ports(wasi, opts.tcplisten)
+        try:
+            instance = pywasi.instantiate(module, wasi.get_import_object())
+        except pywasi.Trap as e:
+            raise Failure(f"error while instantiating {opts.module}: {e}", EXIT_TRAP) from None
+        except pywasi.PywasiError as e:
+            raise Failure(f"cannot instantiate {opts.module}: {e}") from None
+        exports = instance.exports
+        for name in ("_start", "_initialize"):
+            _check_entry_point(exports, name, opts.module)
+        try:
+            if "_start" in exports and "_initialize" in exports:
+                raise Failure(f"{opts.module} exports both _start and _initialize: "
+                              f"neither a command nor a reactor")
+            if "_start" not in exports and "_initialize" in exports:
+                # As wasmtime's run: a reactor's _initialize is called (its
+                # trap or exit code is reported); there is nothing after it.
+                wasi.initialize(instance)
+                raise Failure(f"{opts.module} is a reactor (exports _initialize, no _start): "
+                              f"_initialize ran, nothing else to run")
+            code = wasi.start(instance)
+        except pywasi.WasiExit as e:  # proc_exit in _initialize
+            code = e.code
+        except pywasi.Trap as e:
+            raise Failure(f"error while running {opts.module}:\n{e}", EXIT_TRAP) from None
+        except pywasi.PywasiError as e:
+            raise Failure(f"{opts.module}: {e}") from None
     finally:
         wasi.close()
     # A POSIX exit status is 8 bits: a code above 255 would wrap (256 → 0,
     # "success"), so it is reported as 255.
     return code if 0 <= code <= 255 else 255
+
+
+def _check_entry_point(exports: Any, name: str, module: str) -> None:
+    """The WASI application ABI's entry points are functions [] -> []:
+    anything else is the module's mistake, said before it runs."""
+    from pywasi._engine import Function, type_text
+
+    if name not in exports:
+        return
+    entry = exports[name]
+    if isinstance(entry, Function):
+        ty = entry.wasmtime_func.type(entry._owner.store)
+        if not ty.params and not ty.results:
+            return
+        shown = type_text(ty)
+    else:
+        shown = f"a {type(entry).__name__.lower()}"
+    raise Failure(f"{module}: its {name} export is {shown}, not a function [] -> []")
 
 
 def compile_command(argv: Sequence[str]) -> int:
@@ -242,13 +310,11 @@ def compile_command(argv: Sequence[str]) -> int:
     if not output:
         output = os.path.splitext(module_path)[0] + ".cwasm"
     module = _compile(module_path, cache=True, allow_precompiled=False)
-    if isinstance(module, int):
-        return module
     from pywasi._cache import write_atomic
     try:
         write_atomic(output, module.wasmtime_module.serialize())
     except OSError as e:
-        return _error(f"cannot write {output!r}: {e.strerror or e}", EXIT_LOAD)
+        raise Failure(f"cannot write {output!r}: {e.strerror or e}") from None
     return 0
 
 
@@ -291,31 +357,42 @@ def _report_ephemeral_ports(wasi: Any, requested: list[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The command: its status; every failure written here, as one line."""
     try:
-        if not argv:
-            sys.stderr.write(USAGE)
-            return EXIT_USAGE
-        if argv[0] in ("-h", "--help"):
-            return _print_help()
-        if argv[0] in ("-V", "--version"):
-            from pywasi import __version__
-            sys.stdout.write(f"pywasi {__version__}\n")
-            return 0
-        if argv[0] == "compile":
-            return compile_command(argv[1:])
-        if argv[0] == "run":
-            opts = parse_run(argv[1:])
-        elif argv[0].startswith("-"):
-            raise UsageError(f"unknown option {argv[0]!r} (see pywasi --help)")
-        else:
-            # `pywasi MODULE ...` as `wasmtime MODULE ...`.
-            opts = parse_run(argv)
-        return run(opts)
+        return _command(list(sys.argv[1:] if argv is None else argv))
     except UsageError as e:
-        return _error(f"{e}\n{USAGE.splitlines()[0]}", EXIT_USAGE)
+        hint = "" if "--help" in e.message else " (see pywasi --help)"
+        return _error(e.message + hint, e.status)
+    except Failure as e:
+        return _error(e.message, e.status)
     except KeyboardInterrupt:
         return 130
+    except SystemExit:
+        raise
+    except BaseException as e:  # an exception no stage expected: a bug
+        return _internal_error(e)
+
+
+def _command(argv: list[str]) -> int:
+    if not argv:
+        sys.stderr.write(USAGE)
+        return EXIT_USAGE
+    if argv[0] in ("-h", "--help"):
+        return _print_help()
+    if argv[0] in ("-V", "--version"):
+        from pywasi import __version__
+        sys.stdout.write(f"pywasi {__version__}\n")
+        return 0
+    if argv[0] == "compile":
+        return compile_command(argv[1:])
+    if argv[0] == "run":
+        opts = parse_run(argv[1:])
+    elif argv[0].startswith("-"):
+        raise UsageError(f"unknown option {argv[0]!r} (see pywasi --help)")
+    else:
+        # `pywasi MODULE ...` as `wasmtime MODULE ...`.
+        opts = parse_run(argv)
+    return run(opts)
 
 
 def command() -> int:
