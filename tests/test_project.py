@@ -40,8 +40,8 @@ def test_mypy_strict() -> None:
 
 def test_public_api() -> None:
     import types
-    public = {name for name, value in vars(pywasi).items()
-              if not name.startswith("_") and not isinstance(value, types.ModuleType)}
+    public = {name for name in dir(pywasi)
+              if not name.startswith("_") and not isinstance(getattr(pywasi, name), types.ModuleType)}
     assert public | {"__version__"} == set(pywasi.__all__)
 
 

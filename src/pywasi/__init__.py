@@ -7,15 +7,40 @@ The API is node:wasi's, in Python spelling::
     module = pywasi.compile("demo.wasm")
     instance = pywasi.instantiate(module, wasi.get_import_object())
     exit_code = wasi.start(instance)
+
+or, for one run under limits, ``pywasi.run(module, args=[...], timeout=2)``.
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
 from ._engine import Function, Global, Instance, LinkError, Memory, Module, compile, instantiate
-from ._errors import PywasiError, Trap, WasiExit
+from ._errors import LimitExceeded, PywasiError, Trap, WasiExit
 from ._wasi import WASI, PreopenError
+
+if _TYPE_CHECKING:
+    from ._run import RunError, RunResult, run
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "WASI", "compile", "instantiate", "Module", "Instance", "Function", "Memory", "Global",
-    "PywasiError", "PreopenError", "LinkError", "Trap", "WasiExit", "__version__",
+    "WASI", "run", "RunResult", "RunError", "compile", "instantiate", "Module", "Instance",
+    "Function", "Memory", "Global", "PywasiError", "PreopenError", "LinkError", "Trap",
+    "LimitExceeded", "WasiExit", "__version__",
 ]
+
+# Imported on first use: the pywasi command never needs them, and a module
+# import is ~0.5M instructions of every start-up (callgrind).
+_LAZY = frozenset({"run", "RunResult", "RunError"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from . import _run
+        value = getattr(_run, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pywasi' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ._abi._errno import Errno
 
-__all__ = ["PywasiError", "Trap", "WasiExit", "WasiError", "GuestFault", "ProcExit"]
+__all__ = ["PywasiError", "Trap", "LimitExceeded", "WasiExit", "WasiError", "GuestFault", "ProcExit"]
 
 
 class PywasiError(Exception):
@@ -22,6 +22,16 @@ class PywasiError(Exception):
 class Trap(PywasiError):
     """The guest trapped (``WebAssembly.RuntimeError``); the message is the
     engine's, or the host call's that trapped."""
+
+
+class LimitExceeded(Trap):
+    """A limit stopped the guest (or, for "memory", kept it from starting):
+    ``limit`` is "timeout", "fuel", "output" or "memory"; the message names
+    the limit ("time limit of 2s reached")."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class WasiExit(PywasiError):

@@ -10,6 +10,11 @@ them (see ``Descriptor.set_rights``).
 
 Numbering: the lowest free number is reused, as POSIX does, which is what
 wasi-libc's fd bookkeeping and many test suites expect.
+
+Limit: with ``max_open`` set, an open past that many descriptors (stdio and
+preopens count, as every fd counts against RLIMIT_NOFILE) answers ``MFILE``:
+the table is the guest's own, per-process one, and POSIX's EMFILE is "the
+process has too many files open" (ENFILE is the whole system's table).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ _MAX_FDS = 1 << 20
 
 
 class FdTable:
-    __slots__ = ("_entries", "_free", "lock")
+    __slots__ = ("_entries", "_free", "lock", "max_open")
 
     def __init__(self) -> None:
         self._entries: list[Descriptor | None] = []
@@ -37,6 +42,11 @@ class FdTable:
         # Guards allocation and removal when several guest threads share the
         # table (wasi-threads); lookups are plain list reads under the GIL.
         self.lock = threading.Lock()
+        self.max_open: int | None = None
+
+    def __len__(self) -> int:
+        """How many descriptors are open."""
+        return len(self._entries) - len(self._free)
 
     def get(self, fd: int, needed: int = 0) -> Descriptor:
         try:
@@ -51,6 +61,8 @@ class FdTable:
 
     def allocate(self, desc: Descriptor) -> int:
         with self.lock:
+            if self.max_open is not None and len(self._entries) - len(self._free) >= self.max_open:
+                raise WasiError(Errno.MFILE)
             if self._free:
                 fd = heapq.heappop(self._free)
                 self._entries[fd] = desc

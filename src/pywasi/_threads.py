@@ -23,6 +23,9 @@ thread is stopped wherever it is:
   (``Context.when_readable``, ``Context.when_writable``). NOTE: path_open
   of a FIFO is not cancelled: the end waits for it, as a single-threaded
   program would hang there too.
+The same ending stops a program at its time limit (``begin``'s
+``timeout``, with or without threads): a timer decides the outcome (a
+``LimitExceeded``) and stops every thread as above.
 ``WASI.start`` (the thread that runs ``_start``) joins every thread before
 it returns the outcome, so no Python thread of the program is left. Outcomes
 come from host state (``Instance._outcome`` reads what proc_exit recorded),
@@ -38,7 +41,7 @@ from typing import Any
 
 from ._abi import Errno
 from ._engine import Instance, SharedMemory, StopSwitch, instantiate, new_store, store_switch
-from ._errors import PywasiError, WasiExit
+from ._errors import LimitExceeded, PywasiError, WasiExit
 from ._syscalls._context import Context
 
 __all__ = ["ThreadSpawn", "MAX_THREAD_ID"]
@@ -67,6 +70,10 @@ class ThreadSpawn:
         self._outcome: Outcome = None
         self._main_left = threading.Event()
         self._cancel_write: int | None = None
+        # Held while the cancel pipe is written or closed: a time limit's
+        # timer may write it as ``end`` closes it (the number could be reused).
+        self._cancel_lock = threading.Lock()
+        self._timer: threading.Timer | None = None
 
     def __repr__(self) -> str:
         return "<wasi-threads thread-spawn>"
@@ -82,7 +89,8 @@ class ThreadSpawn:
             return _SPAWN_FAILED
         try:
             module, imports = program.link
-            instance = instantiate(module, imports, store=new_store(module.engine, self._switch))
+            instance = instantiate(module, imports, store=new_store(module.engine, self._switch),
+                                   fuel=program.fuel, max_memory=program.max_memory)
             entry = instance.exports.get("wasi_thread_start")
             if entry is None:
                 raise PywasiError("the module does not export wasi_thread_start")
@@ -131,13 +139,20 @@ class ThreadSpawn:
                 self._threads.pop(tid, None)
 
     # -- the program ------------------------------------------------------
-    def begin(self, instance: Instance) -> None:
+    def begin(self, instance: Instance, timeout: tuple[float, str] | None = None) -> None:
         """``WASI.start`` is about to run ``instance``'s ``_start``: the
-        threads it spawns are instances of the same module."""
+        threads it spawns are instances of the same module. ``timeout``:
+        (seconds, how the limit is named), the program's time limit."""
         self._program = instance
         self._switch = store_switch(instance.store)
         read, self._cancel_write = os.pipe()
         self._ctx.set_cancel_fd(read)
+        if timeout is not None:
+            seconds, shown = timeout
+            limit = LimitExceeded("timeout", f"time limit of {shown} reached")
+            self._timer = threading.Timer(seconds, self._end_from_thread, (limit,))
+            self._timer.daemon = True
+            self._timer.start()
 
     def _decide(self, outcome: Outcome) -> bool:
         """Record the program's outcome if none is yet; True if this one is it."""
@@ -151,8 +166,9 @@ class ThreadSpawn:
         program = self._program
         if self._switch is not None and program is not None:
             self._switch.stop(program.store.engine)
-        if self._cancel_write is not None:
-            os.write(self._cancel_write, b"x")
+        with self._cancel_lock:
+            if self._cancel_write is not None:
+                os.write(self._cancel_write, b"x")
         # A pass over the whole memory costs ~7 ms per MiB: skip it when no
         # other thread can be in memory.atomic.wait -- none is registered
         # (a thread leaves the table only once out of wasm, and no thread
@@ -192,9 +208,14 @@ class ThreadSpawn:
             running[0].join(_WAKE_INTERVAL)
             if running[0].is_alive():
                 self._wake()
-        if self._cancel_write is not None:
-            os.close(self._cancel_write)
-            self._cancel_write = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer.join()
+            self._timer = None
+        with self._cancel_lock:
+            if self._cancel_write is not None:
+                os.close(self._cancel_write)
+                self._cancel_write = None
         if self._ctx.cancel_fd is not None:
             os.close(self._ctx.cancel_fd)
             self._ctx.set_cancel_fd(None)

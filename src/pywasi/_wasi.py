@@ -16,7 +16,8 @@ import wasmtime
 
 from ._dispatch import HostFunction
 from ._engine import Instance, Memory, SharedMemory, WeakMemory
-from ._errors import PywasiError, WasiExit
+from ._engine._engines import has_epochs
+from ._errors import LimitExceeded, PywasiError, Trap, WasiExit
 from ._fdtable import FdTable
 from ._fs._dir import HostDirectory
 from ._fs._stream import open_stdio
@@ -58,13 +59,20 @@ class WASI:
     and writes it) is duplicated, the caller keeps its own; a ``"HOST:PORT"``
     string (``"[::1]:PORT"`` for IPv6) is a TCP socket pywasi binds and
     listens on (port 0: any free port; ``WASI.sockets`` tells which).
+
+    Limits of the guest's environment: ``max_open_files``, how many
+    descriptors may be open at once (stdio and preopens count; an open past
+    it answers ``MFILE``); ``max_output``, bytes the guest may write to
+    stdout and stderr together (the write that passes it writes what fits,
+    then the guest is stopped: ``start`` raises ``LimitExceeded``).
     """
 
     def __init__(self, *, version: str, args: Iterable[str] = (),
                  env: Mapping[str, str] | None = None,
                  preopens: Mapping[str, str | os.PathLike[str]] | None = None,
                  return_on_exit: bool = True, stdin: Any = 0, stdout: Any = 1,
-                 stderr: Any = 2, sockets: Iterable[Any] = ()) -> None:
+                 stderr: Any = 2, sockets: Iterable[Any] = (), max_open_files: int | None = None,
+                 max_output: int | None = None) -> None:
         if not isinstance(version, str):
             raise TypeError(f"version must be a string, not {type(version).__name__}")
         if version not in _VERSIONS:
@@ -78,6 +86,8 @@ class WASI:
                             f"not {type(preopens).__name__}")
         if not isinstance(return_on_exit, bool):
             raise TypeError(f"return_on_exit must be a bool, not {type(return_on_exit).__name__}")
+        _check_count("max_open_files", max_open_files)
+        _check_count("max_output", max_output)
 
         self.version = version
         self.return_on_exit = return_on_exit
@@ -95,8 +105,15 @@ class WASI:
         # WASI object is collected.
         self._finalizer = weakref.finalize(self, fds.close_all)
         fds.allocate(open_stdio("stdin", stdin, reading=True))
-        fds.allocate(open_stdio("stdout", stdout, reading=False))
-        fds.allocate(open_stdio("stderr", stderr, reading=False))
+        self._output: Any = None
+        if max_output is None:
+            fds.allocate(open_stdio("stdout", stdout, reading=False))
+            fds.allocate(open_stdio("stderr", stderr, reading=False))
+        else:
+            from ._fs._output import LimitedOutput, OutputBudget  # only when asked: start-up
+            self._output = OutputBudget(max_output)
+            for name, value in (("stdout", stdout), ("stderr", stderr)):
+                fds.allocate(LimitedOutput(open_stdio(name, value, reading=False), self._output))
         for guest, host in (preopens or {}).items():
             fds.allocate(_open_preopen(guest, host))
         self.sockets: dict[int, Any] = {}
@@ -107,6 +124,11 @@ class WASI:
         for item in sockets:
             desc = _open_socket(item)
             self.sockets[fds.allocate(desc)] = desc.sock.getsockname()
+        if max_open_files is not None:
+            if max_open_files < len(fds):
+                raise ValueError(f"max_open_files={max_open_files} is less than the {len(fds)} "
+                                 f"descriptors the program starts with (stdio, preopens, sockets)")
+            fds.max_open = max_open_files
 
         self._ctx = Syscalls(args=arg_list, environ=environ, fds=fds,
                              unstable=version == "unstable")
@@ -153,9 +175,17 @@ class WASI:
         instance._attach(self._ctx)
         self._bound = True
 
-    def start(self, instance: Instance) -> int:
+    def start(self, instance: Instance, *, timeout: float | None = None) -> int:
         """Run the command's ``_start``; returns its exit code (0 when ``_start``
-        returns). With ``return_on_exit=False`` the process exits instead."""
+        returns). With ``return_on_exit=False`` the process exits instead.
+
+        ``timeout`` (seconds of wall-clock time, for a module compiled with
+        ``interruptible=True``): then the program is stopped wherever it is
+        -- running wasm, in every thread, or blocked in poll_oneoff, fd_read,
+        fd_write, sock_accept, sock_recv, sock_send -- and ``start`` raises
+        ``LimitExceeded`` (``limit == "timeout"``). A limit that stops the
+        guest (fuel, output) raises it too; another trap raises ``Trap``."""
+        seconds = _check_timeout(timeout)
         exports = self._check_instance(instance, "start")
         if "_initialize" in exports:
             raise PywasiError("start(): the instance exports _initialize (a reactor); use initialize()")
@@ -166,18 +196,22 @@ class WASI:
         shared = instance.imported_memory if isinstance(instance.imported_memory, SharedMemory) else None
         if "memory" not in exports and shared is None:
             raise PywasiError("start(): the instance does not export a memory named 'memory'")
+        if seconds is not None and not has_epochs(instance.store.engine):
+            raise PywasiError("start(timeout=...) needs a module compiled to be interruptible: "
+                              "pywasi.compile(..., interruptible=True)")
         self._started = True
         self.finalize_bindings(instance, None if "memory" in exports else shared)
         _flush_python_stdio()
         spawner = self._thread_spawn
-        if instance.link is not None and instance.link[1].get("wasi", {}).get(
-                "thread-spawn") is spawner:
-            # A wasi-threads program: every thread has ended when this returns.
-            spawner.begin(instance)
+        if seconds is not None or instance.link is not None and instance.link[1].get(
+                "wasi", {}).get("thread-spawn") is spawner:
+            # A wasi-threads program, or one with a time limit: every thread
+            # has ended when this returns.
+            spawner.begin(instance, None if seconds is None else (seconds, _duration(seconds)))
             outcome = spawner.end(outcome_of_start(entry))
             _flush_python_stdio()
             if isinstance(outcome, BaseException):
-                raise outcome
+                raise self._limit_of(outcome)
             code = int(outcome)
         else:
             try:
@@ -185,10 +219,24 @@ class WASI:
                 code = 0
             except WasiExit as e:
                 code = e.code
+            except Trap as e:
+                raise self._limit_of(e) from None
         if not self.return_on_exit:
             _flush_python_stdio()
             raise SystemExit(code)
         return code
+
+    def _limit_of(self, error: BaseException) -> BaseException:
+        """A trap is the output limit's when a write passed it."""
+        if self._output is not None and self._output.exceeded and isinstance(error, Trap) \
+                and not isinstance(error, LimitExceeded):
+            return LimitExceeded("output", self._output.message())
+        return error
+
+    @property
+    def output_written(self) -> int | None:
+        """Bytes the guest wrote to stdout and stderr, when ``max_output`` is set."""
+        return None if self._output is None else self._output.written
 
     def initialize(self, instance: Instance) -> None:
         """Initialize a reactor: call ``_initialize`` if it is exported."""
@@ -255,6 +303,34 @@ def _open_socket(item: Any) -> Any:
         finally:
             sock.close()  # the descriptor holds its own duplicate
     return socket_descriptor(item)
+
+
+def _check_count(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+
+
+def _check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    if not timeout > 0 or timeout != timeout or timeout == float("inf"):
+        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout}")
+    return float(timeout)
+
+
+def _duration(seconds: float) -> str:
+    """A time limit as people write it: 500ms, 2s, 1.5s, 1m."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    if seconds < 1 and (seconds * 1000) == int(seconds * 1000):
+        return f"{int(seconds * 1000)}ms"
+    return f"{seconds:g}s"
 
 
 def _flush_python_stdio() -> None:

@@ -1,13 +1,16 @@
 """``pywasi run [OPTIONS] MODULE [ARGS...]``: the command line, flags as the
 wasmtime CLI spells them.
 
-Exit status: the guest's exit code; 134 after a trap (as wasmtime); 2 for a
-usage error; 1 when the module cannot be loaded; 70 (EX_SOFTWARE) for a bug in
-pywasi. Nothing but the guest's own output ever goes to stdout, and no Python
-traceback reaches the user: every failure is a ``Failure`` (or an exception
-``main`` does not know, a bug) that ``main`` alone turns into one stderr line
-(a trap: its report) and a status. A new flag or stage raises ``UsageError``
-or ``Failure`` and inherits that.
+Exit status: the guest's exit code; 134 after a trap (as wasmtime), and
+after a limit that stops the guest (fuel, output; or memory the module
+needs to start); 124 when the time limit stopped it (as GNU timeout(1):
+wasmtime's CLI gives 134, a trap, which scripts cannot tell from a crash);
+2 for a usage error; 1 when the module cannot be loaded; 70 (EX_SOFTWARE)
+for a bug in pywasi. Nothing but the guest's own output ever goes to stdout,
+and no Python traceback reaches the user: every failure is a ``Failure`` (or
+an exception ``main`` does not know, a bug) that ``main`` alone turns into
+one stderr line (a trap: its report) and a status. A new flag or stage
+raises ``UsageError`` or ``Failure`` and inherits that.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 __all__ = ["main", "command"]
 
 USAGE = """\
-usage: pywasi run [--dir HOST[::GUEST]]... [--env NAME[=VALUE]]... [--inherit-env] MODULE [ARGS...]
+usage: pywasi run [--dir HOST[::GUEST]]... [--env NAME[=VALUE]]... [--inherit-env] [-W LIMIT=VALUE]...
+                  MODULE [ARGS...]
        pywasi compile MODULE.wasm [-o MODULE.cwasm]
        pywasi --version
 
@@ -39,6 +43,17 @@ options for run:
   --listenfd            give the program the listening sockets this process inherited
                         (systemd's LISTEN_FDS protocol: fds 3.. ; without LISTEN_FDS,
                         fd 3), before the --tcplisten ones
+  -W timeout=DURATION   stop the program after DURATION of wall-clock time (500ms, 2s, 1m;
+                        status 124)
+  -W fuel=N             stop it once it has used N units of fuel (wasmtime's instruction
+                        count; status 134)
+  -W max-memory-size=BYTES  cap each linear memory at BYTES (K/M/G or KiB/MiB/GiB: powers
+                        of 1024); memory.grow past it fails, malloc returns NULL
+                        (several: -W timeout=2s,fuel=1000000)
+  --max-open-files N    at most N descriptors open at once, stdio and --dir included
+                        (an open past it fails with EMFILE)
+  --max-output BYTES    stop the program (status 134) at the write that takes its stdout
+                        and stderr together past BYTES; what fits is written
   --no-cache            compile without the compiled-module cache (read or write)
   --allow-precompiled   accept a precompiled MODULE (from `pywasi compile`): native code
   -h, --help            show this help
@@ -48,6 +63,7 @@ compile: precompile MODULE to native code for this machine and wasmtime version
 """
 
 EXIT_TRAP = 134
+EXIT_TIMEOUT = 124
 EXIT_USAGE = 2
 EXIT_LOAD = 1
 EXIT_BUG = 70  # sysexits.h EX_SOFTWARE: an internal software error
@@ -85,6 +101,11 @@ class RunOptions:
         self.allow_precompiled = False
         self.tcplisten: list[str] = []
         self.listenfd = False
+        self.timeout: float | None = None
+        self.fuel: int | None = None
+        self.max_memory: int | None = None
+        self.max_open_files: int | None = None
+        self.max_output: int | None = None
 
 
 def _take_value(argv: Sequence[str], i: int, flag: str) -> tuple[str, int]:
@@ -137,6 +158,16 @@ def parse_run(argv: Sequence[str]) -> RunOptions:
         elif arg == "--listenfd":
             opts.listenfd = True
             i += 1
+        elif arg == "-W" or arg.startswith("-W"):
+            value, i = (arg[2:], i + 1) if len(arg) > 2 else _take_value(argv, i, "-W")
+            for item in value.split(","):
+                _wasmtime_option(opts, item)
+        elif arg == "--max-open-files" or arg.startswith("--max-open-files="):
+            value, i = _take_value(argv, i, "--max-open-files")
+            opts.max_open_files = _count("--max-open-files", value)
+        elif arg == "--max-output" or arg.startswith("--max-output="):
+            value, i = _take_value(argv, i, "--max-output")
+            opts.max_output = _bytes("--max-output", value)
         elif arg == "--no-cache":
             opts.cache = False
             i += 1
@@ -150,6 +181,62 @@ def parse_run(argv: Sequence[str]) -> RunOptions:
     opts.module = argv[i]
     opts.args = list(argv[i + 1:])
     return opts
+
+
+def _wasmtime_option(opts: RunOptions, item: str) -> None:
+    """One ``-W NAME=VALUE`` (wasmtime's spelling of its limits)."""
+    name, sep, value = item.partition("=")
+    if not sep or not value:
+        raise UsageError(f"-W {item!r}: expected NAME=VALUE (timeout, fuel, max-memory-size)")
+    if name == "timeout":
+        opts.timeout = _duration(value)
+    elif name == "fuel":
+        opts.fuel = _count("-W fuel", value)
+    elif name == "max-memory-size":
+        opts.max_memory = _bytes("-W max-memory-size", value)
+        if not opts.max_memory:
+            raise UsageError("-W max-memory-size must be at least 1 byte")
+    else:
+        raise UsageError(f"unknown -W option {name!r} (pywasi knows timeout, fuel, max-memory-size)")
+
+
+_DURATION_UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+_BYTE_UNITS = (("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30),
+               ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30))
+
+
+def _duration(text: str) -> float:
+    """``500ms``, ``2s``, ``1.5s``, ``1m``, ``1h``; a bare number is seconds."""
+    number, scale = text, 1.0
+    for unit, factor in _DURATION_UNITS:
+        if text.endswith(unit):  # "ms" is tried before "s" and "m"
+            number, scale = text[:-len(unit)], factor
+            break
+    try:
+        seconds = float(number) * scale
+    except ValueError:
+        raise UsageError(f"-W timeout={text!r}: expected a duration such as 500ms, 2s or 1m") from None
+    if not 0 < seconds < float("inf"):
+        raise UsageError(f"-W timeout={text!r}: the duration must be positive")
+    return seconds
+
+
+def _bytes(flag: str, text: str) -> int:
+    number, scale = text, 1
+    for unit, factor in _BYTE_UNITS:
+        if text.endswith(unit):
+            number, scale = text[:-len(unit)], factor
+            break
+    if not number.isdigit():
+        raise UsageError(f"{flag} {text!r}: expected a number of bytes (suffix K, M, G, KiB, MiB "
+                         f"or GiB: powers of 1024)")
+    return int(number) * scale
+
+
+def _count(flag: str, text: str) -> int:
+    if not text.isdigit():
+        raise UsageError(f"{flag} {text!r}: expected a whole number")
+    return int(text)
 
 
 def _print_help() -> int:
@@ -185,7 +272,8 @@ def _internal_error(error: BaseException) -> int:
                   f"command you ran to {BUG_REPORTS}{hint}", EXIT_BUG)
 
 
-def _compile(path: str, *, cache: bool, allow_precompiled: bool) -> Any:
+def _compile(path: str, *, cache: bool, allow_precompiled: bool, interruptible: bool = False,
+             consume_fuel: bool = False) -> Any:
     """``_engine.compile`` with its failures as a ``Failure`` (status 1) and
     the cache's warnings as ``pywasi: warning: ...`` lines."""
     import warnings
@@ -199,7 +287,8 @@ def _compile(path: str, *, cache: bool, allow_precompiled: bool) -> Any:
         warnings.simplefilter("always")
         try:
             return compile_module(path, cache=None if cache else False,
-                                  allow_precompiled=allow_precompiled)
+                                  allow_precompiled=allow_precompiled, interruptible=interruptible,
+                                  consume_fuel=consume_fuel)
         except FileNotFoundError:
             raise Failure(f"cannot read module {path!r}: no such file") from None
         except IsADirectoryError:
@@ -216,7 +305,8 @@ def _compile(path: str, *, cache: bool, allow_precompiled: bool) -> Any:
 def run(opts: RunOptions) -> int:
     import pywasi
 
-    module = _compile(opts.module, cache=opts.cache, allow_precompiled=opts.allow_precompiled)
+    module = _compile(opts.module, cache=opts.cache, allow_precompiled=opts.allow_precompiled,
+                      interruptible=opts.timeout is not None, consume_fuel=opts.fuel is not None)
     namespaces = {m for m, _, _ in module.imports}
     # The ABI comes from the module: old programs import wasi_unstable.
     version = "unstable" if "wasi_unstable" in namespaces and \
@@ -228,7 +318,8 @@ def run(opts: RunOptions) -> int:
                               *opts.tcplisten]
         wasi = pywasi.WASI(version=version, args=[opts.module, *opts.args], env=env,
                            preopens=dict((guest, host) for host, guest in opts.dirs),
-                           sockets=sockets)
+                           sockets=sockets, max_open_files=opts.max_open_files,
+                           max_output=opts.max_output)
     except (pywasi.PywasiError, ValueError, TypeError) as e:  # a flag's value
         raise Failure(str(e), EXIT_USAGE) from None
     except OSError as e:
@@ -236,7 +327,10 @@ def run(opts: RunOptions) -> int:
     try:
         _report_ephemeral_ports(wasi, opts.tcplisten)
         try:
-            instance = pywasi.instantiate(module, wasi.get_import_object())
+            instance = pywasi.instantiate(module, wasi.get_import_object(), fuel=opts.fuel,
+                                          max_memory=opts.max_memory)
+        except pywasi.LimitExceeded as e:
+            raise Failure(str(e), EXIT_TRAP) from None
         except pywasi.Trap as e:
             raise Failure(f"error while instantiating {opts.module}: {e}", EXIT_TRAP) from None
         except pywasi.PywasiError as e:
@@ -254,9 +348,12 @@ def run(opts: RunOptions) -> int:
                 wasi.initialize(instance)
                 raise Failure(f"{opts.module} is a reactor (exports _initialize, no _start): "
                               f"_initialize ran, nothing else to run")
-            code = wasi.start(instance)
+            code = wasi.start(instance, timeout=opts.timeout)
         except pywasi.WasiExit as e:  # proc_exit in _initialize
             code = e.code
+        except pywasi.LimitExceeded as e:
+            status = EXIT_TIMEOUT if e.limit == "timeout" else EXIT_TRAP
+            raise Failure(str(e), status) from None
         except pywasi.Trap as e:
             raise Failure(f"error while running {opts.module}:\n{e}", EXIT_TRAP) from None
         except pywasi.PywasiError as e:

@@ -1,8 +1,11 @@
 """pywasi's engines: their settings, and which one a module needs.
 
-Two process-wide engines, made on first use: the default one, whose compiled
-code has no epoch checks, and the threads engine (the same settings plus
-epoch interruption) for modules that can spawn threads. The settings tuples
+Process-wide engines, each made on first use, one per set of code-changing
+features: the default one, whose compiled code has no epoch checks and
+counts no fuel; with epoch interruption (``EPOCH_SETTINGS``: modules that
+can spawn threads, and modules compiled ``interruptible`` for a timeout);
+with fuel (``FUEL_SETTINGS``, modules compiled ``consume_fuel``); and with
+both. A feature costs only the modules compiled for it. The settings tuples
 are part of the compiled-module cache key.
 """
 
@@ -14,11 +17,13 @@ from typing import Any, BinaryIO
 
 import wasmtime
 
-__all__ = ["ENGINE_SETTINGS", "THREADS_SETTINGS", "default_engine", "threads_engine",
-           "settings_of", "has_epochs", "is_default_engine", "needs_threads"]
+__all__ = ["ENGINE_SETTINGS", "THREADS_SETTINGS", "EPOCH_SETTINGS", "FUEL_SETTINGS",
+           "default_engine", "threads_engine", "engine_for", "settings_of", "has_epochs",
+           "has_fuel", "needs_threads"]
 
-_ENGINE: wasmtime.Engine | None = None
-_THREADS_ENGINE: wasmtime.Engine | None = None
+# (epochs, fuel) -> the engine; and each engine's id -> that key.
+_ENGINES: dict[tuple[bool, bool], wasmtime.Engine] = {}
+_FEATURES: dict[int, tuple[bool, bool]] = {}
 _ENGINE_LOCK = threading.Lock()
 
 # Every setting of pywasi's engine, as (Config attribute, value). They decide
@@ -37,54 +42,67 @@ ENGINE_SETTINGS: tuple[tuple[str, Any], ...] = (
     ("strategy", "cranelift"),
     ("parallel_compilation", True),
 )
-# What the threads engine adds: epoch interruption, so that every thread of a
-# program can be stopped wherever it loops (see ``StopSwitch``). It makes
+# Epoch interruption, so that a program (every thread of it) can be stopped
+# wherever it loops (see ``StopSwitch``): for threads and timeouts. It makes
 # compiled code check a counter in every loop and call, so only modules that
-# can have threads (``needs_threads``) are compiled with it.
-THREADS_SETTINGS: tuple[tuple[str, Any], ...] = (("epoch_interruption", True),)
+# can have threads (``needs_threads``) or ask for it are compiled with it.
+EPOCH_SETTINGS: tuple[tuple[str, Any], ...] = (("epoch_interruption", True),)
+THREADS_SETTINGS = EPOCH_SETTINGS
+# Fuel: compiled code counts what it executes and traps when the store's
+# fuel is used up (wasmtime: deterministic, costlier than epochs).
+FUEL_SETTINGS: tuple[tuple[str, Any], ...] = (("consume_fuel", True),)
+
+
+def _settings(epochs: bool, fuel: bool) -> tuple[tuple[str, Any], ...]:
+    return ENGINE_SETTINGS + (EPOCH_SETTINGS if epochs else ()) + (FUEL_SETTINGS if fuel else ())
 
 
 def settings_of(engine: wasmtime.Engine) -> tuple[tuple[str, Any], ...] | None:
     """The settings ``engine`` was made with, None if it is not pywasi's."""
-    if engine is _THREADS_ENGINE:
-        return ENGINE_SETTINGS + THREADS_SETTINGS
-    if engine is _ENGINE:
-        return ENGINE_SETTINGS
-    return None
+    features = _FEATURES.get(id(engine))
+    if features is None or _ENGINES.get(features) is not engine:
+        return None
+    return _settings(*features)
 
 
 def has_epochs(engine: wasmtime.Engine) -> bool:
     """Whether ``engine``'s code checks the epoch (its stores need a deadline)."""
-    return engine is _THREADS_ENGINE
+    features = _FEATURES.get(id(engine))
+    return features is not None and features[0] and _ENGINES[features] is engine
 
 
-def is_default_engine(engine: wasmtime.Engine) -> bool:
-    return engine is _ENGINE
+def has_fuel(engine: wasmtime.Engine) -> bool:
+    """Whether ``engine``'s code consumes fuel (its stores need some)."""
+    features = _FEATURES.get(id(engine))
+    return features is not None and features[1] and _ENGINES[features] is engine
+
+
+def engine_for(*, epochs: bool = False, fuel: bool = False) -> wasmtime.Engine:
+    """pywasi's engine with epoch interruption and/or fuel, made on first use.
+
+    ``memory_may_move = False`` on all of them: linear memory keeps its base
+    address when it grows, so a host view of it only needs extending, never
+    rebasing (see ``_memory``). Threads and shared memory are on so
+    wasi-threads modules compile.
+    """
+    key = (epochs, fuel)
+    with _ENGINE_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _ENGINES[key] = _new_engine(_settings(epochs, fuel))
+            _FEATURES[id(engine)] = key
+        return engine
 
 
 def default_engine() -> wasmtime.Engine:
-    """The process-wide engine pywasi compiles with.
-
-    ``memory_may_move = False``: linear memory keeps its base address when it
-    grows, so a host view of it only needs extending, never rebasing (see
-    ``_memory``). Threads and shared memory are on so wasi-threads modules
-    compile.
-    """
-    global _ENGINE
-    with _ENGINE_LOCK:
-        if _ENGINE is None:
-            _ENGINE = _new_engine(ENGINE_SETTINGS)
-        return _ENGINE
+    """The engine pywasi compiles with: no epochs, no fuel."""
+    return engine_for()
 
 
 def threads_engine() -> wasmtime.Engine:
     """The engine for modules that can spawn threads: the default settings
-    plus ``THREADS_SETTINGS``."""
-    global _THREADS_ENGINE
-    with _ENGINE_LOCK:
-        if _THREADS_ENGINE is None:
-            _THREADS_ENGINE = _new_engine(ENGINE_SETTINGS + THREADS_SETTINGS)
-        return _THREADS_ENGINE
+    plus ``EPOCH_SETTINGS``."""
+    return engine_for(epochs=True)
 
 
 def _new_engine(settings: tuple[tuple[str, Any], ...]) -> wasmtime.Engine:

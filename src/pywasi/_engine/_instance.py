@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import wasmtime
 
-from .._errors import GuestFault, Trap, WasiExit
+from .._errors import GuestFault, LimitExceeded, Trap, WasiExit
 from . import _engines, _ffi
 from ._module import Module
 from ._shared import SharedMemory
@@ -28,7 +28,8 @@ class ExitProbe(Protocol):
 class Instance:
     """An instantiated module (``WebAssembly.Instance``)."""
 
-    __slots__ = ("store", "_instance", "exports", "_hosts", "module", "imported_memory", "link")
+    __slots__ = ("store", "_instance", "exports", "_hosts", "module", "imported_memory", "link",
+                 "fuel", "max_memory")
 
     def __init__(self, store: wasmtime.Store, instance: wasmtime.Instance,
                  module: wasmtime.Module | None = None) -> None:
@@ -43,6 +44,10 @@ class Instance:
         # wasi-threads can instantiate it again for each thread.
         self.imported_memory: Memory | SharedMemory | None = None
         self.link: tuple[Module, Mapping[str, Mapping[str, Any]]] | None = None
+        # The store-level limits ``instantiate`` was given (a wasi-threads
+        # thread's store gets the same).
+        self.fuel: int | None = None
+        self.max_memory: int | None = None
 
     @classmethod
     def wrap(cls, store: wasmtime.Store, instance: wasmtime.Instance) -> Instance:
@@ -65,6 +70,8 @@ class Instance:
             if code is not None:
                 return WasiExit(code)
         if isinstance(error, wasmtime.Trap):
+            if self.fuel is not None and error.trap_code is wasmtime.TrapCode.OUT_OF_FUEL:
+                return LimitExceeded("fuel", f"fuel of {self.fuel} used up")
             return Trap(trap_message(error))
         if isinstance(error, wasmtime.WasmtimeError):
             return Trap(trap_message(error))
@@ -181,8 +188,8 @@ class Memory:
 
     @property
     def stable(self) -> bool:
-        """True when the memory's base cannot move as it grows (our engine)."""
-        return _engines.is_default_engine(self._store.engine)
+        """True when the memory's base cannot move as it grows (our engines)."""
+        return _engines.settings_of(self._store.engine) is not None
 
     @property
     def wasmtime_memory(self) -> wasmtime.Memory:

@@ -8,12 +8,12 @@ from typing import Any
 
 import wasmtime
 
-from .._errors import PywasiError, Trap
+from .._errors import LimitExceeded, PywasiError, Trap
 from ._hostcall import define_raw
 from ._instance import Function, Global, Instance, Memory, trap_message
 from ._module import Module, first_line, kind
-from ._shared import SharedMemory
-from ._stores import new_store
+from ._shared import SharedMemory, capped
+from ._stores import new_store, set_limits
 
 __all__ = ["LinkError", "instantiate", "type_text"]
 
@@ -23,7 +23,8 @@ class LinkError(PywasiError):
 
 
 def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] | None = None,
-                *, store: wasmtime.Store | None = None) -> Instance:
+                *, store: wasmtime.Store | None = None, fuel: int | None = None,
+                max_memory: int | None = None) -> Instance:
     """Instantiate ``module`` with ``import_object`` (``{module: {name: value}}``).
 
     A value may be one of WASI's host functions, a plain Python callable (its
@@ -31,13 +32,27 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
     ``Memory``, ``Global``: the new instance then joins that instance's store,
     as JavaScript instances share one agent) or, with ``store=`` given, a
     wasmtime extern of that store.
+
+    Store-level limits (they apply to the instance's store, for every
+    instance in it): ``fuel``, wasmtime's instruction budget (a module
+    compiled with ``consume_fuel=True``; the guest traps when it is used
+    up); ``max_memory``, the bytes each linear memory may reach (wasmtime's
+    store limiter: ``memory.grow`` past it answers -1, so the guest's malloc
+    gets NULL; a shared memory made here gets it as its maximum).
     """
     if not isinstance(module, Module):
         raise TypeError(f"instantiate() takes a Module from pywasi.compile(), not {type(module).__name__}")
+    _check_limit("fuel", fuel, 0)
+    _check_limit("max_memory", max_memory, 1)
+    if fuel is not None and not module.consume_fuel:
+        raise ValueError("instantiate(fuel=...) needs a module compiled to count fuel: "
+                         "pywasi.compile(..., consume_fuel=True)")
     import_object = import_object or {}
     engine = module.engine
     explicit = store is not None
     store = _choose_store(module, import_object, store)
+    if fuel is not None or max_memory is not None:
+        set_limits(store, fuel=fuel, max_memory=max_memory)
     linker = wasmtime.Linker(engine)
     hosts: list[Any] = []
     # wasi-threads: `wasi`.`thread-spawn`, if the import object lacks it, is
@@ -73,7 +88,7 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
             complete.setdefault(imp.module, {})[name] = value
         if value is None and threads and isinstance(imp.type, wasmtime.MemoryType) \
                 and imp.type.is_shared:
-            value = SharedMemory(wasmtime.SharedMemory(engine, imp.type))
+            value = SharedMemory(wasmtime.SharedMemory(engine, capped(imp.type, max_memory)))
             complete.setdefault(imp.module, {})[name] = value
         if value is None:
             if namespace is None:
@@ -89,9 +104,13 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
     except wasmtime.Trap as e:
         raise Trap(trap_message(e)) from None
     except wasmtime.WasmtimeError as e:
+        if max_memory is not None and "exceeds memory limits" in str(e):
+            raise LimitExceeded("memory", f"memory limit of {max_memory} bytes: "
+                                          f"{first_line(e)}") from None
         raise LinkError(first_line(e)) from None
     instance = Instance(store, raw, module._module)
     instance.imported_memory = memory
+    instance.fuel, instance.max_memory = fuel, max_memory
     instance.link = (module, complete)
     for host in hosts:
         instance._attach(host)
@@ -116,6 +135,15 @@ def type_text(ty: Any) -> str:
     if isinstance(ty, wasmtime.GlobalType):
         return f"a {'mutable' if ty.mutable else 'constant'} global {ty.content}"
     return f"a {kind(ty)}"
+
+
+def _check_limit(name: str, value: Any, least: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < least:
+        raise ValueError(f"{name} must be at least {least}, got {value}")
 
 
 def _thread_spawn_of(import_object: Mapping[str, Mapping[str, Any]]) -> Any:

@@ -13,7 +13,6 @@ from wasmtime import _ffi as ffi
 
 from .._errors import PywasiError
 from . import _engines, _ffi
-from ._engines import default_engine, threads_engine
 
 __all__ = ["Source", "Module", "PRECOMPILED_MAGIC", "compile", "serialize_to", "kind", "first_line"]
 
@@ -55,6 +54,16 @@ class Module:
         return [(e.name, kind(e.type)) for e in self._module.exports]
 
     @property
+    def interruptible(self) -> bool:
+        """Compiled with epoch checks: ``start(..., timeout=)`` can stop it."""
+        return _engines.has_epochs(self.engine)
+
+    @property
+    def consume_fuel(self) -> bool:
+        """Compiled to count fuel: ``instantiate(..., fuel=)`` applies."""
+        return _engines.has_fuel(self.engine)
+
+    @property
     def wasmtime_module(self) -> wasmtime.Module:
         return self._module
 
@@ -77,8 +86,15 @@ PRECOMPILED_MAGIC = b"\x7fELF"
 
 def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A001
             cache: bool | str | os.PathLike[str] | None = None,
-            allow_precompiled: bool = False) -> Module:
+            allow_precompiled: bool = False, interruptible: bool = False,
+            consume_fuel: bool = False) -> Module:
     """Compile wasm (binary or WAT text) from bytes, or from a file path.
+
+    ``interruptible``: the code checks wasmtime's epoch in every loop and
+    call, so that ``start(..., timeout=)`` can stop it wherever it runs (a
+    module that can spawn threads always is). ``consume_fuel``: the code
+    counts fuel, for ``instantiate(..., fuel=)``. Each costs run time (see
+    the README's limits rows) and is off unless asked for.
 
     ``cache``: None or True uses the compiled-module cache in its default
     directory (see ``_cache.cache_dir``), a path uses that directory, False
@@ -89,7 +105,8 @@ def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A
     """
     chosen = engine is None
     if engine is None:
-        engine = threads_engine() if _engines.needs_threads(_source_for_scan(source)) else default_engine()
+        epochs = interruptible or _engines.needs_threads(_source_for_scan(source))
+        engine = _engines.engine_for(epochs=epochs, fuel=consume_fuel)
     settings = _engines.settings_of(engine)
     use_cache = cache is not False and settings is not None
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -111,7 +128,8 @@ def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A
             if not (chosen and allow_precompiled):
                 raise
             # Its import section cannot be read: it may be a threads module.
-            return _load_precompiled(data, threads_engine(), allow_precompiled)
+            return _load_precompiled(data, _engines.engine_for(epochs=True, fuel=consume_fuel),
+                                     allow_precompiled)
 
     def build(wasm: bytes) -> wasmtime.Module:
         try:

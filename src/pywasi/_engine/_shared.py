@@ -8,9 +8,10 @@ import ctypes
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from .._errors import LimitExceeded
 from ._engines import threads_engine
 
-__all__ = ["SharedMemory", "shared_memory_workaround"]
+__all__ = ["SharedMemory", "shared_memory_workaround", "capped"]
 
 
 def _wasmtime_release() -> str:
@@ -84,6 +85,24 @@ class SharedMemory:
         notify_all = linker.instantiate(store, _notifier()).exports(store)["notify_all"]
         assert isinstance(notify_all, wasmtime.Func)
         notify_all(store, self.locate()[1])
+
+
+def capped(ty: wasmtime.MemoryType, max_memory: int | None) -> wasmtime.MemoryType:
+    """``ty`` (a shared memory's type) with its maximum lowered to
+    ``max_memory`` bytes: a shared memory belongs to the engine, not to a
+    store, so the store limiter does not see its growth; its own maximum
+    does (memory.grow past it answers -1). Still a subtype of ``ty``, so the
+    module's import accepts it. A minimum above the cap is refused, as the
+    store limiter refuses an initial memory above it."""
+    if max_memory is None:
+        return ty
+    pages = max_memory // 65536
+    if ty.limits.min > pages:
+        raise LimitExceeded("memory", f"memory limit of {max_memory} bytes: the shared memory's "
+                                      f"minimum is {ty.limits.min * 65536} bytes")
+    if ty.limits.max is not None:
+        pages = min(pages, ty.limits.max)
+    return wasmtime.MemoryType(wasmtime.Limits(ty.limits.min, pages), is_64=ty.is_64, shared=True)
 
 
 def shared_memory_workaround() -> bool:

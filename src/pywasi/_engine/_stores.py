@@ -15,7 +15,7 @@ import wasmtime
 
 from . import _engines, _ffi
 
-__all__ = ["StopSwitch", "STOPPED_MESSAGE", "new_store", "store_switch"]
+__all__ = ["StopSwitch", "STOPPED_MESSAGE", "UNLIMITED_FUEL", "new_store", "set_limits", "store_switch"]
 
 
 class StopSwitch:
@@ -57,11 +57,20 @@ ctypes.pythonapi.Py_IncRef(ctypes.py_object(_on_epoch_c))  # as _ffi.RELEASE: ou
 _STORE_SWITCHES: weakref.WeakKeyDictionary[wasmtime.Store, StopSwitch] = weakref.WeakKeyDictionary()
 
 
-def new_store(engine: wasmtime.Engine, switch: StopSwitch | None = None) -> wasmtime.Store:
-    """A store on ``engine``. On the threads engine it gets an epoch deadline
-    (without one, its wasm would trap at once) and ``switch`` (a new one if
-    not given; ``store_switch`` finds it)."""
+# What a store of a fuel engine starts with when no fuel limit is asked
+# (wasmtime's stores start with none): as good as unlimited.
+UNLIMITED_FUEL = (1 << 63) - 1
+
+
+def new_store(engine: wasmtime.Engine, switch: StopSwitch | None = None, *,
+              fuel: int | None = None, max_memory: int | None = None) -> wasmtime.Store:
+    """A store on ``engine``. On an engine with epochs it gets an epoch
+    deadline (without one, its wasm would trap at once) and ``switch`` (a
+    new one if not given; ``store_switch`` finds it). ``fuel`` (engines that
+    consume fuel; unlimited if None) and ``max_memory`` (bytes each linear
+    memory may reach, wasmtime's store limiter) are its limits."""
     store = wasmtime.Store(engine)
+    set_limits(store, fuel=fuel, max_memory=max_memory)
     if _engines.has_epochs(engine):
         switch = switch or StopSwitch()
         key = _ffi.register(switch)
@@ -70,6 +79,13 @@ def new_store(engine: wasmtime.Engine, switch: StopSwitch | None = None) -> wasm
                                 _ffi.RELEASE)
         _STORE_SWITCHES[store] = switch
     return store
+
+
+def set_limits(store: wasmtime.Store, *, fuel: int | None, max_memory: int | None) -> None:
+    if _engines.has_fuel(store.engine):
+        store.set_fuel(UNLIMITED_FUEL if fuel is None else fuel)
+    if max_memory is not None:
+        store.set_limits(memory_size=max_memory)
 
 
 def store_switch(store: wasmtime.Store) -> StopSwitch | None:

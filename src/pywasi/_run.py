@@ -1,0 +1,174 @@
+"""``pywasi.run()``: one call that runs a WASI command under limits and says
+what happened, shaped like ``subprocess.run``.
+
+Each call has its own WASI environment, store, memory and descriptors, so
+calls from several Python threads at once on one compiled ``Module`` are
+isolated from each other; the module is compiled once and reused.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._engine import Instance, Memory, Module, SharedMemory, compile, instantiate
+from ._engine._engines import has_fuel
+from ._engine._stores import UNLIMITED_FUEL
+from ._errors import LimitExceeded, PywasiError, Trap
+from ._wasi import WASI
+
+__all__ = ["run", "RunResult", "RunError"]
+
+
+class RunResult:
+    """What ``run()`` saw.
+
+    ``exit_code``: the guest's exit code, None when it did not exit (a trap,
+    or a limit stopped it). ``stdout``/``stderr``: what it wrote (bytes;
+    None without ``capture_output``), up to the moment it ended. ``limit``:
+    None, or the limit that ended it: "timeout", "fuel", "output", "memory"
+    (see ``run``). ``trap``: the trap's message, or None. ``fuel_consumed``:
+    with a module that counts fuel, how much the run used. ``memory_peak``:
+    bytes of linear memory at its largest (memories only grow: their size at
+    the end). ``wall_time``: seconds from instantiation to the end.
+    """
+
+    __slots__ = ("exit_code", "stdout", "stderr", "limit", "trap", "fuel_consumed",
+                 "memory_peak", "wall_time")
+
+    def __init__(self, *, exit_code: int | None, stdout: bytes | None, stderr: bytes | None,
+                 limit: str | None, trap: str | None, fuel_consumed: int | None,
+                 memory_peak: int, wall_time: float) -> None:
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+        self.limit = limit
+        self.trap = trap
+        self.fuel_consumed = fuel_consumed
+        self.memory_peak = memory_peak
+        self.wall_time = wall_time
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"RunResult({fields})"
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class RunError(PywasiError):
+    """``run(..., check=True)``: the program did not exit with code 0;
+    ``result`` is its ``RunResult``."""
+
+    def __init__(self, result: RunResult) -> None:
+        if result.exit_code is not None:
+            what = f"exited with code {result.exit_code}"
+        elif result.limit is not None:
+            what = f"was stopped by its {result.limit} limit: {result.trap}"
+        else:
+            what = f"trapped: {result.trap}"
+        super().__init__(f"the program {what}")
+        self.result = result
+
+
+def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] = (),
+        env: Mapping[str, str] | None = None, preopens: Mapping[str, Any] | None = None,
+        stdin: Any = b"", timeout: float | None = None, fuel: int | None = None,
+        max_memory: int | None = None, max_open_files: int | None = None,
+        max_output: int | None = None, capture_output: bool = True, check: bool = False,
+        version: str | None = None, cache: bool | str | os.PathLike[str] | None = None) -> RunResult:
+    """Run a WASI command to its end and return a ``RunResult``.
+
+    ``module``: a ``Module`` (reused as it is: compile it with
+    ``interruptible=True`` for a ``timeout``, ``consume_fuel=True`` for
+    ``fuel``), or wasm bytes or a path, compiled here with what the limits
+    need (through the compiled-module cache; ``cache`` as ``compile``'s).
+    ``args`` is the guest's whole argv (``args[0]`` its program name);
+    ``env``, ``preopens`` and ``stdin`` are ``WASI``'s (``stdin`` bytes by
+    default: empty input). ``capture_output=False`` lets the guest write to
+    this process's stdout and stderr instead.
+
+    Limits: ``timeout`` seconds of wall-clock time; ``fuel``, wasmtime's
+    instruction budget; ``max_memory`` bytes each linear memory may reach
+    (``memory.grow`` past it fails, the guest's malloc gets NULL);
+    ``max_open_files`` descriptors open at once (past it: ``MFILE``);
+    ``max_output`` bytes to stdout and stderr together (the guest is stopped
+    at the write that passes it). ``limit`` says which one ended the run;
+    "memory" when a module needs more than ``max_memory`` to start, or when
+    the program failed (a trap or a non-zero exit) with its memory at the
+    cap (within max(1 MiB, max_memory/16)): the host cannot see a refused
+    ``memory.grow`` itself, only where memory ended.
+
+    ``check=True`` raises ``RunError`` (carrying the result) unless the
+    program exited with code 0.
+    """
+    module = _module_for(module, timeout, fuel, cache)
+    if version is None:
+        namespaces = {ns for ns, _, _ in module.imports}
+        version = "unstable" if "wasi_unstable" in namespaces and \
+            "wasi_snapshot_preview1" not in namespaces else "preview1"
+    out: list[bytes] = []
+    err: list[bytes] = []
+    wasi = WASI(version=version, args=list(args), env=env, preopens=preopens, stdin=stdin,
+                stdout=out.append if capture_output else 1,
+                stderr=err.append if capture_output else 2,
+                max_open_files=max_open_files, max_output=max_output)
+    exit_code: int | None = None
+    limit = trap = None
+    instance: Instance | None = None
+    began = time.perf_counter()
+    try:
+        instance = instantiate(module, wasi.get_import_object(), fuel=fuel, max_memory=max_memory)
+        exit_code = wasi.start(instance, timeout=timeout)
+    except LimitExceeded as e:
+        limit, trap = e.limit, str(e)
+    except Trap as e:
+        trap = str(e)
+    finally:
+        wall_time = time.perf_counter() - began
+        wasi.close()
+    peak = 0 if instance is None else _memory_size(instance)
+    if limit is None and max_memory is not None and exit_code != 0 \
+            and peak > max_memory - max(1 << 20, max_memory // 16):
+        limit = "memory"
+    result = RunResult(exit_code=exit_code, stdout=b"".join(out) if capture_output else None,
+                       stderr=b"".join(err) if capture_output else None, limit=limit, trap=trap,
+                       fuel_consumed=None if instance is None else _fuel_used(instance, fuel),
+                       memory_peak=peak, wall_time=wall_time)
+    if check and exit_code != 0:
+        raise RunError(result)
+    return result
+
+
+def _module_for(module: Any, timeout: float | None, fuel: int | None, cache: Any) -> Module:
+    if not isinstance(module, Module):
+        return compile(module, cache=cache, interruptible=timeout is not None,
+                       consume_fuel=fuel is not None)
+    if timeout is not None and not module.interruptible:
+        raise ValueError("run(timeout=...) with a compiled module needs one compiled to be "
+                         "interruptible: pywasi.compile(..., interruptible=True)")
+    if fuel is not None and not module.consume_fuel:
+        raise ValueError("run(fuel=...) with a compiled module needs one compiled to count "
+                         "fuel: pywasi.compile(..., consume_fuel=True)")
+    return module
+
+
+def _memory_size(instance: Instance) -> int:
+    """Bytes of every memory the instance exports or imports, each once."""
+    memories: dict[int, int] = {}
+    candidates = [v for v in instance.exports.values() if isinstance(v, (Memory, SharedMemory))]
+    if instance.imported_memory is not None:
+        candidates.append(instance.imported_memory)
+    for memory in candidates:
+        address, length = memory.locate()
+        memories[address] = length
+    return sum(memories.values())
+
+
+def _fuel_used(instance: Instance, fuel: int | None) -> int | None:
+    if not has_fuel(instance.store.engine):
+        return None
+    return (UNLIMITED_FUEL if fuel is None else fuel) - int(instance.store.get_fuel())
