@@ -19,28 +19,30 @@ from ._wasi import WASI, PreopenError
 
 if _TYPE_CHECKING:
     from ._run import RunError, RunResult, run
+    from ._trace import Trace, TraceEvent
 
 __version__ = "0.1.0"
 
 __all__ = [
     "WASI", "run", "RunResult", "RunError", "compile", "instantiate", "Module", "Instance",
     "Function", "Memory", "Global", "PywasiError", "PreopenError", "LinkError", "Trap",
-    "LimitExceeded", "WasiExit", "__version__",
+    "LimitExceeded", "WasiExit", "Trace", "TraceEvent", "__version__",
 ]
 
 # Imported on first use: the pywasi command never needs them, and a module
 # import is ~0.5M instructions of every start-up (callgrind).
-_LAZY = frozenset({"run", "RunResult", "RunError"})
+_LAZY = {"run": "_run", "RunResult": "_run", "RunError": "_run", "Trace": "_trace",
+         "TraceEvent": "_trace"}
 
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        from . import _run
-        value = getattr(_run, name)
+        import importlib
+        value = getattr(importlib.import_module("." + _LAZY[name], __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'pywasi' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY)
+    return sorted(set(globals()) | set(_LAZY))

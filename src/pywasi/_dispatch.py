@@ -33,12 +33,22 @@ from ._abi import Errno, Signature, errno_from_host
 from ._engine import RAW_CALLBACK, trap_pointer
 from ._errors import GuestFault, ProcExit, WasiError
 
-__all__ = ["HostFunction", "HostState"]
+__all__ = ["HostFunction", "HostState", "errno_of"]
 
 _RESULT = struct.Struct("<I")
 # The raw array holds one 16-byte wasmtime_val_raw_t per argument; an i32
 # argument is its low 4 bytes, an i64 its low 8 (little-endian).
 _SLOT = {"i32": "I12x", "i64": "Q8x"}
+
+
+def errno_of(error: BaseException) -> int | None:
+    """The errno a syscall's exception answers the guest with; None when it
+    answers none (a fault, proc_exit, a bug, an interrupt: the call traps)."""
+    if isinstance(error, WasiError):
+        return int(error.errno)
+    if isinstance(error, OSError):
+        return int(errno_from_host(error.errno))
+    return None
 
 
 class _Pending(threading.local):
@@ -116,10 +126,8 @@ class HostFunction:
                   for a, t in zip(args, self.params)]
         try:
             self.impl(*masked)
-        except WasiError as e:
-            return int(e.errno)
-        except OSError as e:
-            return int(errno_from_host(e.errno))
+        except (WasiError, OSError) as e:
+            return errno_of(e)
         except ProcExit as e:
             self.wasi_host.exit_code = e.code
             raise
@@ -131,30 +139,33 @@ class HostFunction:
     def outcome(self, error: BaseException) -> int | str:
         """What the syscall's exception means for the guest: the errno to
         return (an int), or the message of the trap that ends the call."""
-        if isinstance(error, WasiError):
-            errno = int(error.errno)
-        elif isinstance(error, OSError):
-            errno = int(errno_from_host(error.errno))
-        elif isinstance(error, GuestFault):
-            return f"{self.name}: {error}"
-        elif isinstance(error, ProcExit):
-            self.wasi_host.exit_code = error.code
-            return f"exit with code {error.code}"
-        elif isinstance(error, Exception):  # a bug in pywasi: trap, never crash the host
-            return f"pywasi internal error in {self.name}: {type(error).__name__}: {error}"
-        else:  # KeyboardInterrupt, SystemExit from a user callback
-            self.wasi_host.interrupt = error
-            return f"{self.name}: interrupted ({type(error).__name__})"
+        errno = errno_of(error)
+        if errno is None:
+            return self.trap_message(error)
         if self.results:
             return errno
         return f"{self.name}: failed with errno {Errno(errno).name}"
+
+    def trap_message(self, error: BaseException) -> str:
+        """The trap for an exception that answers no errno (``errno_of``)."""
+        if isinstance(error, GuestFault):
+            return f"{self.name}: {error}"
+        if isinstance(error, ProcExit):
+            self.wasi_host.exit_code = error.code
+            return f"exit with code {error.code}"
+        if isinstance(error, Exception):  # a bug in pywasi: trap, never crash the host
+            return f"pywasi internal error in {self.name}: {type(error).__name__}: {error}"
+        # KeyboardInterrupt, SystemExit from a user callback
+        self.wasi_host.interrupt = error
+        return f"{self.name}: interrupted ({type(error).__name__})"
 
     def fast_path(self, accel: Any) -> tuple[str, Any, Any] | None:
         """For ``accel.new_env``: this call's name, the memory cell its C
         fast path (if it has one) may write and what else that path needs
         (the syscall group's ``<name>_accel()``), when ``impl`` is the
         syscall of that name (not wasi_unstable's replacement, not a test's
-        stand-in)."""
+        stand-in, not the trace's wrapper: a traced call takes the Python
+        route, so the trace sees it)."""
         if getattr(self.impl, "__name__", None) != self.name:
             return None
         host = self.wasi_host

@@ -55,6 +55,10 @@ _WAKE_INTERVAL = 0.02
 Outcome = Any  # an exit code (int), or the exception start() raises (Trap, KeyboardInterrupt)
 
 
+# The wasi-threads id of the thread running (set in each spawned thread).
+_running = threading.local()
+
+
 class ThreadSpawn:
     """``wasi``.``thread-spawn`` for one WASI object (its import object holds
     it), and the threads of the program that object runs."""
@@ -116,6 +120,13 @@ class ThreadSpawn:
                 return _SPAWN_FAILED
         return tid
 
+    def thread_id(self) -> int | None:
+        """The calling thread's wasi-threads id (0: the main thread) once the
+        program has spawned a thread; None before (the trace's prefix)."""
+        if self._next_id == 1 and not self._threads:
+            return None
+        return getattr(_running, "tid", 0)
+
     def _allocate_id(self) -> int | None:
         """The next free id, wrapping at MAX_THREAD_ID; reserved in the table."""
         if self._ended or len(self._threads) >= MAX_THREAD_ID:
@@ -128,6 +139,7 @@ class ThreadSpawn:
         return tid
 
     def _run(self, entry: Any, tid: int, start_arg: int) -> None:
+        _running.tid = tid
         try:
             entry(tid, start_arg)
         except WasiExit as e:

@@ -65,6 +65,10 @@ class WASI:
     it answers ``MFILE``); ``max_output``, bytes the guest may write to
     stdout and stderr together (the write that passes it writes what fits,
     then the guest is stopped: ``start`` raises ``LimitExceeded``).
+
+    ``trace``: a syscall trace (docs/trace.md): a callable (one
+    ``TraceEvent`` per host call), a file object (one strace-style line per
+    call) or a ``pywasi.Trace`` (which calls, JSON lines).
     """
 
     def __init__(self, *, version: str, args: Iterable[str] = (),
@@ -72,7 +76,7 @@ class WASI:
                  preopens: Mapping[str, str | os.PathLike[str]] | None = None,
                  return_on_exit: bool = True, stdin: Any = 0, stdout: Any = 1,
                  stderr: Any = 2, sockets: Iterable[Any] = (), max_open_files: int | None = None,
-                 max_output: int | None = None) -> None:
+                 max_output: int | None = None, trace: Any = None) -> None:
         if not isinstance(version, str):
             raise TypeError(f"version must be a string, not {type(version).__name__}")
         if version not in _VERSIONS:
@@ -132,8 +136,14 @@ class WASI:
 
         self._ctx = Syscalls(args=arg_list, environ=environ, fds=fds,
                              unstable=version == "unstable")
-        self.wasi_import: dict[str, HostFunction] = build_imports(self._ctx)
+        self._trace: Any = None
+        if trace is not None:
+            from ._trace import Trace  # only when asked: start-up
+            self._trace = trace if isinstance(trace, Trace) else Trace(trace)
+        self.wasi_import: dict[str, HostFunction] = build_imports(self._ctx, self._trace)
         self._thread_spawn = self._ctx.thread_spawn = ThreadSpawn(self._ctx)
+        if self._trace is not None:
+            self._trace.bind(self._thread_spawn)
         self._bound = False
         self._started = False
 
@@ -185,6 +195,11 @@ class WASI:
         fd_write, sock_accept, sock_recv, sock_send -- and ``start`` raises
         ``LimitExceeded`` (``limit == "timeout"``). A limit that stops the
         guest (fuel, output) raises it too; another trap raises ``Trap``."""
+        if self._trace is not None:  # its exit or trap line after the run
+            return int(self._trace.run(lambda: self._start(instance, timeout)))
+        return self._start(instance, timeout)
+
+    def _start(self, instance: Instance, timeout: float | None) -> int:
         seconds = _check_timeout(timeout)
         exports = self._check_instance(instance, "start")
         if "_initialize" in exports:

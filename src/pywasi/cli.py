@@ -54,6 +54,10 @@ options for run:
                         (an open past it fails with EMFILE)
   --max-output BYTES    stop the program (status 134) at the write that takes its stdout
                         and stderr together past BYTES; what fits is written
+  --trace[=FILE]        write a syscall trace, one line per host call, to stderr (or FILE)
+  --trace-filter=CALLS  trace only these functions: names or shell patterns, comma-separated
+                        (path_*,fd_read); implies --trace
+  --trace-format=json   the trace as JSON lines (default: text, as strace); implies --trace
   --no-cache            compile without the compiled-module cache (read or write)
   --allow-precompiled   accept a precompiled MODULE (from `pywasi compile`): native code
   -h, --help            show this help
@@ -106,6 +110,9 @@ class RunOptions:
         self.max_memory: int | None = None
         self.max_open_files: int | None = None
         self.max_output: int | None = None
+        self.trace: str | None = None  # "-": stderr, else a file
+        self.trace_filter: str | None = None
+        self.trace_format = "text"
 
 
 def _take_value(argv: Sequence[str], i: int, flag: str) -> tuple[str, int]:
@@ -168,6 +175,20 @@ def parse_run(argv: Sequence[str]) -> RunOptions:
         elif arg == "--max-output" or arg.startswith("--max-output="):
             value, i = _take_value(argv, i, "--max-output")
             opts.max_output = _bytes("--max-output", value)
+        elif arg == "--trace" or arg.startswith("--trace="):
+            # --trace alone never takes the next argument: that is MODULE.
+            opts.trace = arg[len("--trace="):] if arg.startswith("--trace=") else "-"
+            if not opts.trace:
+                raise UsageError("--trace= needs a FILE (--trace alone: stderr)")
+            i += 1
+        elif arg == "--trace-filter" or arg.startswith("--trace-filter="):
+            opts.trace_filter, i = _take_value(argv, i, "--trace-filter")
+            opts.trace = opts.trace or "-"
+        elif arg == "--trace-format" or arg.startswith("--trace-format="):
+            opts.trace_format, i = _take_value(argv, i, "--trace-format")
+            if opts.trace_format not in ("text", "json"):
+                raise UsageError(f"--trace-format {opts.trace_format!r}: expected text or json")
+            opts.trace = opts.trace or "-"
         elif arg == "--no-cache":
             opts.cache = False
             i += 1
@@ -313,13 +334,14 @@ def run(opts: RunOptions) -> int:
         "wasi_snapshot_preview1" not in namespaces else "preview1"
     env = dict(os.environ) if opts.inherit_env else {}
     env.update(opts.env)
+    trace, trace_file = _open_trace(opts) if opts.trace is not None else (None, None)
     try:
         sockets: list[Any] = [*(_inherited_sockets() if opts.listenfd else []),
                               *opts.tcplisten]
         wasi = pywasi.WASI(version=version, args=[opts.module, *opts.args], env=env,
                            preopens=dict((guest, host) for host, guest in opts.dirs),
                            sockets=sockets, max_open_files=opts.max_open_files,
-                           max_output=opts.max_output)
+                           max_output=opts.max_output, trace=trace)
     except (pywasi.PywasiError, ValueError, TypeError) as e:  # a flag's value
         raise Failure(str(e), EXIT_USAGE) from None
     except OSError as e:
@@ -360,9 +382,42 @@ def run(opts: RunOptions) -> int:
             raise Failure(f"{opts.module}: {e}") from None
     finally:
         wasi.close()
+        if trace_file is not None:
+            _close_trace(trace_file)
     # A POSIX exit status is 8 bits: a code above 255 would wrap (256 → 0,
     # "success"), so it is reported as 255.
     return code if 0 <= code <= 255 else 255
+
+
+def _open_trace(opts: RunOptions) -> tuple[Any, Any]:
+    """--trace: the trace and the file it writes. On stderr it is this
+    process's own (a duplicate of fd 2, unbuffered: each line is one write,
+    in order with the guest's writes to its stderr), never the guest's fd 2,
+    which the guest may close or redirect; a FILE is buffered, closed at
+    the end."""
+    from pywasi import Trace
+    assert opts.trace is not None
+    if opts.trace == "-":
+        out: Any = os.fdopen(os.dup(2), "wb", buffering=0)
+    else:
+        try:
+            out = open(opts.trace, "wb")
+        except OSError as e:
+            raise Failure(f"cannot write the trace to {opts.trace!r}: {e.strerror or e}",
+                          EXIT_USAGE) from None
+    try:
+        return Trace(out, calls=opts.trace_filter, format=opts.trace_format,
+                     flush=opts.trace == "-"), out
+    except ValueError as e:
+        out.close()
+        raise UsageError(f"--trace-filter: {e}") from None
+
+
+def _close_trace(out: Any) -> None:
+    try:
+        out.close()
+    except OSError as e:
+        raise Failure(f"cannot write the trace: {e.strerror or e}") from None
 
 
 def _check_entry_point(exports: Any, name: str, module: str) -> None:

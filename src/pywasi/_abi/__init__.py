@@ -38,6 +38,7 @@ from ._types import (
     Subclockflags,
     Whence,
     WhenceUnstable,
+    WITX_TYPES,
 )
 
 __all__ = [
@@ -46,7 +47,7 @@ __all__ = [
     "Advice", "Clockid", "Eventrwflags", "Eventtype", "Fdflags", "Filetype",
     "Fstflags", "Lookupflags", "Oflags", "Preopentype", "Riflags", "Rights",
     "Roflags", "Sdflags", "Siflags", "Signal", "Subclockflags", "Whence",
-    "WhenceUnstable",
+    "WhenceUnstable", "WITX_TYPES",
     # _layout
     "Layout", "IOVEC", "CIOVEC", "FDSTAT", "FILESTAT", "FILESTAT_UNSTABLE",
     "DIRENT", "PRESTAT", "EVENT", "SUBSCRIPTION_CLOCK", "SUBSCRIPTION_FD_READWRITE",

@@ -39,6 +39,10 @@ class Signature(NamedTuple):
     name: str
     params: tuple[tuple[str, str], ...]
     results: tuple[str, ...]
+    # The witx view, for what decodes calls (the trace): each parameter and
+    # each success result as (name, witx type), before lowering.
+    inputs: tuple[tuple[str, str], ...] = ()
+    outputs: tuple[tuple[str, str], ...] = ()
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -63,45 +67,49 @@ _LOWERING: dict[str, str] = {
     "string": "pair", "iovec_array": "pair", "ciovec_array": "pair",
 }
 
-# (name, ((param, witx type), ...), (success results, ...)); None: noreturn.
-_Spec = tuple[str, tuple[tuple[str, str], ...], Optional[tuple[str, ...]]]
+# (name, ((param, witx type), ...), ((success result, witx type), ...));
+# None: noreturn.
+_Spec = tuple[str, tuple[tuple[str, str], ...], Optional[tuple[tuple[str, str], ...]]]
 
 _PREVIEW1_SPEC: tuple[_Spec, ...] = (
     ("args_get", (("argv", "pointer"), ("argv_buf", "pointer")), ()),
-    ("args_sizes_get", (), ("argc", "argv_buf_size")),
+    ("args_sizes_get", (), (("argc", "size"), ("argv_buf_size", "size"))),
     ("environ_get", (("environ", "pointer"), ("environ_buf", "pointer")), ()),
-    ("environ_sizes_get", (), ("environc", "environ_buf_size")),
-    ("clock_res_get", (("id", "clockid"),), ("resolution",)),
-    ("clock_time_get", (("id", "clockid"), ("precision", "timestamp")), ("time",)),
+    ("environ_sizes_get", (), (("environc", "size"), ("environ_buf_size", "size"))),
+    ("clock_res_get", (("id", "clockid"),), (("resolution", "timestamp"),)),
+    ("clock_time_get", (("id", "clockid"), ("precision", "timestamp")),
+     (("time", "timestamp"),)),
     ("fd_advise", (("fd", "fd"), ("offset", "filesize"), ("len", "filesize"),
                    ("advice", "advice")), ()),
     ("fd_allocate", (("fd", "fd"), ("offset", "filesize"), ("len", "filesize")), ()),
     ("fd_close", (("fd", "fd"),), ()),
     ("fd_datasync", (("fd", "fd"),), ()),
-    ("fd_fdstat_get", (("fd", "fd"),), ("stat",)),
+    ("fd_fdstat_get", (("fd", "fd"),), (("stat", "fdstat"),)),
     ("fd_fdstat_set_flags", (("fd", "fd"), ("flags", "fdflags")), ()),
     ("fd_fdstat_set_rights", (("fd", "fd"), ("fs_rights_base", "rights"),
                               ("fs_rights_inheriting", "rights")), ()),
-    ("fd_filestat_get", (("fd", "fd"),), ("buf",)),
+    ("fd_filestat_get", (("fd", "fd"),), (("buf", "filestat"),)),
     ("fd_filestat_set_size", (("fd", "fd"), ("size", "filesize")), ()),
     ("fd_filestat_set_times", (("fd", "fd"), ("atim", "timestamp"), ("mtim", "timestamp"),
                                ("fst_flags", "fstflags")), ()),
-    ("fd_pread", (("fd", "fd"), ("iovs", "iovec_array"), ("offset", "filesize")), ("nread",)),
-    ("fd_prestat_get", (("fd", "fd"),), ("buf",)),
+    ("fd_pread", (("fd", "fd"), ("iovs", "iovec_array"), ("offset", "filesize")),
+     (("nread", "size"),)),
+    ("fd_prestat_get", (("fd", "fd"),), (("buf", "prestat"),)),
     ("fd_prestat_dir_name", (("fd", "fd"), ("path", "pointer"), ("path_len", "size")), ()),
     ("fd_pwrite", (("fd", "fd"), ("iovs", "ciovec_array"), ("offset", "filesize")),
-     ("nwritten",)),
-    ("fd_read", (("fd", "fd"), ("iovs", "iovec_array")), ("nread",)),
+     (("nwritten", "size"),)),
+    ("fd_read", (("fd", "fd"), ("iovs", "iovec_array")), (("nread", "size"),)),
     ("fd_readdir", (("fd", "fd"), ("buf", "pointer"), ("buf_len", "size"),
-                    ("cookie", "dircookie")), ("bufused",)),
+                    ("cookie", "dircookie")), (("bufused", "size"),)),
     ("fd_renumber", (("fd", "fd"), ("to", "fd")), ()),
-    ("fd_seek", (("fd", "fd"), ("offset", "filedelta"), ("whence", "whence")), ("newoffset",)),
+    ("fd_seek", (("fd", "fd"), ("offset", "filedelta"), ("whence", "whence")),
+     (("newoffset", "filesize"),)),
     ("fd_sync", (("fd", "fd"),), ()),
-    ("fd_tell", (("fd", "fd"),), ("offset",)),
-    ("fd_write", (("fd", "fd"), ("iovs", "ciovec_array")), ("nwritten",)),
+    ("fd_tell", (("fd", "fd"),), (("offset", "filesize"),)),
+    ("fd_write", (("fd", "fd"), ("iovs", "ciovec_array")), (("nwritten", "size"),)),
     ("path_create_directory", (("fd", "fd"), ("path", "string")), ()),
     ("path_filestat_get", (("fd", "fd"), ("flags", "lookupflags"), ("path", "string")),
-     ("buf",)),
+     (("buf", "filestat"),)),
     ("path_filestat_set_times", (("fd", "fd"), ("flags", "lookupflags"), ("path", "string"),
                                  ("atim", "timestamp"), ("mtim", "timestamp"),
                                  ("fst_flags", "fstflags")), ()),
@@ -110,25 +118,25 @@ _PREVIEW1_SPEC: tuple[_Spec, ...] = (
     ("path_open", (("fd", "fd"), ("dirflags", "lookupflags"), ("path", "string"),
                    ("oflags", "oflags"), ("fs_rights_base", "rights"),
                    ("fs_rights_inheriting", "rights"), ("fdflags", "fdflags")),
-     ("opened_fd",)),
+     (("opened_fd", "fd"),)),
     ("path_readlink", (("fd", "fd"), ("path", "string"), ("buf", "pointer"),
-                       ("buf_len", "size")), ("bufused",)),
+                       ("buf_len", "size")), (("bufused", "size"),)),
     ("path_remove_directory", (("fd", "fd"), ("path", "string")), ()),
     ("path_rename", (("fd", "fd"), ("old_path", "string"), ("new_fd", "fd"),
                      ("new_path", "string")), ()),
     ("path_symlink", (("old_path", "string"), ("fd", "fd"), ("new_path", "string")), ()),
     ("path_unlink_file", (("fd", "fd"), ("path", "string")), ()),
     ("poll_oneoff", (("in", "pointer"), ("out", "pointer"), ("nsubscriptions", "size")),
-     ("nevents",)),
+     (("nevents", "size"),)),
     ("proc_exit", (("rval", "exitcode"),), None),
     ("proc_raise", (("sig", "signal"),), ()),
     ("sched_yield", (), ()),
     ("random_get", (("buf", "pointer"), ("buf_len", "size")), ()),
-    ("sock_accept", (("fd", "fd"), ("flags", "fdflags")), ("fd",)),
+    ("sock_accept", (("fd", "fd"), ("flags", "fdflags")), (("fd", "fd"),)),
     ("sock_recv", (("fd", "fd"), ("ri_data", "iovec_array"), ("ri_flags", "riflags")),
-     ("ro_datalen", "ro_flags")),
+     (("ro_datalen", "size"), ("ro_flags", "roflags"))),
     ("sock_send", (("fd", "fd"), ("si_data", "ciovec_array"), ("si_flags", "siflags")),
-     ("so_datalen",)),
+     (("so_datalen", "size"),)),
     ("sock_shutdown", (("fd", "fd"), ("how", "sdflags")), ()),
 )
 
@@ -145,8 +153,9 @@ def _lower(spec: _Spec) -> Signature:
             params += [(pname, "i32"), (pname + "_len", "i32")]
         else:
             params.append((pname, wasm))
-    params += [(out + "_ptr", "i32") for out in outs or ()]
-    return Signature(name, tuple(params), () if outs is None else ("i32",))
+    params += [(out + "_ptr", "i32") for out, _ in outs or ()]
+    return Signature(name, tuple(params), () if outs is None else ("i32",), witx_params,
+                     outs or ())
 
 
 PREVIEW1: dict[str, Signature] = {spec[0]: _lower(spec) for spec in _PREVIEW1_SPEC}

@@ -16,7 +16,7 @@ __all__ = [
     "Clockid", "Whence", "WhenceUnstable", "Filetype", "Advice", "Fdflags",
     "Fstflags", "Lookupflags", "Oflags", "Rights", "Eventtype", "Eventrwflags",
     "Subclockflags", "Riflags", "Roflags", "Siflags", "Sdflags", "Preopentype",
-    "Signal",
+    "Signal", "WITX_TYPES",
 ]
 
 
@@ -224,3 +224,15 @@ class Signal(enum.IntEnum):
     POLL = 28
     PWR = 29
     SYS = 30
+
+
+# The witx name of each enum and flag set above: what decodes a call's
+# arguments by their witx types (the trace) looks them up here. wasi_unstable
+# has its own ``whence`` (``WhenceUnstable``).
+WITX_TYPES: dict[str, type[enum.IntEnum] | type[enum.IntFlag]] = {
+    "clockid": Clockid, "whence": Whence, "filetype": Filetype, "advice": Advice,
+    "fdflags": Fdflags, "fstflags": Fstflags, "lookupflags": Lookupflags, "oflags": Oflags,
+    "rights": Rights, "eventtype": Eventtype, "eventrwflags": Eventrwflags,
+    "subclockflags": Subclockflags, "riflags": Riflags, "roflags": Roflags, "siflags": Siflags,
+    "sdflags": Sdflags, "preopentype": Preopentype, "signal": Signal,
+}

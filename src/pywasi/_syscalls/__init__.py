@@ -35,8 +35,9 @@ def _nosys(*args: int) -> None:
 UNIMPLEMENTED = frozenset(name for name in PREVIEW1 if not hasattr(Syscalls, name))
 
 
-def build_imports(ctx: Syscalls) -> dict[str, HostFunction]:
-    """The ``wasiImport`` mapping: every function of the context's ABI."""
+def build_imports(ctx: Syscalls, trace: Any = None) -> dict[str, HostFunction]:
+    """The ``wasiImport`` mapping: every function of the context's ABI; with
+    a ``_trace.Trace``, the functions it selects report each call to it."""
     signatures = UNSTABLE if ctx.unstable else PREVIEW1
     table: dict[str, HostFunction] = {}
     for name, sig in signatures.items():
@@ -45,5 +46,7 @@ def build_imports(ctx: Syscalls) -> dict[str, HostFunction]:
             impl = getattr(ctx, name + "_unstable", None)
         if impl is None:
             impl = getattr(ctx, name, _nosys)
+        if trace is not None and trace.selects(name):
+            impl = trace.wrap(sig, impl, ctx, ctx.unstable)
         table[name] = HostFunction(sig, impl, ctx)
     return table
