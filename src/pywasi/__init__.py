@@ -14,7 +14,7 @@ or, for one run under limits, ``pywasi.run(module, args=[...], timeout=2)``.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._engine import Function, Global, Instance, LinkError, Memory, Module, compile, instantiate
-from ._errors import LimitExceeded, PywasiError, Trap, WasiExit
+from ._errors import CompatibilityWarning, LimitExceeded, PywasiError, Trap, WasiExit
 from ._wasi import WASI, PreopenError
 
 if _TYPE_CHECKING:
@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "WASI", "run", "RunResult", "RunError", "compile", "instantiate", "Module", "Instance",
     "Function", "Memory", "Global", "PywasiError", "PreopenError", "LinkError", "Trap",
-    "LimitExceeded", "WasiExit", "Trace", "TraceEvent", "__version__",
+    "LimitExceeded", "WasiExit", "CompatibilityWarning", "Trace", "TraceEvent", "__version__",
 ]
 
 # Imported on first use: the pywasi command never needs them, and a module

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from ._abi._errno import Errno
 
-__all__ = ["PywasiError", "Trap", "LimitExceeded", "WasiExit", "WasiError", "GuestFault", "ProcExit"]
+__all__ = ["PywasiError", "Trap", "LimitExceeded", "WasiExit", "WasiError", "GuestFault", "ProcExit",
+           "CompatibilityWarning"]
 
 
 class PywasiError(Exception):
@@ -41,6 +42,12 @@ class WasiExit(PywasiError):
     def __init__(self, code: int) -> None:
         super().__init__(f"the program exited with code {code}")
         self.code = code
+
+
+class CompatibilityWarning(RuntimeWarning):
+    """The loaded wasmtime-py lacks, or declares differently, a private
+    binding pywasi's fast routes use: pywasi runs on the public route there
+    (slower, never wrong). Said once, at the first compile or instantiate."""
 
 
 class WasiError(Exception):

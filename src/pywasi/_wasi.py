@@ -278,7 +278,8 @@ class WASI:
     def define_imports(self, linker: Any) -> None:
         """Define every WASI function in a user's own ``wasmtime.Linker``
         (fast route). Then ``start(pywasi.Instance.wrap(store, instance))``."""
-        from ._engine import define_raw
+        from ._engine import define_raw, warn_if_degraded
+        warn_if_degraded()
         for fn in self.wasi_import.values():
             define_raw(linker, self.namespace, fn)
 

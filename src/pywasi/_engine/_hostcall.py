@@ -6,8 +6,8 @@ call (it boxes every argument in ``Val`` objects); through wasmtime's
 gets the raw ``wasmtime_val_raw_t`` array's address and reads it with one
 ``struct.unpack_from``, ~0.3 µs a call. ``define_raw`` uses the raw route
 when the C symbol is there and falls back to the public route if a future
-wasmtime-py drops it. Tested with wasmtime-py 50, the version pinned in
-pyproject.toml. On the raw route the callback is the compiled trampoline of
+wasmtime-py drops or changes it (``_ffi`` checks each symbol at import).
+Tested with wasmtime-py 50 and 51, the range pinned in pyproject.toml. On the raw route the callback is the compiled trampoline of
 ``pywasi._accel`` (``_accel.c``) when that extension was built (the
 package's build compiles it where a C compiler exists) and
 ``PYWASI_ACCEL=0`` is not set, else a ctypes callback: ``host_call_route()``

@@ -197,6 +197,10 @@ class Memory:
 
 
 def _locate(store: wasmtime.Store, memory: wasmtime.Memory) -> tuple[int, int]:
+    if _ffi.memory_data is None or _ffi.memory_data_size is None:
+        # The public calls (a few µs more: they build a ctypes pointer).
+        address = ctypes.cast(memory.data_ptr(store), ctypes.c_void_p).value
+        return int(address or 0), int(memory.data_len(store))
     ctx = ctypes.cast(store._context(), ctypes.c_void_p)
     ref = ctypes.cast(ctypes.byref(memory._memory), ctypes.c_void_p)
     return int(_ffi.memory_data(ctx, ref) or 0), int(_ffi.memory_data_size(ctx, ref))

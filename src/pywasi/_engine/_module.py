@@ -103,6 +103,7 @@ def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A
     accepts the output of ``pywasi compile`` / ``Module.serialize()``: that
     is native code and runs unchecked, so it is refused unless asked for.
     """
+    _ffi.warn_if_degraded()
     chosen = engine is None
     if engine is None:
         epochs = interruptible or _engines.needs_threads(_source_for_scan(source))

@@ -1,5 +1,5 @@
-"""Shared memories (wasi-threads), and the workarounds for wasmtime-py 50's
-``SharedMemory`` bugs."""
+"""Shared memories (wasi-threads), and the workaround for wasmtime-py's
+``SharedMemory`` that ``Linker.define`` refuses (50 and 51)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,7 @@ from wasmtime import _ffi as ffi
 from .._errors import LimitExceeded
 from ._engines import threads_engine
 
-__all__ = ["SharedMemory", "shared_memory_workaround", "capped"]
-
-
-def _wasmtime_release() -> str:
-    from importlib.metadata import version
-    return version("wasmtime")
+__all__ = ["SharedMemory", "define_workaround_used", "capped"]
 
 
 class SharedMemory:
@@ -38,17 +33,17 @@ class SharedMemory:
 
     @property
     def size(self) -> int:
-        if shared_memory_workaround():
-            return self.locate()[1] // 65536
-        return int(self._memory.size())
+        # NOTE: not wasmtime.SharedMemory.size(): in wasmtime-py 50 and 51 it
+        # hands the C call a pointer to the pointer (ctypes.ArgumentError).
+        return self.locate()[1] // 65536
 
     def grow(self, pages: int) -> int:
         return int(self._memory.grow(pages))
 
     def locate(self) -> tuple[int, int]:
-        ptr = self._memory.ptr()
-        address = ctypes.cast(ffi.wasmtime_sharedmemory_data(ptr), ctypes.c_void_p).value
-        return int(address or 0), int(ffi.wasmtime_sharedmemory_data_size(ptr))
+        memory = self._memory
+        address = ctypes.cast(memory.data_ptr(), ctypes.c_void_p).value
+        return int(address or 0), int(memory.data_len())
 
     @property
     def wasmtime_memory(self) -> wasmtime.SharedMemory:
@@ -56,18 +51,29 @@ class SharedMemory:
 
     def define(self, linker: wasmtime.Linker, store: wasmtime.Store, module: str, name: str) -> None:
         """``linker.define(store, module, name, <this memory>)``."""
-        if not shared_memory_workaround():
-            linker.define(store, module, name, self._memory)
-            return
-        # wasmtime-py 50: SharedMemory._as_extern wraps the pointer in one
-        # ctypes.pointer() too many (Linker.define raises TypeError); the
-        # extern built with the memory's own pointer is what the C API takes.
-        extern = ffi.wasmtime_extern_t(ffi.WASMTIME_EXTERN_SHAREDMEMORY,
-                                       ffi.wasmtime_extern_union(sharedmemory=self._memory.ptr()))
+        global _DEFINE_WORKAROUND
+        if not _DEFINE_WORKAROUND:
+            try:
+                linker.define(store, module, name, self._memory)
+                return
+            except TypeError:
+                _DEFINE_WORKAROUND = True
+        # NOTE: wasmtime-py 50 and 51: SharedMemory._as_extern wraps the
+        # pointer in one ctypes.pointer() too many (Linker.define raises
+        # TypeError before any C call); the extern built with the memory's
+        # own pointer is what the C API takes. Used once the public call has
+        # failed so (a wasmtime-py that fixes it never gets here).
         m, n = module.encode(), name.encode()
-        err = ffi.wasmtime_linker_define(linker.ptr(), store._context(), ctypes.create_string_buffer(m),
-                                         len(m), ctypes.create_string_buffer(n), len(n),
-                                         ctypes.byref(extern))
+        try:
+            extern = ffi.wasmtime_extern_t(ffi.WASMTIME_EXTERN_SHAREDMEMORY,
+                                           ffi.wasmtime_extern_union(sharedmemory=self._memory.ptr()))
+            err = ffi.wasmtime_linker_define(linker.ptr(), store._context(),
+                                             ctypes.create_string_buffer(m), len(m),
+                                             ctypes.create_string_buffer(n), len(n),
+                                             ctypes.byref(extern))
+        except (AttributeError, TypeError) as e:  # a wasmtime-py whose internals moved
+            raise wasmtime.WasmtimeError(f"this wasmtime-py cannot import a shared memory "
+                                         f"({e})") from None
         if err:
             raise wasmtime.WasmtimeError._from_ptr(err)
 
@@ -105,19 +111,14 @@ def capped(ty: wasmtime.MemoryType, max_memory: int | None) -> wasmtime.MemoryTy
     return wasmtime.MemoryType(wasmtime.Limits(ty.limits.min, pages), is_64=ty.is_64, shared=True)
 
 
-def shared_memory_workaround() -> bool:
-    """NOTE: the SharedMemory bugs worked around above were found in
-    wasmtime-py 50.0.1; the workaround is used with the 50.x releases only
-    (tests/test_threads.py fails when upstream fixes or changes them, so the
-    workaround can then go). Asked only when a shared memory is used: reading
-    the version costs ~20 ms of imports."""
-    global _WORKAROUND
-    if _WORKAROUND is None:
-        _WORKAROUND = _wasmtime_release().split(".")[0] == "50"
-    return _WORKAROUND
+def define_workaround_used() -> bool:
+    """Whether ``SharedMemory.define`` needed the workaround in this process
+    (tests/test_threads.py pins that it still does: when upstream fixes it,
+    that test fails and the workaround can go)."""
+    return _DEFINE_WORKAROUND
 
 
-_WORKAROUND: bool | None = None
+_DEFINE_WORKAROUND = False
 _NOTIFIER: wasmtime.Module | None = None
 
 

@@ -75,6 +75,12 @@ def new_store(engine: wasmtime.Engine, switch: StopSwitch | None = None, *,
         switch = switch or StopSwitch()
         key = _ffi.register(switch)
         store.set_epoch_deadline(1)
+        if _ffi.set_epoch_callback is None or _ffi.error_new is None:
+            # NOTE: a wasmtime-py without the callback (see _ffi.problems):
+            # the deadline traps this store at the next tick, whichever
+            # program's stop made it. The switch still says whose it was.
+            _STORE_SWITCHES[store] = switch
+            return store
         _ffi.set_epoch_callback(ctypes.cast(store.ptr(), ctypes.c_void_p), _on_epoch_c, key,
                                 _ffi.RELEASE)
         _STORE_SWITCHES[store] = switch
