@@ -2,6 +2,7 @@
 API), node:wasi, wasmtime's own WASI (through wasmtime-py) and natively.
 
     python bench/run.py [--quick] [--json out.json] [--only W1,W4] [--reps N]
+    python bench/run.py --only W5-LIMITS,YOSYS-LIMITS,PY-RUNS    # issue 13's rows
 
 What it does, in order:
 1. builds bench/c/*.c twice: to wasm32-wasi with ``python -m ziglang cc`` (the
@@ -350,6 +351,17 @@ def workloads(quick: bool, scratch: pathlib.Path, yosys: Program | str,
         y.extra_dirs = [(str(yosys.wasm.parent / "share"), "/share"),
                         (str(scratch / "YOSYS" / "tmp"), "/tmp")]
     ws.append(y)
+    # Limits (issue 13): the same runs with a time limit (epoch checks in
+    # the code) and with a fuel budget, against pywasi run without limits.
+    for base in (ws[-2], y):
+        lim = Workload(f"{base.key}-LIMITS", f"{base.title}, with -W timeout / -W fuel",
+                       base.stem, base.args, base.check, preopen=base.preopen, prepare=base.prepare,
+                       cleanup=base.cleanup, argv0=base.argv0,
+                       # its own scratch directory (Yosys's /tmp is in it)
+                       extra_dirs=[(h.replace(str(scratch / base.key), str(scratch / f"{base.key}-LIMITS")),
+                                    g) for h, g in base.extra_dirs],
+                       wasm=base.wasm, skip_reason=base.skip_reason, runners=LIMIT_RUNNERS)
+        ws.append(lim)
     # Start-up of large programs (issue 6): print the version and exit. Warm:
     # the compiled module comes from the cache (filled by the warm-up); node
     # has no such cache and compiles lazily on every run. Cold: every run
@@ -375,7 +387,38 @@ def workloads(quick: bool, scratch: pathlib.Path, yosys: Program | str,
                 w.skip_reason = program
             else:
                 w.wasm = program.wasm
+    # Many runs (issue 13): CPython -c "print(1)", each run its own process
+    # (pywasi run, node:wasi), and pywasi.run() many times in one process on
+    # one compiled module (drivers/pywasi_runs.py; its own timing, on stderr).
+    runs = Workload("PY-RUNS", 'CPython -c "print(1)": a process per run, and pywasi.run() '
+                    "in one process (cache warm)", None, ["-c", "print(1)"],
+                    _py_runs_check,
+                    runners=("pywasi-cli", "node", "pywasi-runs"), max_reps=3)
+    if isinstance(python, str):
+        runs.skip_reason = python
+    else:
+        runs.wasm = python.wasm
+    ws.append(runs)
     return ws
+
+
+# per_run_ms of every pywasi-runs process (its own timing of IN_PROCESS_RUNS runs).
+IN_PROCESS_MS: list[float] = []
+
+
+def _py_runs_check(o: Outcome) -> str | None:
+    bad = _expect(r"^1$", o.stdout, "PY-RUNS")
+    found = re.search(r"per_run_ms=([0-9.]+)", o.stderr)
+    if found:
+        IN_PROCESS_MS.append(float(found.group(1)))
+    return bad
+
+
+# pywasi run with each limit that changes the compiled code, opted into by
+# the *-LIMITS rows only.
+LIMIT_RUNNERS = ("pywasi-cli", "pywasi-timeout", "pywasi-fuel")
+OPT_IN_RUNNERS = {"pywasi-timeout", "pywasi-fuel", "pywasi-runs"}
+IN_PROCESS_RUNS = 50
 
 
 # -- runners ------------------------------------------------------------------
@@ -401,6 +444,12 @@ def make_runners() -> list[Runner]:
                [node or "node", "--no-warnings", str(DRIVERS / "node_wasi.mjs")],
                None if node else "node is not on PATH"),
         Runner("wasmtime", "wasmtime-py built-in WASI", True, [py, str(DRIVERS / "wasmtime_wasi.py")]),
+        Runner("pywasi-timeout", "pywasi CLI with `-W timeout=1h`", True,
+               [py, "-m", "pywasi", "run", "-W", "timeout=1h"]),
+        Runner("pywasi-fuel", "pywasi CLI with `-W fuel=` 2^62", True,
+               [py, "-m", "pywasi", "run", "-W", f"fuel={1 << 62}"]),
+        Runner("pywasi-runs", f"pywasi.run() x{IN_PROCESS_RUNS} in one process",
+               True, [py, str(DRIVERS / "pywasi_runs.py"), "--runs", str(IN_PROCESS_RUNS)]),
         Runner("native", "native (gcc -O2)", False, [], None if gcc else "no gcc/cc on PATH"),
     ]
 
@@ -415,7 +464,7 @@ def command(runner: Runner, w: Workload, module: pathlib.Path, host_dir: pathlib
     if runner.name == "wasmtime" and not w.cold:
         # pywasi caches compiled modules by default; give wasmtime the same.
         cmd += ["--cache", str(CACHE / "wasmtime-modules")]
-    if runner.name != "pywasi-cli":
+    if runner.name not in ("pywasi-cli", "pywasi-timeout", "pywasi-fuel"):
         if w.argv0:
             cmd += ["--argv0", w.argv0]
         if w.key == "YOSYS":
@@ -510,7 +559,8 @@ def measure(ws: list[Workload], runners: list[Runner], reps: int, scratch: pathl
         host_dir.mkdir(exist_ok=True)
         n = min(reps, w.max_reps or reps)
         log(f"{w.key}: {w.title} ({n} rounds)")
-        mine = [r for r in runners if w.runners is None or r.name in w.runners]
+        mine = [r for r in runners if r.name in w.runners] if w.runners is not None else \
+            [r for r in runners if r.name not in OPT_IN_RUNNERS]
         for r in mine:
             cell = row[r.name] = Cell()
             if w.skip_reason:
@@ -678,7 +728,52 @@ def report(ws: list[Workload], runners: list[Runner], results: dict[str, dict[st
                    else "yes" if all(m for m in met if m is not None)
                    else "no, but within the spread of the rounds" if spread else "**no**")
         out.append(f"| {w.key} | ≤ {limit}× {ref_name} | {cols[0]} | {cols[1]} | {verdict} |")
+    out += _limits_report(ws, results)
     return "\n".join(out) + "\n"
+
+
+def _limits_report(ws: list[Workload], results: dict[str, dict[str, Cell]]) -> list[str]:
+    """Issue 13: the cost of a time limit and of fuel (over pywasi run without
+    limits), and runs per second of CPython -c "print(1)"."""
+    out: list[str] = []
+    rows = [w for w in ws if w.key.endswith("-LIMITS") and w.key in results]
+    if rows:
+        out += ["", "Limits (issue 13): median wall (and CPU) over `pywasi run` without limits "
+                    "(target for the timeout: ≤ 1.10× wall; fuel: reported):", "",
+                "| workload | -W timeout=1h | -W fuel | timeout target met? |", "|---|---:|---:|---|"]
+        for w in rows:
+            row = results[w.key]
+            ref = row.get("pywasi-cli")
+            cols = [f"{_ratio(row[n], ref)} ({_ratio(row[n], ref, _median_cpu)})" if n in row else "–"
+                    for n in ("pywasi-timeout", "pywasi-fuel")]
+            timeout, base = row.get("pywasi-timeout"), None if ref is None else ref.median_wall()
+            median = None if timeout is None else timeout.median_wall()
+            met = "no measurement" if median is None or base is None else \
+                "yes" if median <= 1.10 * base else "**no**"
+            out.append(f"| {w.key.removesuffix('-LIMITS')} | {cols[0]} | {cols[1]} | {met} |")
+    row = results.get("PY-RUNS")
+    if row is not None:
+        def per_process(name: str) -> str:
+            cell = row.get(name)
+            median = None if cell is None else cell.median_wall()
+            return "–" if median is None else f"{1 / median:.1f} runs/s ({median * 1000:.0f} ms a run)"
+        inproc = "–"
+        if IN_PROCESS_MS:
+            ms = statistics.median(IN_PROCESS_MS)
+            inproc = f"{1000 / ms:.1f} runs/s ({ms:.1f} ms a run, median of {len(IN_PROCESS_MS)} " \
+                     f"processes x{IN_PROCESS_RUNS} runs)"
+        node = row.get("node")
+        ratio = "–"
+        if IN_PROCESS_MS and node is not None and node.median_wall():
+            ratio = f"{node.median_wall() * 1000 / statistics.median(IN_PROCESS_MS):.1f}×"  # type: ignore[operator]
+        out += ["", 'CPython -c "print(1)", runs per second (issue 13 target: pywasi.run() in one '
+                    "process ≥ 10× node:wasi's per-process rate):", "",
+                "| how | rate |", "|---|---|",
+                f"| pywasi.run() in one process, warm compiled module | {inproc} |",
+                f"| `pywasi run`, a process per run | {per_process('pywasi-cli')} |",
+                f"| node:wasi, a process per run | {per_process('node')} |",
+                f"| pywasi.run() over node:wasi | {ratio} |"]
+    return out
 
 
 def to_json(ws: list[Workload], results: dict[str, dict[str, Cell]], info: dict[str, str],
@@ -707,7 +802,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 rounds, W2 on 64 MiB")
     ap.add_argument("--json", metavar="OUT", help="also write every sample as JSON")
     ap.add_argument("--only", metavar="KEYS", help="comma-separated: START,W1,W2,W3,W4,W5,YOSYS,"
-                                                     "PY-V,PY-COLD,YOSYS-V,YOSYS-COLD")
+                                                     "PY-V,PY-COLD,YOSYS-V,YOSYS-COLD,"
+                                                     "W5-LIMITS,YOSYS-LIMITS,PY-RUNS")
     ap.add_argument("--reps", type=int, help="rounds per workload (default 3 quick, 5 full)")
     ap.add_argument("--runners", metavar="NAMES",
                     help="comma-separated subset of pywasi-cli,pywasi-api,node,wasmtime,native")

@@ -33,7 +33,7 @@ ENGINE_SETTINGS: tuple[tuple[str, Any], ...] = (
     ("memory_may_move", False),
     ("wasm_threads", True),
     ("shared_memory", True),
-    # Chosen from measurements (README, "Compiled-module cache"): the cache
+    # Chosen from measurements (docs/cache.md): the cache
     # keeps code that runs natively for every later start, so it is
     # Cranelift's optimised code, not the baseline compiler Winch's (4-7x
     # faster to compile, its code 1.6-2.1x slower). Parallel compilation
