@@ -19,6 +19,7 @@ from ._wasi import WASI, PreopenError
 
 if _TYPE_CHECKING:
     from ._run import RunError, RunResult, run
+    from ._determinism import Clock, SeededRandom, VirtualClock
     from ._trace import Trace, TraceEvent
 
 __version__ = "0.1.0"
@@ -26,13 +27,15 @@ __version__ = "0.1.0"
 __all__ = [
     "WASI", "run", "RunResult", "RunError", "compile", "instantiate", "Module", "Instance",
     "Function", "Memory", "Global", "PywasiError", "PreopenError", "LinkError", "Trap",
-    "LimitExceeded", "WasiExit", "CompatibilityWarning", "Trace", "TraceEvent", "__version__",
+    "LimitExceeded", "WasiExit", "CompatibilityWarning", "Trace", "TraceEvent", "Clock",
+    "VirtualClock", "SeededRandom", "__version__",
 ]
 
 # Imported on first use: the pywasi command never needs them, and a module
 # import is ~0.5M instructions of every start-up (callgrind).
 _LAZY = {"run": "_run", "RunResult": "_run", "RunError": "_run", "Trace": "_trace",
-         "TraceEvent": "_trace"}
+         "TraceEvent": "_trace", "Clock": "_determinism", "VirtualClock": "_determinism",
+         "SeededRandom": "_determinism"}
 
 
 def __getattr__(name: str) -> object:

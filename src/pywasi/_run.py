@@ -79,7 +79,8 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
         stdin: Any = b"", timeout: float | None = None, fuel: int | None = None,
         max_memory: int | None = None, max_open_files: int | None = None,
         max_output: int | None = None, capture_output: bool = True, check: bool = False,
-        version: str | None = None, cache: bool | str | os.PathLike[str] | None = None) -> RunResult:
+        version: str | None = None, cache: bool | str | os.PathLike[str] | None = None,
+        deterministic: bool = False, clock: Any = None, random: Any = None) -> RunResult:
     """Run a WASI command to its end and return a ``RunResult``.
 
     ``module``: a ``Module`` (reused as it is: compile it with
@@ -104,6 +105,9 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
 
     ``check=True`` raises ``RunError`` (carrying the result) unless the
     program exited with code 0.
+
+    ``deterministic``, ``clock``, ``random``: a reproducible run, as
+    ``WASI``'s (the same module, arguments and input give the same result).
     """
     module = _module_for(module, timeout, fuel, cache)
     if version is None:
@@ -115,7 +119,8 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
     wasi = WASI(version=version, args=list(args), env=env, preopens=preopens, stdin=stdin,
                 stdout=out.append if capture_output else 1,
                 stderr=err.append if capture_output else 2,
-                max_open_files=max_open_files, max_output=max_output)
+                max_open_files=max_open_files, max_output=max_output,
+                deterministic=deterministic, clock=clock, random=random)
     exit_code: int | None = None
     limit = trap = None
     instance: Instance | None = None

@@ -69,6 +69,14 @@ class WASI:
     ``trace``: a syscall trace (docs/trace.md): a callable (one
     ``TraceEvent`` per host call), a file object (one strace-style line per
     call) or a ``pywasi.Trace`` (which calls, JSON lines).
+
+    Reproducible runs (docs/deterministic.md): ``deterministic=True`` gives
+    the guest a ``VirtualClock`` (fixed start, a fixed step per read, sleeps
+    that return at once having moved time), random bytes from
+    ``SeededRandom(0)`` and directory listings sorted by name. ``clock``
+    (a ``pywasi.Clock``: ``time``/``resolution``/``sleep``) and ``random``
+    (a seed, or a callable ``n -> n bytes``) replace one source each, with
+    or without ``deterministic``.
     """
 
     def __init__(self, *, version: str, args: Iterable[str] = (),
@@ -76,7 +84,8 @@ class WASI:
                  preopens: Mapping[str, str | os.PathLike[str]] | None = None,
                  return_on_exit: bool = True, stdin: Any = 0, stdout: Any = 1,
                  stderr: Any = 2, sockets: Iterable[Any] = (), max_open_files: int | None = None,
-                 max_output: int | None = None, trace: Any = None) -> None:
+                 max_output: int | None = None, trace: Any = None, deterministic: bool = False,
+                 clock: Any = None, random: Any = None) -> None:
         if not isinstance(version, str):
             raise TypeError(f"version must be a string, not {type(version).__name__}")
         if version not in _VERSIONS:
@@ -92,6 +101,8 @@ class WASI:
             raise TypeError(f"return_on_exit must be a bool, not {type(return_on_exit).__name__}")
         _check_count("max_open_files", max_open_files)
         _check_count("max_output", max_output)
+        if not isinstance(deterministic, bool):
+            raise TypeError(f"deterministic must be a bool, not {type(deterministic).__name__}")
 
         self.version = version
         self.return_on_exit = return_on_exit
@@ -136,6 +147,8 @@ class WASI:
 
         self._ctx = Syscalls(args=arg_list, environ=environ, fds=fds,
                              unstable=version == "unstable")
+        if deterministic or clock is not None or random is not None:
+            _reproducible(self._ctx, deterministic, clock, random)
         self._trace: Any = None
         if trace is not None:
             from ._trace import Trace  # only when asked: start-up
@@ -308,6 +321,22 @@ def _open_preopen(guest: Any, host: Any) -> HostDirectory:
         raise PreopenError(f"preopen {guest!r}: cannot open host directory {os.fspath(host)!r}: "
                            f"{reason}") from None
     return HostDirectory(fd, preopen=_encode("preopens", guest, "a guest path"))
+
+
+def _reproducible(ctx: Syscalls, deterministic: bool, clock: Any, random: Any) -> None:
+    """The clock and random sources of ``WASI(deterministic=, clock=,
+    random=)`` on the context, before ``build_imports`` picks the calls."""
+    from ._determinism import Clock, SeededRandom, VirtualClock, random_source  # only when asked
+    if clock is None and deterministic:
+        clock = VirtualClock()
+    if clock is not None and not isinstance(clock, Clock):
+        raise TypeError(f"clock must be a pywasi.Clock (methods time, resolution and sleep), "
+                        f"not {type(clock).__name__}")
+    if random is None and deterministic:
+        random = SeededRandom(0)
+    ctx.clock = clock
+    ctx.rng = None if random is None else random_source(random)
+    ctx.ordered_readdir = deterministic
 
 
 def _open_socket(item: Any) -> Any:

@@ -26,7 +26,7 @@ __all__ = ["main", "command"]
 
 USAGE = """\
 usage: pywasi run [--dir HOST[::GUEST]]... [--env NAME[=VALUE]]... [--inherit-env] [-W LIMIT=VALUE]...
-                  MODULE [ARGS...]
+                  [--deterministic] [--seed N] MODULE [ARGS...]
        pywasi compile MODULE.wasm [-o MODULE.cwasm]
        pywasi --version
 
@@ -58,6 +58,9 @@ options for run:
   --trace-filter=CALLS  trace only these functions: names or shell patterns, comma-separated
                         (path_*,fd_read); implies --trace
   --trace-format=json   the trace as JSON lines (default: text, as strace); implies --trace
+  --deterministic       a reproducible run: virtual clocks (fixed start, fixed step per
+                        read, sleeps return at once), seeded random bytes, sorted listings
+  --seed N              the seed of those random bytes (default 0); implies --deterministic
   --no-cache            compile without the compiled-module cache (read or write)
   --allow-precompiled   accept a precompiled MODULE (from `pywasi compile`): native code
   -h, --help            show this help
@@ -113,6 +116,8 @@ class RunOptions:
         self.trace: str | None = None  # "-": stderr, else a file
         self.trace_filter: str | None = None
         self.trace_format = "text"
+        self.deterministic = False
+        self.seed: int | None = None
 
 
 def _take_value(argv: Sequence[str], i: int, flag: str) -> tuple[str, int]:
@@ -189,6 +194,13 @@ def parse_run(argv: Sequence[str]) -> RunOptions:
             if opts.trace_format not in ("text", "json"):
                 raise UsageError(f"--trace-format {opts.trace_format!r}: expected text or json")
             opts.trace = opts.trace or "-"
+        elif arg == "--deterministic":
+            opts.deterministic = True
+            i += 1
+        elif arg == "--seed" or arg.startswith("--seed="):
+            value, i = _take_value(argv, i, "--seed")
+            opts.seed = _count("--seed", value)
+            opts.deterministic = True
         elif arg == "--no-cache":
             opts.cache = False
             i += 1
@@ -341,7 +353,8 @@ def run(opts: RunOptions) -> int:
         wasi = pywasi.WASI(version=version, args=[opts.module, *opts.args], env=env,
                            preopens=dict((guest, host) for host, guest in opts.dirs),
                            sockets=sockets, max_open_files=opts.max_open_files,
-                           max_output=opts.max_output, trace=trace)
+                           max_output=opts.max_output, trace=trace,
+                           deterministic=opts.deterministic, random=opts.seed)
     except (pywasi.PywasiError, ValueError, TypeError) as e:  # a flag's value
         raise Failure(str(e), EXIT_USAGE) from None
     except OSError as e:

@@ -96,9 +96,10 @@ class Descriptor:
         raise WasiError(Errno.BADF)
 
     # -- directories -----------------------------------------------------
-    def readdir(self, cookie: int, limit: int) -> bytes:
+    def readdir(self, cookie: int, limit: int, ordered: bool = False) -> bytes:
         """Dirent records from ``cookie`` on, serialised and cut at ``limit``
-        bytes (the spec's truncation)."""
+        bytes (the spec's truncation); ``ordered``: sorted by name after
+        ``.`` and ``..`` (deterministic runs)."""
         raise WasiError(Errno.NOTDIR)
 
     # -- readiness (poll_oneoff) ------------------------------------------

@@ -102,9 +102,11 @@ class HostDirectory(Descriptor):
                                 _dirent_type(entry)))
         return entries
 
-    def readdir(self, cookie: int, limit: int) -> bytes:
+    def readdir(self, cookie: int, limit: int, ordered: bool = False) -> bytes:
         if cookie == 0 or self._listing is None:
             self._listing = self._read_listing()
+            if ordered:
+                self._listing[2:] = sorted(self._listing[2:])
         listing = self._listing
         out = bytearray()
         pack = DIRENT.struct.pack

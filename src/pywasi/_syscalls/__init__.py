@@ -35,17 +35,29 @@ def _nosys(*args: int) -> None:
 UNIMPLEMENTED = frozenset(name for name in PREVIEW1 if not hasattr(Syscalls, name))
 
 
+# The calls a reproducible run answers with their ``<name>_virtual`` twin,
+# and the context attribute that asks for it (set: the twin is taken).
+_VIRTUAL = {"clock_res_get": "clock", "clock_time_get": "clock", "poll_oneoff": "clock",
+            "random_get": "rng", "fd_readdir": "ordered_readdir"}
+
+
 def build_imports(ctx: Syscalls, trace: Any = None) -> dict[str, HostFunction]:
     """The ``wasiImport`` mapping: every function of the context's ABI; with
-    a ``_trace.Trace``, the functions it selects report each call to it."""
+    a ``_trace.Trace``, the functions it selects report each call to it.
+
+    A syscall is the first of ``<name>_unstable_virtual`` (wasi_unstable, a
+    reproducible run), ``<name>_virtual``, ``<name>_unstable``, ``<name>``
+    that the context has and the run asks for. A twin has its own name, so
+    the accelerator's C fast path for ``<name>`` (chosen by the impl's name)
+    steps aside for it."""
     signatures = UNSTABLE if ctx.unstable else PREVIEW1
     table: dict[str, HostFunction] = {}
     for name, sig in signatures.items():
-        impl: Any = None
-        if ctx.unstable:
-            impl = getattr(ctx, name + "_unstable", None)
-        if impl is None:
-            impl = getattr(ctx, name, _nosys)
+        suffixes = ["_unstable", ""] if ctx.unstable else [""]
+        if name in _VIRTUAL and getattr(ctx, _VIRTUAL[name]):
+            suffixes = [suffix + "_virtual" for suffix in suffixes] + suffixes
+        impl: Any = next((getattr(ctx, name + suffix) for suffix in suffixes
+                          if hasattr(ctx, name + suffix)), _nosys)
         if trace is not None and trace.selects(name):
             impl = trace.wrap(sig, impl, ctx, ctx.unstable)
         table[name] = HostFunction(sig, impl, ctx)

@@ -41,6 +41,14 @@ class Context(HostState):
     # readable when the program is ending (``_threads``). Every call that can
     # block waits on it too, and traps when it is readable.
     cancel_fd: int | None = None
+    # Reproducible runs (``_determinism``): a clock source (a
+    # ``_determinism.Clock``, not imported here: start-up), a random source
+    # (n -> n bytes) and sorted listings. Set before ``build_imports``, which
+    # then takes the syscalls' ``*_virtual`` twins; the host routes never
+    # look at these.
+    clock: Any = None
+    rng: Any = None
+    ordered_readdir = False
 
     def __init__(self, *, args: list[bytes], environ: list[bytes], fds: FdTable,
                  unstable: bool) -> None:

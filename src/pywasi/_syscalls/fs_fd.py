@@ -130,10 +130,18 @@ class FsFdCalls(Context):
         self.memory.store_u64(offset_ptr, self.fds.get(fd, _FD_TELL).tell())
 
     # -- directories -----------------------------------------------------
-    def fd_readdir(self, fd: int, buf: int, buf_len: int, cookie: int, bufused_ptr: int) -> None:
+    def fd_readdir(self, fd: int, buf: int, buf_len: int, cookie: int, bufused_ptr: int,
+                   ordered: bool = False) -> None:
         desc = self.fds.get(fd, _FD_READDIR)
         mem = self.memory
         mem.slice(buf, buf_len)  # the whole buffer the guest claims, checked first
-        data = desc.readdir(cookie, buf_len)
+        data = desc.readdir(cookie, buf_len, ordered)
         mem.write_bytes(buf, data)
         mem.store_u32(bufused_ptr, len(data))
+
+    def fd_readdir_virtual(self, fd: int, buf: int, buf_len: int, cookie: int,
+                           bufused_ptr: int) -> None:
+        # Deterministic runs: entries sorted by name (after "." and ".."),
+        # not in the host filesystem's order (hash order on ext4, tmpfs's
+        # newest-first).
+        self.fd_readdir(fd, buf, buf_len, cookie, bufused_ptr, ordered=True)

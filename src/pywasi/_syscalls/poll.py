@@ -33,6 +33,17 @@ by waiting. NOTE: a deadline already reached (a relative timeout of 0, an
 absolute one not after the clock's current value) fires at once; any other
 is an event with errno NOTSUP, delivered at once, so the guest gets an
 answer rather than a hang. (wasmtime fails the whole call with INVAL.)
+
+A clock source (``WASI(clock=...)``, deterministic runs): the
+``poll_oneoff*_virtual`` twins measure every clock subscription on the
+source, as "how long from now" on its own clock id (any id, CPU time
+included: a virtual guest is always running). A call first looks at its
+descriptors without waiting; if nothing is ready, the earliest clock fires
+at once and the source sleeps that long (a virtual clock jumps ahead). Only
+a call with descriptors and no clock blocks, on the descriptors, as usual:
+waiting for input is not time. So what a sleep returns never depends on the
+host's speed; input that arrives during a virtual sleep is seen by the next
+call, not this one.
 """
 
 from __future__ import annotations
@@ -70,6 +81,7 @@ _FD_READ = int(Eventtype.FD_READ)
 _FD_WRITE = int(Eventtype.FD_WRITE)
 _CPU_CLOCKS = {int(Clockid.PROCESS_CPUTIME_ID): time.process_time_ns,
                int(Clockid.THREAD_CPUTIME_ID): time.thread_time_ns}
+_CLOCK_IDS = frozenset(int(c) for c in Clockid)
 # One wait never exceeds this (select.poll takes an int of milliseconds);
 # a longer timeout is waited in several slices.
 _MAX_WAIT_MS = 3_600_000
@@ -109,9 +121,20 @@ class PollCalls(Context):
         self._poll_oneoff(in_, out, nsubscriptions, nevents_ptr,
                           SUBSCRIPTION_CLOCK_UNSTABLE, SUBSCRIPTION_FD_READWRITE_UNSTABLE)
 
+    def poll_oneoff_virtual(self, in_: int, out: int, nsubscriptions: int,
+                            nevents_ptr: int) -> None:
+        self._poll_oneoff(in_, out, nsubscriptions, nevents_ptr,
+                          SUBSCRIPTION_CLOCK, SUBSCRIPTION_FD_READWRITE, virtual=True)
+
+    def poll_oneoff_unstable_virtual(self, in_: int, out: int, nsubscriptions: int,
+                                     nevents_ptr: int) -> None:
+        self._poll_oneoff(in_, out, nsubscriptions, nevents_ptr,
+                          SUBSCRIPTION_CLOCK_UNSTABLE, SUBSCRIPTION_FD_READWRITE_UNSTABLE,
+                          virtual=True)
+
     # -- the shared implementation ----------------------------------------
     def _poll_oneoff(self, in_: int, out: int, nsubscriptions: int, nevents_ptr: int,
-                     clock_layout: Layout, fd_layout: Layout) -> None:
+                     clock_layout: Layout, fd_layout: Layout, virtual: bool = False) -> None:
         if nsubscriptions == 0:
             # Spec: "If `nsubscriptions` is 0, returns `errno::inval`."
             raise WasiError(Errno.INVAL)
@@ -125,9 +148,12 @@ class PollCalls(Context):
         mem.slice(out, EVENT.size * nsubscriptions)
         mem.load_u32(nevents_ptr)
 
-        subs = [self._subscription(in_ + i * stride, clock_layout, fd_layout)
+        subs = [self._subscription(in_ + i * stride, clock_layout, fd_layout, virtual)
                 for i in range(nsubscriptions)]
-        _wait(subs, self.cancel_fd)
+        if virtual:
+            self._wait_virtual(subs)
+        else:
+            _wait(subs, self.cancel_fd)
         n = 0
         for sub in subs:
             if sub.ready:
@@ -137,13 +163,13 @@ class PollCalls(Context):
         mem.store_u32(nevents_ptr, n)
 
     def _subscription(self, ptr: int, clock_layout: Layout,
-                      fd_layout: Layout) -> _Sub:
+                      fd_layout: Layout, virtual: bool) -> _Sub:
         tag = self.memory.read_bytes(ptr + clock_layout.offsets["tag"], 1)[0]
         if tag == _CLOCK:
             fields = dict(zip(clock_layout.fields, self.memory.unpack(clock_layout, ptr)))
             sub = _Sub(fields["userdata"], _CLOCK)
-            _clock_deadline(sub, fields["id"], fields["timeout"], fields["precision"],
-                            fields["flags"])
+            deadline = self._virtual_deadline if virtual else _clock_deadline
+            deadline(sub, fields["id"], fields["timeout"], fields["precision"], fields["flags"])
             return sub
         if tag in (_FD_READ, _FD_WRITE):
             userdata, _, fd = self.memory.unpack(fd_layout, ptr)
@@ -162,6 +188,40 @@ class PollCalls(Context):
         # NOTE: an unknown tag fails the call (there is no event type to
         # report it under), as wasmtime's decoding does.
         raise WasiError(Errno.INVAL)
+
+    # -- a clock source ---------------------------------------------------
+    def _virtual_deadline(self, sub: _Sub, clock_id: int, timeout: int, precision: int,
+                          flags: int) -> None:
+        """A clock subscription on the clock source: ``deadline`` is the
+        nanoseconds to wait from now (0 or less: reached)."""
+        if flags & ~_ABSTIME or clock_id not in _CLOCK_IDS:
+            raise WasiError(Errno.INVAL)
+        sub.deadline = timeout - self.clock.time(clock_id) if flags & _ABSTIME else timeout
+
+    def _wait_virtual(self, subs: list[_Sub]) -> None:
+        """Mark what is ready now (descriptors looked at without waiting,
+        clocks already reached); if nothing is, the earliest clock fires and
+        the source sleeps until it; with no clock, block on the descriptors."""
+        clocks = [s for s in subs if s.deadline is not None and not s.ready]
+        poller, watched = _poller(subs, self.cancel_fd)
+        if watched or self.cancel_fd is not None:
+            revents = dict(poller.poll(0))
+            if self.cancel_fd is not None and self.cancel_fd in revents:
+                raise GuestFault(STOPPED_MESSAGE)
+            _mark(subs, revents)
+        for sub in clocks:
+            if sub.deadline <= 0:  # type: ignore[operator]
+                sub.ready = True
+        if any(s.ready for s in subs):
+            return
+        if not clocks:
+            _wait(subs, self.cancel_fd)
+            return
+        earliest: int = min(s.deadline for s in clocks)  # type: ignore[type-var,assignment]
+        self.clock.sleep(earliest)
+        for sub in clocks:
+            if sub.deadline <= earliest:  # type: ignore[operator]
+                sub.ready = True
 
 
 def _clock_deadline(sub: _Sub, clock_id: int, timeout: int, precision: int, flags: int) -> None:
@@ -187,16 +247,7 @@ def _clock_deadline(sub: _Sub, clock_id: int, timeout: int, precision: int, flag
 def _wait(subs: list[_Sub], cancel_fd: int | None) -> None:
     """Block until at least one subscription is ready; mark every ready one.
     ``cancel_fd`` (threads): waited on too; readable, it ends the wait with a trap."""
-    poller = select.poll()
-    watched: dict[int, int] = {}
-    for sub in subs:
-        if sub.fileno is not None and not sub.ready:
-            mask = select.POLLIN if sub.type == _FD_READ else select.POLLOUT
-            watched[sub.fileno] = watched.get(sub.fileno, 0) | mask
-    for fileno, mask in watched.items():
-        poller.register(fileno, mask)
-    if cancel_fd is not None:
-        poller.register(cancel_fd, select.POLLIN)
+    poller, watched = _poller(subs, cancel_fd)
     clocks = [s for s in subs if s.deadline is not None and not s.ready]
     earliest = min((s.deadline for s in clocks), default=None)  # type: ignore[type-var]
     # The tightest precision among the clocks that fire first bounds lateness.
@@ -236,6 +287,22 @@ def _wait(subs: list[_Sub], cancel_fd: int | None) -> None:
                 sub.ready = True
         if any(s.ready for s in subs):
             return
+
+
+def _poller(subs: list[_Sub], cancel_fd: int | None) -> tuple[select.poll, dict[int, int]]:
+    """A poll object over the host fds the subscriptions not yet ready wait
+    on (and ``cancel_fd``); the fds with their event masks."""
+    poller = select.poll()
+    watched: dict[int, int] = {}
+    for sub in subs:
+        if sub.fileno is not None and not sub.ready:
+            mask = select.POLLIN if sub.type == _FD_READ else select.POLLOUT
+            watched[sub.fileno] = watched.get(sub.fileno, 0) | mask
+    for fileno, mask in watched.items():
+        poller.register(fileno, mask)
+    if cancel_fd is not None:
+        poller.register(cancel_fd, select.POLLIN)
+    return poller, watched
 
 
 def _sleep_ms(timeout_ms: float | None) -> list[tuple[int, int]]:
