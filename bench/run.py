@@ -3,6 +3,7 @@ API), node:wasi, wasmtime's own WASI (through wasmtime-py) and natively.
 
     python bench/run.py [--quick] [--json out.json] [--only W1,W4] [--reps N]
     python bench/run.py --only W5-LIMITS,YOSYS-LIMITS,PY-RUNS    # issue 13's rows
+    python bench/run.py --only W1-TRACE,W3-TRACE                   # the trace (issue 14)
 
 What it does, in order:
 1. builds bench/c/*.c twice: to wasm32-wasi with ``python -m ziglang cc`` (the
@@ -362,6 +363,12 @@ def workloads(quick: bool, scratch: pathlib.Path, yosys: Program | str,
                                     g) for h, g in base.extra_dirs],
                        wasm=base.wasm, skip_reason=base.skip_reason, runners=LIMIT_RUNNERS)
         ws.append(lim)
+    # The trace (issue 14): W1 (a host call per 16 bytes) and W3 (path
+    # calls) with every call traced, against pywasi run without a trace.
+    for base in [w for w in ws if w.key in ("W1", "W3")]:
+        ws.append(Workload(f"{base.key}-TRACE", f"{base.title}, with --trace", base.stem,
+                           base.args, base.check, preopen=base.preopen, prepare=base.prepare,
+                           cleanup=base.cleanup, runners=TRACE_RUNNERS))
     # Start-up of large programs (issue 6): print the version and exit. Warm:
     # the compiled module comes from the cache (filled by the warm-up); node
     # has no such cache and compiles lazily on every run. Cold: every run
@@ -402,6 +409,12 @@ def workloads(quick: bool, scratch: pathlib.Path, yosys: Program | str,
     return ws
 
 
+# Host calls each traced workload makes (its trace's line count, less the
+# start-up's few): W1 one fd_write per 16 bytes; W3 per file a path_open,
+# fd_fdstat_get, fd_write, fd_close, path_filestat_get and path_unlink_file
+# (30,054 lines in all, 42 of them fd_readdir).
+TRACE_CALLS = {"W1": 1_000_000, "W3": 6 * 5000}
+
 # per_run_ms of every pywasi-runs process (its own timing of IN_PROCESS_RUNS runs).
 IN_PROCESS_MS: list[float] = []
 
@@ -417,7 +430,9 @@ def _py_runs_check(o: Outcome) -> str | None:
 # pywasi run with each limit that changes the compiled code, opted into by
 # the *-LIMITS rows only.
 LIMIT_RUNNERS = ("pywasi-cli", "pywasi-timeout", "pywasi-fuel")
-OPT_IN_RUNNERS = {"pywasi-timeout", "pywasi-fuel", "pywasi-runs"}
+# pywasi run with a whole trace, opted into by the *-TRACE rows only.
+TRACE_RUNNERS = ("pywasi-cli", "pywasi-trace")
+OPT_IN_RUNNERS = {"pywasi-timeout", "pywasi-fuel", "pywasi-runs", "pywasi-trace"}
 IN_PROCESS_RUNS = 50
 
 
@@ -448,6 +463,10 @@ def make_runners() -> list[Runner]:
                [py, "-m", "pywasi", "run", "-W", "timeout=1h"]),
         Runner("pywasi-fuel", "pywasi CLI with `-W fuel=` 2^62", True,
                [py, "-m", "pywasi", "run", "-W", f"fuel={1 << 62}"]),
+        # Every call traced, the lines written (to /dev/null: the cost is
+        # the trace's own, not a disk's).
+        Runner("pywasi-trace", "pywasi CLI with `--trace=/dev/null`", True,
+               [py, "-m", "pywasi", "run", "--trace=/dev/null"]),
         Runner("pywasi-runs", f"pywasi.run() x{IN_PROCESS_RUNS} in one process",
                True, [py, str(DRIVERS / "pywasi_runs.py"), "--runs", str(IN_PROCESS_RUNS)]),
         Runner("native", "native (gcc -O2)", False, [], None if gcc else "no gcc/cc on PATH"),
@@ -464,7 +483,7 @@ def command(runner: Runner, w: Workload, module: pathlib.Path, host_dir: pathlib
     if runner.name == "wasmtime" and not w.cold:
         # pywasi caches compiled modules by default; give wasmtime the same.
         cmd += ["--cache", str(CACHE / "wasmtime-modules")]
-    if runner.name not in ("pywasi-cli", "pywasi-timeout", "pywasi-fuel"):
+    if runner.name not in ("pywasi-cli", "pywasi-timeout", "pywasi-fuel", "pywasi-trace"):
         if w.argv0:
             cmd += ["--argv0", w.argv0]
         if w.key == "YOSYS":
@@ -751,6 +770,19 @@ def _limits_report(ws: list[Workload], results: dict[str, dict[str, Cell]]) -> l
             met = "no measurement" if median is None or base is None else \
                 "yes" if median <= 1.10 * base else "**no**"
             out.append(f"| {w.key.removesuffix('-LIMITS')} | {cols[0]} | {cols[1]} | {met} |")
+    traced = [w for w in ws if w.key.endswith("-TRACE") and w.key in results]
+    if traced:
+        out += ["", "The trace (issue 14): `pywasi run --trace=/dev/null` (every call traced), "
+                    "median wall (and CPU) over `pywasi run` without a trace:", "",
+                "| workload | --trace | host calls a second, traced |", "|---|---:|---:|"]
+        for w in traced:
+            row = results[w.key]
+            ref, cell = row.get("pywasi-cli"), row.get("pywasi-trace")
+            ratio = "–" if cell is None else f"{_ratio(cell, ref)} ({_ratio(cell, ref, _median_cpu)})"
+            median = None if cell is None else cell.median_wall()
+            calls = TRACE_CALLS.get(w.key.removesuffix("-TRACE"))
+            rate = "–" if median is None or calls is None else f"{calls / median:,.0f}"
+            out.append(f"| {w.key.removesuffix('-TRACE')} | {ratio} | {rate} |")
     row = results.get("PY-RUNS")
     if row is not None:
         def per_process(name: str) -> str:
@@ -803,10 +835,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="OUT", help="also write every sample as JSON")
     ap.add_argument("--only", metavar="KEYS", help="comma-separated: START,W1,W2,W3,W4,W5,YOSYS,"
                                                      "PY-V,PY-COLD,YOSYS-V,YOSYS-COLD,"
-                                                     "W5-LIMITS,YOSYS-LIMITS,PY-RUNS")
+                                                     "W5-LIMITS,YOSYS-LIMITS,PY-RUNS,W1-TRACE,W3-TRACE")
     ap.add_argument("--reps", type=int, help="rounds per workload (default 3 quick, 5 full)")
     ap.add_argument("--runners", metavar="NAMES",
-                    help="comma-separated subset of pywasi-cli,pywasi-api,node,wasmtime,native")
+                    help="comma-separated subset of pywasi-cli,pywasi-api,node,wasmtime,native "
+                         "(and the opt-in pywasi-timeout, pywasi-fuel, pywasi-trace, pywasi-runs)")
     args = ap.parse_args(argv)
     reps = args.reps or (3 if args.quick else 5)
     only = {k.strip().upper() for k in args.only.split(",")} if args.only else None

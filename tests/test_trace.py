@@ -2,7 +2,8 @@
 file, JSON lines), the filter, every host-call route traced (the compiled
 accelerator's fast paths included), the exit and trap lines, and the
 command's --trace to stderr (in order with the guest's own stderr) and to a
-file. The decoding of every function, one golden line each, is in
+file, and a wasi-threads program's lines, each naming its thread. The
+decoding of every function, one golden line each, is in
 test_trace_golden.py."""
 
 from __future__ import annotations
@@ -221,3 +222,48 @@ def test_cli_bad_trace_flags(tmp_path: Any, flags: list[str], words: str) -> Non
     proc = pywasi_cmd(*flags, wat_file(tmp_path))
     assert proc.returncode == 2 and proc.stdout == b""
     assert b"Traceback" not in proc.stderr and words.encode() in proc.stderr, proc.stderr
+
+
+# -- wasi-threads ------------------------------------------------------------
+
+def test_tracing_with_threads_names_each_caller() -> None:
+    # Main spawns two threads (tids 1 and 2, in spawn order); each writes
+    # "t<arg>\n" and counts itself done; main waits for both, writes, exits.
+    from test_threads import program  # the shared-memory prelude of the threads tests
+
+    thread_body = """(local $base i32)
+      (local.set $base (i32.add (i32.const 5000) (i32.mul (local.get $arg) (i32.const 32))))
+      (i32.store (local.get $base) (i32.add (local.get $base) (i32.const 16)))
+      (i32.store offset=4 (local.get $base) (i32.const 3))
+      (i32.store8 offset=16 (local.get $base) (i32.const 116))
+      (i32.store8 offset=17 (local.get $base) (i32.add (i32.const 48) (local.get $arg)))
+      (i32.store8 offset=18 (local.get $base) (i32.const 10))
+      (drop (call $fd_write (i32.const 1) (local.get $base) (i32.const 1)
+                            (i32.add (local.get $base) (i32.const 8))))
+      (drop (i32.atomic.rmw.add (i32.const 4) (i32.const 1)))
+      (drop (memory.atomic.notify (i32.const 4) (i32.const 1)))"""
+    main_body = """(drop (call $spawn (i32.const 1)))
+      (drop (call $spawn (i32.const 2)))
+      (loop $w
+        (if (i32.lt_u (i32.atomic.load (i32.const 4)) (i32.const 2)) (then
+          (drop (memory.atomic.wait32 (i32.const 4) (i32.atomic.load (i32.const 4))
+                                      (i64.const 100000000)))
+          (br $w))))
+      (i32.store (i32.const 720) (i32.const 4096))
+      (i32.store (i32.const 724) (i32.const 5))
+      (i32.store (i32.const 4096) (i32.const 0x6e69616d))
+      (i32.store8 (i32.const 4100) (i32.const 10))
+      (drop (call $fd_write (i32.const 1) (i32.const 720) (i32.const 1) (i32.const 728)))
+      (call $proc_exit (i32.const 0))"""
+    lines = io.StringIO()
+    out: list[bytes] = []
+    wasi = pywasi.WASI(version="preview1", stdout=out.append, trace=lines)
+    module = pywasi.compile(build_wat(program(main_body, thread_body).decode()), interruptible=True)
+    assert wasi.start(pywasi.instantiate(module, wasi.get_import_object()), timeout=60) == 0
+    assert sorted(out) == [b"main\n", b"t1\n", b"t2\n"]
+    traced = [DURATION.sub("", line) for line in lines.getvalue().splitlines()]
+    # The threads' lines come in either order, each whole; main's are last.
+    assert sorted(traced[:2]) == ["[tid 1] fd_write(1, [3]) = SUCCESS nwritten=3",
+                                  "[tid 2] fd_write(1, [3]) = SUCCESS nwritten=3"]
+    assert traced[2:] == ["[tid 0] fd_write(1, [5]) = SUCCESS nwritten=5",
+                          "[tid 0] proc_exit(0) = ?", "[tid 0] +++ exited with 0 +++"]
