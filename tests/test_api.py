@@ -3,6 +3,7 @@ initialize / finalize_bindings and each of their refusals, the engine facade."""
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import pathlib
@@ -308,6 +309,23 @@ def test_stdio_file_objects(tmp_path: pathlib.Path) -> None:
         wasi.start(pywasi.instantiate(pywasi.compile(ECHO), wasi.get_import_object()))
     assert sink.getvalue() == b"from a file object"
     assert (tmp_path / "err").read_bytes() == b"from a file object"
+
+
+def test_a_file_object_nobody_else_holds_stays_open(tmp_path: pathlib.Path) -> None:
+    # WASI(stdout=open(...)): the WASI object is the file's only holder. Were
+    # it collected, its fd would close and the next open take the number:
+    # the guest's output would land in that other file.
+    wasi = pywasi.WASI(version="preview1", stdin=b"the guest's output",
+                       stdout=open(tmp_path / "out", "wb"),  # noqa: SIM115
+                       stderr=open(tmp_path / "err", "wb"))  # noqa: SIM115
+    gc.collect()
+    with open(tmp_path / "bystander", "wb") as bystander:
+        wasi.start(pywasi.instantiate(pywasi.compile(ECHO), wasi.get_import_object()))
+        wasi.close()
+        bystander.flush()
+    assert (tmp_path / "bystander").read_bytes() == b""
+    assert (tmp_path / "out").read_bytes() == b"the guest's output"
+    assert (tmp_path / "err").read_bytes() == b"the guest's output"
 
 
 def test_stdio_host_fds(tmp_path: pathlib.Path) -> None:

@@ -91,13 +91,19 @@ def set_host_append_nonblock(fd: int, flags: int) -> int:
 
 class HostStream(Descriptor):
     """A host fd used as a stream. ``owned`` says whether closing the guest
-    fd closes the host fd (stdio handed in by the user is borrowed)."""
+    fd closes the host fd (stdio handed in by the user is borrowed).
+    ``holder``: the file object a borrowed fd belongs to, kept alive while
+    the descriptor is open: ``WASI(stdout=open("out.txt", "wb"))`` leaves
+    nobody else holding it, and once collected it would close the fd, whose
+    number the next open takes -- the guest's output would land there."""
 
-    __slots__ = ("fd", "owned", "_saved_flags")
+    __slots__ = ("fd", "owned", "holder", "_saved_flags")
 
-    def __init__(self, fd: int, *, readable: bool, writable: bool, owned: bool = False) -> None:
+    def __init__(self, fd: int, *, readable: bool, writable: bool, owned: bool = False,
+                 holder: object = None) -> None:
         self.fd = fd
         self.owned = owned
+        self.holder = holder
         self._saved_flags: int | None = None
         try:
             self.filetype = filetype_of_mode(os.fstat(fd).st_mode, fd)
@@ -180,6 +186,7 @@ class HostStream(Descriptor):
                 pass
         if self.owned:
             os.close(self.fd)
+        self.holder = None
 
 
 def write_nowait(fd: int, bufs: list[memoryview]) -> int:
@@ -336,7 +343,7 @@ def open_stdio(option: str, value: Any, *, reading: bool) -> Descriptor:
         flush = getattr(value, "flush", None)
         if flush is not None and not reading:
             flush()
-        return HostStream(fd, readable=reading, writable=not reading)
+        return HostStream(fd, readable=reading, writable=not reading, holder=value)
     if reading:
         if isinstance(value, (bytes, bytearray, memoryview)):
             return PyReader(io.BytesIO(bytes(value)))
