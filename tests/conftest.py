@@ -106,3 +106,57 @@ def route(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
     else:
         monkeypatch.setattr(_resolve, "_USE_OPENAT2", False)
     return str(request.param)
+
+
+class Tree:
+    """A preopen of one kind, and the host side's view of it: a host
+    directory (``tmp_path``) or a ``pywasi.fs.MemoryFS``. Tests of the path
+    and fd calls take ``tree`` to run the same program and the same checks
+    on every kind (issue 15: identical semantics)."""
+
+    def __init__(self, kind: str, root: pathlib.Path) -> None:
+        import pywasi.fs
+        self.kind = kind
+        self.root = root
+        self.fs = pywasi.fs.MemoryFS() if kind == "memory" else None
+
+    @property
+    def preopen(self) -> object:
+        return self.fs if self.fs is not None else str(self.root)
+
+    def read(self, path: str) -> bytes:
+        return self.fs.read(path) if self.fs is not None else (self.root / path).read_bytes()
+
+    def readlink(self, path: str) -> str:
+        return self.fs.readlink(path) if self.fs is not None else os.readlink(self.root / path)
+
+    def listdir(self, path: str = "") -> list[str]:
+        if self.fs is not None:
+            return self.fs.listdir(path)
+        return [p.name for p in (self.root / path).iterdir()]
+
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path) if self.fs is not None else os.path.lexists(self.root / path)
+
+    def stat(self, path: str, *, follow_symlinks: bool = True) -> tuple[int, int]:
+        """(inode, mtime in ns)."""
+        if self.fs is not None:
+            info = self.fs.stat(path, follow_symlinks=follow_symlinks)
+            return info.ino, info.mtime_ns
+        st = os.stat(self.root / path, follow_symlinks=follow_symlinks)
+        return st.st_ino, st.st_mtime_ns
+
+
+@pytest.fixture(params=["host-openat2", "host-manual", "memory"])
+def tree(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+         tmp_path: pathlib.Path) -> Tree:
+    """Every kind of preopen: a host directory on both sandbox routes (as
+    ``route``), and a MemoryFS."""
+    from pywasi._fs import _resolve
+    if request.param == "host-openat2":
+        if not _resolve.openat2_available():
+            pytest.skip("openat2 is not available on this host")
+        monkeypatch.setattr(_resolve, "_USE_OPENAT2", True)
+    elif request.param == "host-manual":
+        monkeypatch.setattr(_resolve, "_USE_OPENAT2", False)
+    return Tree(request.param.split("-")[0], tmp_path)

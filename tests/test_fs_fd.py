@@ -138,6 +138,7 @@ from pywasi._syscalls import UNIMPLEMENTED
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from wasmbuild import build_c, build_wat  # noqa: E402
+from conftest import Tree  # noqa: E402
 from helpers import run_module  # noqa: E402
 
 
@@ -560,20 +561,28 @@ requires_path_open = pytest.mark.skipif("path_open" in UNIMPLEMENTED,
 
 
 @requires_path_open
-def test_c_file_calls(tmp_path: pathlib.Path) -> None:
-    r = run_module(build_c("fs_file"), preopens={"/sandbox": str(tmp_path)})
+def test_c_file_calls(tree: Tree) -> None:
+    r = run_module(build_c("fs_file"), preopens={"/sandbox": tree.preopen})
     assert (r.code, r.stdout) == (0, b"ok\n")
-    assert (tmp_path / "log.txt").read_bytes() == b"one\ntwo\n"
+    assert tree.read("log.txt") == b"one\ntwo\n"
 
 
 @requires_path_open
-def test_c_readdir(tmp_path: pathlib.Path) -> None:
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "file").write_bytes(b"")
-    os.symlink("file", tmp_path / "link")
-    for i in range(300):
-        (tmp_path / f"many-{i}").write_bytes(b"")
-    r = run_module(build_c("fs_readdir"), args=["prog", "/sandbox"], preopens={"/sandbox": str(tmp_path)})
+def test_c_readdir(tree: Tree) -> None:
+    if tree.fs is not None:
+        tree.fs.makedirs("sub")
+        tree.fs.write("file", b"")
+        tree.fs.symlink("file", "link")
+        for i in range(300):
+            tree.fs.write(f"many-{i}", b"")
+    else:
+        (tree.root / "sub").mkdir()
+        (tree.root / "file").write_bytes(b"")
+        os.symlink("file", tree.root / "link")
+        for i in range(300):
+            (tree.root / f"many-{i}").write_bytes(b"")
+    r = run_module(build_c("fs_readdir"), args=["prog", "/sandbox"],
+                   preopens={"/sandbox": tree.preopen})
     assert r.code == 0, r.stdout
     lines = r.stdout.decode().splitlines()
     entries = dict((name, int(t)) for t, name in (ln.split(" ", 1) for ln in lines))

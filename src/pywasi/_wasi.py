@@ -19,7 +19,8 @@ from ._engine import Instance, Memory, SharedMemory, WeakMemory
 from ._engine._engines import has_epochs
 from ._errors import LimitExceeded, PywasiError, Trap, WasiExit
 from ._fdtable import FdTable
-from ._fs._dir import HostDirectory
+from ._fs._base import Directory
+from ._fs._dir import DIR_INHERITING, DIR_RIGHTS, HostDirectory
 from ._fs._stream import open_stdio
 from ._memory import GuestMemory, MemorySource
 from ._syscalls import Syscalls, build_imports
@@ -81,7 +82,7 @@ class WASI:
 
     def __init__(self, *, version: str, args: Iterable[str] = (),
                  env: Mapping[str, str] | None = None,
-                 preopens: Mapping[str, str | os.PathLike[str]] | None = None,
+                 preopens: Mapping[str, Any] | None = None,
                  return_on_exit: bool = True, stdin: Any = 0, stdout: Any = 1,
                  stderr: Any = 2, sockets: Iterable[Any] = (), max_open_files: int | None = None,
                  max_output: int | None = None, trace: Any = None, deterministic: bool = False,
@@ -308,19 +309,31 @@ class WASI:
         self.close()
 
 
-def _open_preopen(guest: Any, host: Any) -> HostDirectory:
+def _open_preopen(guest: Any, host: Any) -> Directory:
+    """A preopen's directory: a host path (opened here), a tree living in
+    Python (``pywasi.fs.MemoryFS``: anything with ``wasi_preopen``) or a
+    ``pywasi.fs.Directory`` of the user's own."""
     if not isinstance(guest, str):
         raise TypeError(f"preopens: guest paths must be strings, not {type(guest).__name__}")
+    name = _encode("preopens", guest, "a guest path")
+    if isinstance(host, Directory):
+        host.preopen = name
+        if not host.rights_base:  # a user's own kind: a preopen's usual rights
+            host.rights_base, host.rights_inheriting = DIR_RIGHTS, DIR_INHERITING
+        return host
+    if hasattr(host, "wasi_preopen"):
+        directory: Directory = host.wasi_preopen(name)
+        return directory
     if not isinstance(host, (str, os.PathLike)):
-        raise TypeError(f"preopens[{guest!r}]: the host path must be a string or path, "
-                        f"not {type(host).__name__}")
+        raise TypeError(f"preopens[{guest!r}]: expected a host path (str or os.PathLike), a "
+                        f"pywasi.fs.MemoryFS or a pywasi.fs.Directory, not {type(host).__name__}")
     try:
         fd = os.open(host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         reason = e.strerror or str(e)
         raise PreopenError(f"preopen {guest!r}: cannot open host directory {os.fspath(host)!r}: "
                            f"{reason}") from None
-    return HostDirectory(fd, preopen=_encode("preopens", guest, "a guest path"))
+    return HostDirectory(fd, preopen=name)
 
 
 def _reproducible(ctx: Syscalls, deterministic: bool, clock: Any, random: Any) -> None:
@@ -337,6 +350,12 @@ def _reproducible(ctx: Syscalls, deterministic: bool, clock: Any, random: Any) -
     ctx.clock = clock
     ctx.rng = None if random is None else random_source(random)
     ctx.ordered_readdir = deterministic
+    if clock is not None:
+        # Trees in Python stamp times from the run's realtime clock (what
+        # they open inherits it); a host directory's times are the host's.
+        for _, desc in ctx.fds:
+            if hasattr(desc, "now"):
+                desc.now = lambda: int(clock.time(0))
 
 
 def _open_socket(item: Any) -> Any:

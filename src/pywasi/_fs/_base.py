@@ -21,7 +21,7 @@ import threading
 from .._abi import Errno, Filetype
 from .._errors import WasiError
 
-__all__ = ["Descriptor"]
+__all__ = ["Descriptor", "Directory"]
 
 
 class Descriptor:
@@ -155,3 +155,70 @@ class Descriptor:
         """The guest path of a preopened directory; BADF for anything else
         (wasi-libc stops its preopen scan at the first BADF)."""
         raise WasiError(Errno.BADF)
+
+
+class Directory(Descriptor):
+    """A directory descriptor: what the path_* calls ask of one, name by name.
+
+    The syscall layer (``_syscalls/path.py``) checks the spec's arguments,
+    flags and rights, reads the guest's path and decides what an open may do
+    (``read``/``write`` from the rights asked); a directory kind does the
+    per-name work in its own tree and answers with the errno the host
+    filesystem would (``WasiError`` or ``OSError``). A path is the guest's
+    text, relative to this directory, never yet resolved: resolving it --
+    ``..``, symlinks, trailing slashes, escapes (PERM) -- is the kind's job,
+    the same rules for every kind (``HostDirectory`` through the host
+    resolver, ``pywasi.fs`` trees in Python).
+
+    Every method answers NOTSUP here, so a kind implements what its tree can
+    do. ``rename_at`` and ``link_at`` get the target directory already
+    checked to be of the same tree (``same_tree``; else XDEV)."""
+
+    filetype = Filetype.DIRECTORY
+    preopen: bytes | None = None
+
+    def prestat_name(self) -> bytes:
+        if self.preopen is None:
+            return super().prestat_name()
+        return self.preopen
+
+    def same_tree(self, other: Directory) -> bool:
+        """Whether a rename or link between ``self`` and ``other`` can work."""
+        return False
+
+    def open_at(self, path: str, *, follow: bool, oflags: int, fdflags: int, read: bool,
+                write: bool, rights_base: int, rights_inheriting: int) -> Descriptor:
+        """The descriptor for ``path`` (``oflags``, ``fdflags``: WASI's,
+        already valid), with those rights, less the ones that do not apply
+        to its type."""
+        raise WasiError(Errno.NOTSUP)
+
+    def mkdir_at(self, path: str) -> None:
+        raise WasiError(Errno.NOTSUP)
+
+    def rmdir_at(self, path: str) -> None:
+        raise WasiError(Errno.NOTSUP)
+
+    def stat_at(self, path: str, *, follow: bool) -> tuple[int, ...]:
+        """The FILESTAT values of ``path``."""
+        raise WasiError(Errno.NOTSUP)
+
+    def set_times_at(self, path: str, *, follow: bool, atim: int, mtim: int,
+                     fst_flags: int) -> None:
+        raise WasiError(Errno.NOTSUP)
+
+    def link_at(self, old: str, *, follow: bool, target: Directory, new: str) -> None:
+        raise WasiError(Errno.NOTSUP)
+
+    def symlink_at(self, contents: str, path: str) -> None:
+        """A symlink at ``path`` holding ``contents`` (never absolute here)."""
+        raise WasiError(Errno.NOTSUP)
+
+    def readlink_at(self, path: str) -> bytes:
+        raise WasiError(Errno.NOTSUP)
+
+    def unlink_at(self, path: str) -> None:
+        raise WasiError(Errno.NOTSUP)
+
+    def rename_at(self, old: str, target: Directory, new: str) -> None:
+        raise WasiError(Errno.NOTSUP)

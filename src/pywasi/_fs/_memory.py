@@ -1,0 +1,624 @@
+"""A filesystem held in Python (``pywasi.fs.MemoryFS``): its tree of nodes,
+the resolver that walks it, and its two descriptor kinds.
+
+The per-name rules are the host directory's (``_dir.HostDirectory``), so a
+program sees the same results and errnos on either kind of preopen:
+
+- a path is walked one component at a time from the descriptor's own
+  directory, with a stack for ``..``: popping past that directory is PERM,
+  as the host resolver's RESOLVE_BENEATH answers, and so is an absolute
+  path or an absolute symlink target;
+- symlinks in the middle of a path are expanded (their target relative to
+  the link's directory), the final one only when the call follows it (or a
+  trailing slash demands it); more than ``MAX_SYMLINKS`` expansions is LOOP;
+- trailing slashes follow Linux: "file/" is NOTDIR, "dir/" names the
+  directory, creating a name through "new/" (symlink, link) is NOENT;
+- nothing here ever touches a host path: a tree is reached only through its
+  root node, and a node knows nothing of the host.
+
+Nodes: a directory has one parent (no hard links to directories) and a
+dict of entries in creation order; a file's data is one ``bytearray``,
+shared by every hard link and descriptor; an unlinked file stays readable
+through the descriptors that hold it. Inode numbers are the tree's own, from
+1 (the root) up; ``nlink`` counts names (a directory: 2 + its
+subdirectories, 0 once removed). Times are nanoseconds of the realtime clock
+the descriptor was given (the host's, or the run's virtual clock): a write
+sets mtim and ctim, a change of names or metadata ctim; reads do not touch
+atim (as a ``noatime`` mount).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Union
+
+from .._abi import DIRENT, Errno, Fdflags, Filetype, Oflags, Whence
+from .._errors import WasiError
+from ._base import Descriptor, Directory
+from ._resolve import MAX_SYMLINKS
+from ._stat import NOW, OMIT, resolve_times
+
+__all__ = ["MemoryTree", "MemoryDirectory", "MemoryFile", "Node", "DirNode", "FileNode",
+           "LinkNode"]
+
+OFF_MAX = (1 << 63) - 1
+_CREAT = int(Oflags.CREAT)
+_DIRECTORY = int(Oflags.DIRECTORY)
+_EXCL = int(Oflags.EXCL)
+_TRUNC = int(Oflags.TRUNC)
+_APPEND = int(Fdflags.APPEND)
+_NONBLOCK = int(Fdflags.NONBLOCK)
+_SYNC_FDFLAGS = int(Fdflags.DSYNC | Fdflags.RSYNC | Fdflags.SYNC)
+# A MemoryFS's st_dev: one value for every tree, not a host device's.
+DEVICE = 0x6D656D
+
+
+class Node:
+    __slots__ = ("ino", "nlink", "atim", "mtim", "ctim")
+    filetype = Filetype.UNKNOWN
+
+    def __init__(self, ino: int, now: int) -> None:
+        self.ino = ino
+        self.nlink = 1
+        self.atim = self.mtim = self.ctim = now
+
+    def size(self) -> int:
+        return 0
+
+
+class FileNode(Node):
+    __slots__ = ("data",)
+    filetype = Filetype.REGULAR_FILE
+
+    def __init__(self, ino: int, now: int, data: bytes = b"") -> None:
+        super().__init__(ino, now)
+        self.data = bytearray(data)
+
+    def size(self) -> int:
+        return len(self.data)
+
+
+class LinkNode(Node):
+    __slots__ = ("target",)
+    filetype = Filetype.SYMBOLIC_LINK
+
+    def __init__(self, ino: int, now: int, target: str) -> None:
+        super().__init__(ino, now)
+        self.target = target
+
+    def size(self) -> int:
+        return len(self.target.encode())
+
+
+class DirNode(Node):
+    __slots__ = ("entries", "parent")
+    filetype = Filetype.DIRECTORY
+
+    def __init__(self, ino: int, now: int, parent: DirNode | None) -> None:
+        super().__init__(ino, now)
+        self.entries: dict[str, Node] = {}
+        self.parent = parent  # None: the root, or removed
+
+    def link_count(self) -> int:
+        if self.nlink == 0:
+            return 0
+        return 2 + sum(isinstance(n, DirNode) for n in self.entries.values())
+
+
+AnyNode = Union[FileNode, LinkNode, DirNode]
+
+
+class MemoryTree:
+    """The nodes of one MemoryFS and what every descriptor on it shares: the
+    inode counter and one lock (wasi-threads may walk it at once)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._next_ino = 2
+        self.root = DirNode(1, time.time_ns(), None)
+
+    def new_ino(self) -> int:
+        ino = self._next_ino
+        self._next_ino += 1
+        return ino
+
+
+class _Found:
+    """Where a path led: its parent directory, its last name ("." when the
+    path names the start or a directory through "." or ".."), the node
+    there (None: no such entry) and whether the path ended in "/"."""
+
+    __slots__ = ("parent", "name", "node", "trailing")
+
+    def __init__(self, parent: DirNode, name: str, node: Node | None, trailing: bool) -> None:
+        self.parent = parent
+        self.name = name
+        self.node = node
+        self.trailing = trailing
+
+
+def _walk(start: DirNode, path: str, *, follow: bool) -> _Found:
+    """Resolve ``path`` beneath ``start`` (module docstring); the final
+    component's symlink is expanded when ``follow``."""
+    if not path:
+        raise WasiError(Errno.NOENT)
+    if path.startswith("/"):
+        raise WasiError(Errno.PERM)
+    trailing = path.endswith("/")
+    pending = [c for c in path.split("/") if c]
+    pending.reverse()
+    stack = [start]
+    hops = 0
+    while True:
+        here = stack[-1]
+        if not pending:
+            return _Found(here, ".", here, trailing)
+        name = pending.pop()
+        last = not pending
+        if name == ".":
+            continue
+        if name == "..":
+            if len(stack) == 1:
+                raise WasiError(Errno.PERM)  # out of the directory: an escape
+            stack.pop()
+            continue
+        node = here.entries.get(name)
+        if isinstance(node, LinkNode) and (not last or follow):
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                raise WasiError(Errno.LOOP)
+            target = node.target
+            if not target:
+                raise WasiError(Errno.NOENT)
+            if target.startswith("/"):
+                raise WasiError(Errno.PERM)
+            pending.extend(reversed([c for c in target.split("/") if c] or ["."]))
+            continue
+        if last:
+            return _Found(here, name, node, trailing)
+        if node is None:
+            raise WasiError(Errno.NOENT)
+        if not isinstance(node, DirNode):
+            raise WasiError(Errno.NOTDIR)
+        stack.append(node)
+
+
+def _filestat(node: Node) -> tuple[int, ...]:
+    nlink = node.link_count() if isinstance(node, DirNode) else node.nlink
+    return (DEVICE, node.ino, node.filetype, nlink, node.size(), node.atim, node.mtim,
+            node.ctim)
+
+
+def _set_times(node: Node, atim: int, mtim: int, fst_flags: int, now: int) -> None:
+    a, m = resolve_times(atim, mtim, fst_flags)
+    if a != OMIT:
+        node.atim = now if a == NOW else int(a)
+    if m != OMIT:
+        node.mtim = now if m == NOW else int(m)
+    node.ctim = now
+
+
+def _creatable(found: _Found) -> None:
+    """A new name may be made at ``found`` (link, symlink, mkdir)."""
+    if found.name == ".":
+        raise WasiError(Errno.EXIST)
+    if found.trailing and found.node is None:
+        raise WasiError(Errno.NOENT)
+    if found.node is not None:
+        raise WasiError(Errno.EXIST)
+    if found.parent.nlink == 0:  # a removed directory takes no new entries
+        raise WasiError(Errno.NOENT)
+
+
+class MemoryDirectory(Directory):
+    """A directory of a MemoryFS; the ``Directory`` calls on its tree."""
+
+    def __init__(self, tree: MemoryTree, node: DirNode, *, preopen: bytes | None,
+                 rights_base: int, rights_inheriting: int,
+                 now: Callable[[], int] = time.time_ns) -> None:
+        self.tree = tree
+        self.node = node
+        self.preopen = preopen
+        self.rights_base = rights_base
+        self.rights_inheriting = rights_inheriting
+        self.now = now
+        self._listing: list[tuple[bytes, int, int]] | None = None
+
+    def __repr__(self) -> str:
+        return f"<MemoryDirectory ino={self.node.ino}>"
+
+    def _walk(self, path: str, *, follow: bool) -> _Found:
+        return _walk(self.node, path, follow=follow)
+
+    # -- metadata --------------------------------------------------------
+    def filestat(self) -> tuple[int, ...]:
+        return _filestat(self.node)
+
+    def set_times(self, atim: int, mtim: int, fst_flags: int) -> None:
+        with self.tree.lock:
+            _set_times(self.node, atim, mtim, fst_flags, self.now())
+
+    def sync(self) -> None:
+        pass
+
+    def datasync(self) -> None:
+        pass
+
+    # -- listing ---------------------------------------------------------
+    def readdir(self, cookie: int, limit: int, ordered: bool = False) -> bytes:
+        # Cookies as the host directory's: an index into a listing read at
+        # cookie 0 (or the first call), so they stay valid while entries
+        # come and go; the changes show at the next rewind.
+        if cookie == 0 or self._listing is None:
+            with self.tree.lock:
+                node = self.node
+                parent = node if self.preopen is not None or node.parent is None else node.parent
+                entries = [(name.encode(), n.ino, int(n.filetype))
+                           for name, n in node.entries.items()]
+            if ordered:
+                entries.sort()
+            self._listing = [(b".", node.ino, int(Filetype.DIRECTORY)),
+                             (b"..", parent.ino, int(Filetype.DIRECTORY)), *entries]
+        listing = self._listing
+        out = bytearray()
+        pack = DIRENT.struct.pack
+        index = cookie
+        while index < len(listing) and len(out) < limit:
+            name, ino, dtype = listing[index]
+            index += 1
+            out += pack(index, ino, len(name), dtype)
+            out += name
+        del out[limit:]
+        return bytes(out)
+
+    def close(self) -> None:
+        self._listing = None
+
+    # -- the path calls ---------------------------------------------------
+    def same_tree(self, other: Directory) -> bool:
+        return isinstance(other, MemoryDirectory) and other.tree is self.tree
+
+    def open_at(self, path: str, *, follow: bool, oflags: int, fdflags: int, read: bool,
+                write: bool, rights_base: int, rights_inheriting: int) -> Descriptor:
+        from ._dir import DIR_INHERITING, DIR_RIGHTS, FILE_RIGHTS
+        if oflags & _CREAT and path.endswith("/"):  # open("x/", O_CREAT): Linux EISDIR,
+            raise WasiError(Errno.ISDIR)            # before the path is looked at
+        # O_CREAT|O_EXCL never follows the final symlink: a link there exists.
+        exclusive = oflags & _CREAT and oflags & _EXCL
+        with self.tree.lock:
+            found = self._walk(path, follow=follow and not exclusive or path.endswith("/"))
+            node = found.node
+            if node is None:
+                if not oflags & _CREAT:
+                    raise WasiError(Errno.NOENT)
+                if found.parent.nlink == 0:
+                    raise WasiError(Errno.NOENT)
+                now = self.now()
+                node = FileNode(self.tree.new_ino(), now)
+                found.parent.entries[found.name] = node
+                found.parent.mtim = found.parent.ctim = now
+            elif oflags & _CREAT and oflags & _EXCL:
+                raise WasiError(Errno.EXIST)
+            if isinstance(node, LinkNode):  # O_NOFOLLOW on a symlink (Linux: ENOTDIR
+                raise WasiError(Errno.NOTDIR if oflags & _DIRECTORY else Errno.LOOP)  # first)
+            if isinstance(node, DirNode):
+                if write or oflags & (_CREAT | _TRUNC):  # Linux: EISDIR for either
+                    raise WasiError(Errno.ISDIR)
+                return MemoryDirectory(self.tree, node, preopen=None,
+                                       rights_base=rights_base & DIR_RIGHTS,
+                                       rights_inheriting=rights_inheriting & DIR_INHERITING,
+                                       now=self.now)
+            if oflags & _DIRECTORY or found.trailing:
+                raise WasiError(Errno.NOTDIR)
+            assert isinstance(node, FileNode)
+            if oflags & _TRUNC and node.data:
+                del node.data[:]
+                node.mtim = node.ctim = self.now()
+            return MemoryFile(self.tree, node, readable=read or not write, writable=write,
+                              fdflags=fdflags, rights_base=rights_base & FILE_RIGHTS,
+                              rights_inheriting=rights_inheriting & DIR_INHERITING,
+                              now=self.now)
+
+    def mkdir_at(self, path: str) -> None:
+        with self.tree.lock:
+            found = self._walk(path, follow=False)
+            if found.name == "." or found.node is not None:
+                raise WasiError(Errno.EXIST)
+            if found.parent.nlink == 0:
+                raise WasiError(Errno.NOENT)
+            now = self.now()
+            found.parent.entries[found.name] = DirNode(self.tree.new_ino(), now, found.parent)
+            found.parent.mtim = found.parent.ctim = now
+
+    def rmdir_at(self, path: str) -> None:
+        with self.tree.lock:
+            found = self._walk(path, follow=False)
+            if found.name == ".":
+                raise WasiError(Errno.INVAL)
+            node = found.node
+            if node is None:
+                raise WasiError(Errno.NOENT)
+            if not isinstance(node, DirNode):
+                raise WasiError(Errno.NOTDIR)
+            if node.entries:
+                raise WasiError(Errno.NOTEMPTY)
+            del found.parent.entries[found.name]
+            node.nlink = 0
+            node.parent = None
+            found.parent.mtim = found.parent.ctim = self.now()
+
+    def stat_at(self, path: str, *, follow: bool) -> tuple[int, ...]:
+        with self.tree.lock:
+            found = self._walk(path, follow=follow or path.endswith("/"))
+            node = found.node
+            if node is None:
+                raise WasiError(Errno.NOENT)
+            if found.trailing and not isinstance(node, DirNode):
+                raise WasiError(Errno.NOTDIR)
+            return _filestat(node)
+
+    def set_times_at(self, path: str, *, follow: bool, atim: int, mtim: int,
+                     fst_flags: int) -> None:
+        with self.tree.lock:
+            found = self._walk(path, follow=follow or path.endswith("/"))
+            node = found.node
+            if node is None:
+                raise WasiError(Errno.NOENT)
+            if found.trailing and not isinstance(node, DirNode):
+                raise WasiError(Errno.NOTDIR)
+            _set_times(node, atim, mtim, fst_flags, self.now())
+
+    def link_at(self, old: str, *, follow: bool, target: Directory, new: str) -> None:
+        assert isinstance(target, MemoryDirectory)  # same_tree
+        with self.tree.lock:
+            src = self._walk(old, follow=follow or old.endswith("/"))
+            dst = target._walk(new, follow=False)
+            node = src.node
+            if node is None:
+                raise WasiError(Errno.NOENT)
+            if isinstance(node, DirNode):  # POSIX link(2): EPERM for a directory
+                raise WasiError(Errno.PERM)
+            if src.trailing:
+                raise WasiError(Errno.NOTDIR)
+            _creatable(dst)
+            now = self.now()
+            dst.parent.entries[dst.name] = node
+            node.nlink += 1
+            node.ctim = now
+            dst.parent.mtim = dst.parent.ctim = now
+
+    def symlink_at(self, contents: str, path: str) -> None:
+        with self.tree.lock:
+            found = self._walk(path, follow=False)
+            _creatable(found)
+            now = self.now()
+            found.parent.entries[found.name] = LinkNode(self.tree.new_ino(), now, contents)
+            found.parent.mtim = found.parent.ctim = now
+
+    def readlink_at(self, path: str) -> bytes:
+        with self.tree.lock:
+            found = self._walk(path, follow=False)
+            if found.trailing:
+                self.stat_at(path, follow=True)  # why "link/" fails, else INVAL
+                raise WasiError(Errno.INVAL)
+            if found.node is None:
+                raise WasiError(Errno.NOENT)
+            if not isinstance(found.node, LinkNode):
+                raise WasiError(Errno.INVAL)
+            return found.node.target.encode()
+
+    def unlink_at(self, path: str) -> None:
+        with self.tree.lock:
+            found = self._walk(path, follow=False)
+            node = found.node
+            if found.name == ".":
+                raise WasiError(Errno.ISDIR)
+            if node is None:
+                raise WasiError(Errno.NOENT)
+            if found.trailing or isinstance(node, DirNode):
+                raise WasiError(Errno.ISDIR if isinstance(node, DirNode) else Errno.NOTDIR)
+            del found.parent.entries[found.name]
+            node.nlink -= 1
+            now = self.now()
+            node.ctim = now
+            found.parent.mtim = found.parent.ctim = now
+
+    def rename_at(self, old: str, target: Directory, new: str) -> None:
+        assert isinstance(target, MemoryDirectory)  # same_tree
+        with self.tree.lock:
+            src = self._walk(old, follow=False)
+            dst = target._walk(new, follow=False)
+            if src.name == "." or dst.name == ".":
+                raise WasiError(Errno.BUSY)
+            node = src.node
+            if node is None:
+                raise WasiError(Errno.NOENT)
+            moving_dir = isinstance(node, DirNode)
+            if (src.trailing or dst.trailing) and not moving_dir:
+                raise WasiError(Errno.NOTDIR)
+            there = dst.node
+            if there is node:
+                return  # two names of one file: POSIX rename does nothing
+            if moving_dir:
+                if there is not None and not isinstance(there, DirNode):
+                    raise WasiError(Errno.NOTDIR)
+                if isinstance(there, DirNode) and there.entries:
+                    raise WasiError(Errno.NOTEMPTY)
+                ancestor: DirNode | None = dst.parent
+                while ancestor is not None:  # into itself: EINVAL
+                    if ancestor is node:
+                        raise WasiError(Errno.INVAL)
+                    ancestor = ancestor.parent
+            elif isinstance(there, DirNode):
+                raise WasiError(Errno.ISDIR)
+            if dst.parent.nlink == 0:
+                raise WasiError(Errno.NOENT)
+            del src.parent.entries[src.name]
+            if there is not None:
+                there.nlink = 0 if isinstance(there, DirNode) else there.nlink - 1
+            dst.parent.entries[dst.name] = node
+            if isinstance(node, DirNode):
+                node.parent = dst.parent
+            now = self.now()
+            node.ctim = now
+            for parent in (src.parent, dst.parent):
+                parent.mtim = parent.ctim = now
+
+
+class MemoryFile(Descriptor):
+    """An open regular file of a MemoryFS: a position over its node's data."""
+
+    def __init__(self, tree: MemoryTree, node: FileNode, *, readable: bool, writable: bool,
+                 fdflags: int, rights_base: int, rights_inheriting: int,
+                 now: Callable[[], int] = time.time_ns) -> None:
+        self.tree = tree
+        self.node = node
+        self.readable = readable
+        self.writable = writable
+        self.flags = _host_like(fdflags)
+        self.position = 0
+        self.filetype = Filetype.REGULAR_FILE
+        self.rights_base = rights_base
+        self.rights_inheriting = rights_inheriting
+        self.now = now
+
+    def __repr__(self) -> str:
+        return f"<MemoryFile ino={self.node.ino} size={len(self.node.data)}>"
+
+    # -- fdstat ----------------------------------------------------------
+    def fdflags(self) -> int:
+        return self.flags
+
+    def set_fdflags(self, flags: int) -> None:
+        # As a host file: APPEND and NONBLOCK change; the sync flags do not.
+        if _host_like(flags) & _SYNC_FDFLAGS != self.flags & _SYNC_FDFLAGS:
+            raise WasiError(Errno.NOTSUP)
+        self.flags = self.flags & _SYNC_FDFLAGS | flags & (_APPEND | _NONBLOCK)
+
+    # -- data ------------------------------------------------------------
+    def read(self, bufs: list[memoryview]) -> int:
+        n = self.pread(bufs, self.position)
+        self.position += n
+        return n
+
+    def pread(self, bufs: list[memoryview], offset: int) -> int:
+        if not self.readable:
+            raise WasiError(Errno.BADF)
+        if offset > OFF_MAX:
+            raise WasiError(Errno.INVAL)
+        with self.tree.lock:
+            data = self.node.data
+            done = 0
+            with memoryview(data) as view:
+                for buf in bufs:
+                    start = offset + done
+                    chunk = view[start:start + len(buf)]
+                    buf[:len(chunk)] = chunk
+                    done += len(chunk)
+                    if len(chunk) < len(buf):
+                        break
+            return done
+
+    def write(self, bufs: list[memoryview]) -> int:
+        with self.tree.lock:
+            at = len(self.node.data) if self.flags & _APPEND else self.position
+            n = self._write_at(bufs, at)
+            self.position = at + n
+            return n
+
+    def pwrite(self, bufs: list[memoryview], offset: int) -> int:
+        if offset > OFF_MAX:
+            raise WasiError(Errno.INVAL)
+        with self.tree.lock:
+            # NOTE: APPEND ignores the offset, as the host file does (Linux pwrite(2)).
+            return self._write_at(bufs, len(self.node.data) if self.flags & _APPEND else offset)
+
+    def _write_at(self, bufs: list[memoryview], offset: int) -> int:
+        if not self.writable:
+            raise WasiError(Errno.BADF)
+        total = sum(map(len, bufs))
+        if offset + total > OFF_MAX:
+            raise WasiError(Errno.FBIG)
+        if not total:
+            return 0
+        data = self.node.data
+        if offset > len(data):
+            data.extend(bytes(offset - len(data)))
+        for buf in bufs:
+            data[offset:offset + len(buf)] = buf
+            offset += len(buf)
+        self.node.mtim = self.node.ctim = self.now()
+        return total
+
+    def seek(self, offset: int, whence: int) -> int:
+        with self.tree.lock:
+            base = {Whence.SET: 0, Whence.CUR: self.position,
+                    Whence.END: len(self.node.data)}[Whence(whence)]
+        new = base + offset
+        if new < 0 or new > OFF_MAX:
+            raise WasiError(Errno.INVAL)
+        self.position = new
+        return new
+
+    def tell(self) -> int:
+        return self.position
+
+    def advise(self, offset: int, length: int, advice: int) -> None:
+        if offset > OFF_MAX or length > OFF_MAX:
+            raise WasiError(Errno.INVAL)
+
+    def allocate(self, offset: int, length: int) -> None:
+        if length == 0 or offset > OFF_MAX:
+            raise WasiError(Errno.INVAL)
+        if offset + length > OFF_MAX:
+            raise WasiError(Errno.FBIG)
+        if not self.writable:
+            raise WasiError(Errno.BADF)
+        with self.tree.lock:
+            data = self.node.data
+            if offset + length > len(data):
+                data.extend(bytes(offset + length - len(data)))
+                self.node.mtim = self.node.ctim = self.now()
+
+    def sync(self) -> None:
+        pass
+
+    def datasync(self) -> None:
+        pass
+
+    # -- metadata --------------------------------------------------------
+    def filestat(self) -> tuple[int, ...]:
+        return _filestat(self.node)
+
+    def set_size(self, size: int) -> None:
+        if size > OFF_MAX:
+            raise WasiError(Errno.FBIG)
+        if not self.writable:
+            raise WasiError(Errno.INVAL)  # ftruncate(2) on a read-only fd
+        with self.tree.lock:
+            data = self.node.data
+            if size < len(data):
+                del data[size:]
+            else:
+                data.extend(bytes(size - len(data)))
+            self.node.mtim = self.node.ctim = self.now()
+
+    def set_times(self, atim: int, mtim: int, fst_flags: int) -> None:
+        with self.tree.lock:
+            _set_times(self.node, atim, mtim, fst_flags, self.now())
+
+    def ready_nbytes(self, writing: bool) -> int:
+        return 0 if writing else max(0, len(self.node.data) - self.position)
+
+
+def _host_like(fdflags: int) -> int:
+    """fdflags as a Linux host file reports them back: SYNC and RSYNC are one
+    flag (O_RSYNC == O_SYNC), and SYNC includes DSYNC's bit."""
+    flags = fdflags & (_APPEND | _NONBLOCK)
+    if fdflags & (Fdflags.SYNC | Fdflags.RSYNC):
+        flags |= Fdflags.SYNC | Fdflags.RSYNC
+    elif fdflags & Fdflags.DSYNC:
+        flags |= Fdflags.DSYNC
+    return int(flags)
