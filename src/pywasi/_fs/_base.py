@@ -186,7 +186,7 @@ class Directory(Descriptor):
         """Whether a rename or link between ``self`` and ``other`` can work."""
         return False
 
-    def open_at(self, path: str, *, follow: bool, oflags: int, fdflags: int, read: bool,
+    def open_at(self, path: str, follow: bool, oflags: int, fdflags: int, read: bool,
                 write: bool, rights_base: int, rights_inheriting: int) -> Descriptor:
         """The descriptor for ``path`` (``oflags``, ``fdflags``: WASI's,
         already valid), with those rights, less the ones that do not apply
@@ -199,15 +199,15 @@ class Directory(Descriptor):
     def rmdir_at(self, path: str) -> None:
         raise WasiError(Errno.NOTSUP)
 
-    def stat_at(self, path: str, *, follow: bool) -> tuple[int, ...]:
+    def stat_at(self, path: str, follow: bool) -> tuple[int, ...]:
         """The FILESTAT values of ``path``."""
         raise WasiError(Errno.NOTSUP)
 
-    def set_times_at(self, path: str, *, follow: bool, atim: int, mtim: int,
+    def set_times_at(self, path: str, follow: bool, atim: int, mtim: int,
                      fst_flags: int) -> None:
         raise WasiError(Errno.NOTSUP)
 
-    def link_at(self, old: str, *, follow: bool, target: Directory, new: str) -> None:
+    def link_at(self, old: str, follow: bool, target: Directory, new: str) -> None:
         raise WasiError(Errno.NOTSUP)
 
     def symlink_at(self, contents: str, path: str) -> None:

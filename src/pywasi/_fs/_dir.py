@@ -138,7 +138,7 @@ class HostDirectory(Directory):
         # Host directories on different filesystems: the host answers EXDEV.
         return isinstance(other, HostDirectory)
 
-    def open_at(self, path: str, *, follow: bool, oflags: int, fdflags: int, read: bool,
+    def open_at(self, path: str, follow: bool, oflags: int, fdflags: int, read: bool,
                 write: bool, rights_base: int, rights_inheriting: int) -> Descriptor:
         flags = (os.O_RDWR if read else os.O_WRONLY) if write else os.O_RDONLY
         flags |= _HOST_OFLAGS_OF[oflags] | _HOST_FDFLAGS_OF[fdflags]
@@ -176,10 +176,10 @@ class HostDirectory(Directory):
             # (as Linux answers).
             os.rmdir(parent.name, dir_fd=parent.dir_fd)
 
-    def stat_at(self, path: str, *, follow: bool) -> tuple[int, ...]:
+    def stat_at(self, path: str, follow: bool) -> tuple[int, ...]:
         return stat_beneath(self.fd, path, follow=follow)
 
-    def set_times_at(self, path: str, *, follow: bool, atim: int, mtim: int,
+    def set_times_at(self, path: str, follow: bool, atim: int, mtim: int,
                      fst_flags: int) -> None:
         name = _follow_final(self.fd, path, follow=follow)
         with at_parent(self.fd, name) as parent:
@@ -190,7 +190,7 @@ class HostDirectory(Directory):
                     raise WasiError(Errno.NOTDIR)
             set_times_at(parent.dir_fd, parent.name, atim, mtim, fst_flags, False)
 
-    def link_at(self, old: str, *, follow: bool, target: Directory, new: str) -> None:
+    def link_at(self, old: str, follow: bool, target: Directory, new: str) -> None:
         assert isinstance(target, HostDirectory)  # same_tree
         old = _follow_final(self.fd, old, follow=follow)
         with at_parent(self.fd, old) as src, at_parent(target.fd, new) as dst:

@@ -280,7 +280,7 @@ class MemoryDirectory(Directory):
     def same_tree(self, other: Directory) -> bool:
         return isinstance(other, MemoryDirectory) and other.tree is self.tree
 
-    def open_at(self, path: str, *, follow: bool, oflags: int, fdflags: int, read: bool,
+    def open_at(self, path: str, follow: bool, oflags: int, fdflags: int, read: bool,
                 write: bool, rights_base: int, rights_inheriting: int) -> Descriptor:
         from ._dir import DIR_INHERITING, DIR_RIGHTS, FILE_RIGHTS
         if oflags & _CREAT and path.endswith("/"):  # open("x/", O_CREAT): Linux EISDIR,
@@ -349,7 +349,7 @@ class MemoryDirectory(Directory):
             node.parent = None
             found.parent.mtim = found.parent.ctim = self.now()
 
-    def stat_at(self, path: str, *, follow: bool) -> tuple[int, ...]:
+    def stat_at(self, path: str, follow: bool) -> tuple[int, ...]:
         with self.tree.lock:
             found = self._walk(path, follow=follow or path.endswith("/"))
             node = found.node
@@ -359,7 +359,7 @@ class MemoryDirectory(Directory):
                 raise WasiError(Errno.NOTDIR)
             return _filestat(node)
 
-    def set_times_at(self, path: str, *, follow: bool, atim: int, mtim: int,
+    def set_times_at(self, path: str, follow: bool, atim: int, mtim: int,
                      fst_flags: int) -> None:
         with self.tree.lock:
             found = self._walk(path, follow=follow or path.endswith("/"))
@@ -370,7 +370,7 @@ class MemoryDirectory(Directory):
                 raise WasiError(Errno.NOTDIR)
             _set_times(node, atim, mtim, fst_flags, self.now())
 
-    def link_at(self, old: str, *, follow: bool, target: Directory, new: str) -> None:
+    def link_at(self, old: str, follow: bool, target: Directory, new: str) -> None:
         assert isinstance(target, MemoryDirectory)  # same_tree
         with self.tree.lock:
             src = self._walk(old, follow=follow or old.endswith("/"))

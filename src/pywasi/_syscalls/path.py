@@ -122,11 +122,12 @@ class PathCalls(Context):
         if (fs_rights_base | fs_rights_inheriting) & ~directory.rights_inheriting:
             raise WasiError(Errno.NOTCAPABLE)
         name = self._guest_path(path, path_len)
-        desc = directory.open_at(name, follow=bool(dirflags & _FOLLOW), oflags=oflags,
-                                 fdflags=fdflags, read=bool(fs_rights_base & _READ_RIGHTS),
-                                 write=bool(fs_rights_base & _WRITE_RIGHTS),
-                                 rights_base=fs_rights_base,
-                                 rights_inheriting=fs_rights_inheriting)
+        # Positional: this runs once per file opened (a keyword argument
+        # costs a lookup each).
+        desc = directory.open_at(name, bool(dirflags & _FOLLOW), oflags, fdflags,
+                                 bool(fs_rights_base & _READ_RIGHTS),
+                                 bool(fs_rights_base & _WRITE_RIGHTS), fs_rights_base,
+                                 fs_rights_inheriting)
         try:
             new_fd = self.fds.allocate(desc)
         except BaseException:
@@ -152,7 +153,7 @@ class PathCalls(Context):
         if flags & ~_ALL_LOOKUPFLAGS:  # _flags_ok, inlined: once per stat
             raise WasiError(Errno.INVAL)
         directory = self._dir(fd, _PATH_FILESTAT_GET)
-        return directory.stat_at(self._guest_path(path, path_len), follow=bool(flags & _FOLLOW))
+        return directory.stat_at(self._guest_path(path, path_len), bool(flags & _FOLLOW))
 
     def path_filestat_get(self, fd: int, flags: int, path: int, path_len: int,
                           buf_ptr: int) -> None:
@@ -170,8 +171,8 @@ class PathCalls(Context):
         _flags_ok(flags, _ALL_LOOKUPFLAGS)
         resolve_times(atim, mtim, fst_flags)  # bad fst_flags: INVAL before any lookup
         directory = self._dir(fd, int(Rights.PATH_FILESTAT_SET_TIMES))
-        directory.set_times_at(self._guest_path(path, path_len), follow=bool(flags & _FOLLOW),
-                               atim=atim, mtim=mtim, fst_flags=fst_flags)
+        directory.set_times_at(self._guest_path(path, path_len), bool(flags & _FOLLOW), atim,
+                               mtim, fst_flags)
 
     # -- links --------------------------------------------------------------
     def path_link(self, old_fd: int, old_flags: int, old_path: int, old_path_len: int,
@@ -181,7 +182,7 @@ class PathCalls(Context):
                                         new_fd, int(Rights.PATH_LINK_TARGET))
         old = self._guest_path(old_path, old_path_len)
         new = self._guest_path(new_path, new_path_len)
-        source.link_at(old, follow=bool(old_flags & _FOLLOW), target=target, new=new)
+        source.link_at(old, bool(old_flags & _FOLLOW), target, new)
 
     def path_symlink(self, old_path: int, old_path_len: int, fd: int, new_path: int,
                      new_path_len: int) -> None:
