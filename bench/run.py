@@ -4,6 +4,7 @@ API), node:wasi, wasmtime's own WASI (through wasmtime-py) and natively.
     python bench/run.py [--quick] [--json out.json] [--only W1,W4] [--reps N]
     python bench/run.py --only W5-LIMITS,YOSYS-LIMITS,PY-RUNS    # issue 13's rows
     python bench/run.py --only W1-TRACE,W3-TRACE                   # the trace (issue 14)
+    python bench/run.py --only W3-MEM                              # a MemoryFS (issue 15)
 
 What it does, in order:
 1. builds bench/c/*.c twice: to wasm32-wasi with ``python -m ziglang cc`` (the
@@ -369,6 +370,12 @@ def workloads(quick: bool, scratch: pathlib.Path, yosys: Program | str,
         ws.append(Workload(f"{base.key}-TRACE", f"{base.title}, with --trace", base.stem,
                            base.args, base.check, preopen=base.preopen, prepare=base.prepare,
                            cleanup=base.cleanup, runners=TRACE_RUNNERS))
+    # Filesystems in Python (issue 15): W3 against a MemoryFS (an empty
+    # --dir ...::overlay is one) beside the same program on tmpfs.
+    for base in [w for w in ws if w.key == "W3"]:
+        ws.append(Workload("W3-MEM", f"{base.title}, in a MemoryFS", base.stem, base.args,
+                           base.check, preopen=True, prepare=base.prepare, cleanup=base.cleanup,
+                           runners=("pywasi-cli", "pywasi-memory", "node")))
     # Start-up of large programs (issue 6): print the version and exit. Warm:
     # the compiled module comes from the cache (filled by the warm-up); node
     # has no such cache and compiles lazily on every run. Cold: every run
@@ -432,7 +439,8 @@ def _py_runs_check(o: Outcome) -> str | None:
 LIMIT_RUNNERS = ("pywasi-cli", "pywasi-timeout", "pywasi-fuel")
 # pywasi run with a whole trace, opted into by the *-TRACE rows only.
 TRACE_RUNNERS = ("pywasi-cli", "pywasi-trace")
-OPT_IN_RUNNERS = {"pywasi-timeout", "pywasi-fuel", "pywasi-runs", "pywasi-trace"}
+OPT_IN_RUNNERS = {"pywasi-timeout", "pywasi-fuel", "pywasi-runs", "pywasi-trace",
+                  "pywasi-memory"}
 IN_PROCESS_RUNS = 50
 
 
@@ -467,6 +475,10 @@ def make_runners() -> list[Runner]:
         # the trace's own, not a disk's).
         Runner("pywasi-trace", "pywasi CLI with `--trace=/dev/null`", True,
                [py, "-m", "pywasi", "run", "--trace=/dev/null"]),
+        # The preopen a pywasi.fs.MemoryFS (command(): --dir HOST::GUEST::overlay
+        # of an empty HOST; the guest's files never reach the host).
+        Runner("pywasi-memory", "pywasi CLI, the directory a MemoryFS (`--dir ...::overlay`)",
+               True, [py, "-m", "pywasi", "run"]),
         Runner("pywasi-runs", f"pywasi.run() x{IN_PROCESS_RUNS} in one process",
                True, [py, str(DRIVERS / "pywasi_runs.py"), "--runs", str(IN_PROCESS_RUNS)]),
         Runner("native", "native (gcc -O2)", False, [], None if gcc else "no gcc/cc on PATH"),
@@ -479,11 +491,13 @@ def command(runner: Runner, w: Workload, module: pathlib.Path, host_dir: pathlib
     cmd = list(runner.prefix)
     dirs = ([(str(host_dir), GUEST_DIR)] if w.preopen else []) + w.extra_dirs
     for host, guest in dirs:
-        cmd += ["--dir", f"{host}::{guest}"]
+        cmd += ["--dir", f"{host}::{guest}" + ("::overlay" if runner.name == "pywasi-memory"
+                                                else "")]
     if runner.name == "wasmtime" and not w.cold:
         # pywasi caches compiled modules by default; give wasmtime the same.
         cmd += ["--cache", str(CACHE / "wasmtime-modules")]
-    if runner.name not in ("pywasi-cli", "pywasi-timeout", "pywasi-fuel", "pywasi-trace"):
+    if runner.name not in ("pywasi-cli", "pywasi-timeout", "pywasi-fuel", "pywasi-trace",
+                           "pywasi-memory"):
         if w.argv0:
             cmd += ["--argv0", w.argv0]
         if w.key == "YOSYS":
@@ -783,6 +797,19 @@ def _limits_report(ws: list[Workload], results: dict[str, dict[str, Cell]]) -> l
             calls = TRACE_CALLS.get(w.key.removesuffix("-TRACE"))
             rate = "–" if median is None or calls is None else f"{calls / median:,.0f}"
             out.append(f"| {w.key.removesuffix('-TRACE')} | {ratio} | {rate} |")
+    row = results.get("W3-MEM")
+    if row is not None:
+        mem, tmpfs, node = row.get("pywasi-memory"), row.get("pywasi-cli"), row.get("node")
+        met = "no measurement"
+        if mem is not None and tmpfs is not None and mem.median_wall() and tmpfs.median_wall():
+            met = "yes" if mem.median_wall() <= tmpfs.median_wall() else "**no**"  # type: ignore[operator]
+        out += ["", "W3 in a MemoryFS (issue 15 target: ≤ 1.0× the same program on a tmpfs "
+                    "directory under pywasi), median wall (and CPU):", "",
+                "| MemoryFS over tmpfs | MemoryFS over node:wasi (tmpfs) | target met? |",
+                "|---:|---:|---|",
+                f"| {'–' if mem is None else _ratio(mem, tmpfs)} "
+                f"({'–' if mem is None else _ratio(mem, tmpfs, _median_cpu)}) | "
+                f"{'–' if mem is None else _ratio(mem, node)} | {met} |"]
     row = results.get("PY-RUNS")
     if row is not None:
         def per_process(name: str) -> str:
@@ -835,7 +862,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="OUT", help="also write every sample as JSON")
     ap.add_argument("--only", metavar="KEYS", help="comma-separated: START,W1,W2,W3,W4,W5,YOSYS,"
                                                      "PY-V,PY-COLD,YOSYS-V,YOSYS-COLD,"
-                                                     "W5-LIMITS,YOSYS-LIMITS,PY-RUNS,W1-TRACE,W3-TRACE")
+                                                     "W5-LIMITS,YOSYS-LIMITS,PY-RUNS,W1-TRACE,W3-TRACE,W3-MEM")
     ap.add_argument("--reps", type=int, help="rounds per workload (default 3 quick, 5 full)")
     ap.add_argument("--runners", metavar="NAMES",
                     help="comma-separated subset of pywasi-cli,pywasi-api,node,wasmtime,native "

@@ -115,7 +115,7 @@ def test_guest_fault_names_the_call(tmp_path: pathlib.Path) -> None:
     (["run", "--bogus", "x.wasm"], 2, "unknown option '--bogus'"),
     (["--bogus"], 2, "unknown option '--bogus'"),
     (["run", "--dir"], 2, "--dir needs a value"),
-    (["run", "--dir", "::g", "x.wasm"], 2, "expected HOST or HOST::GUEST"),
+    (["run", "--dir", "::g", "x.wasm"], 2, "expected HOST, HOST::GUEST or HOST::GUEST::MODE"),
     (["run", "--env", "=v", "x.wasm"], 2, "expected NAME or NAME=VALUE"),
     (["run", "missing.wasm"], 1, "cannot read module 'missing.wasm': no such file"),
     (["run", "--dir", "/definitely/not/here", str(DEMO)], 2, "/definitely/not/here"),

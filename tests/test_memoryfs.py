@@ -290,3 +290,125 @@ def test_timestamps_follow_the_virtual_clock() -> None:
         s.op(("open", "d/f", int(Oflags.CREAT), False, True))
     assert trees[0].stat("d/f")[1:] == trees[1].stat("d/f")[1:]
     assert trees[0].stat("d/f").mtime_ns < 1_700_000_000 * 10**9 + 10**9
+
+
+# -- read-only, zip, overlay, quotas ------------------------------------------------
+
+MUTATIONS = [("mkdir", "new"), ("unlink", "f"), ("rmdir", "d"), ("symlink", "f", "l"),
+             ("rename", "f", "g"), ("link", "f", "g", False),
+             ("open", "f", 0, False, True), ("open", "new", int(Oflags.CREAT), False, False),
+             ("open", "f", int(Oflags.TRUNC), False, False)]
+
+
+@pytest.mark.parametrize("kind", ["host", "memory"])
+def test_read_only_refuses_every_change_and_reads_as_before(kind: str,
+                                                            tmp_path: pathlib.Path) -> None:
+    if kind == "host":
+        (tmp_path / "f").write_bytes(b"content")
+        (tmp_path / "d").mkdir()
+        under: Any = str(tmp_path)
+    else:
+        under = pywasi.fs.MemoryFS({"f": b"content", "d": {}})
+    side = Side(pywasi.fs.ReadOnly(under))
+    for op in MUTATIONS:
+        assert side.op(op) == (Errno.NOTCAPABLE,), op
+    # A directory opened through it hands down no write rights either.
+    assert side.op(("open", "d/x", int(Oflags.CREAT), False, False)) == (Errno.NOTCAPABLE,)
+    assert side.op(("read", "f"))[:2] == (0, b"content")
+    assert side.op(("stat", "d", False)) == (0, Filetype.DIRECTORY, 2, None)
+    after = sorted(p.name for p in tmp_path.iterdir()) if kind == "host" else under.listdir()
+    assert sorted(after) == ["d", "f"]
+
+
+def test_a_zip_archive_as_a_read_only_tree(tmp_path: pathlib.Path) -> None:
+    import zipfile
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("top.txt", b"top")
+        z.writestr("pkg/mod.py", b"x = 1\n")
+        z.writestr("empty/", b"")
+        link = zipfile.ZipInfo("pkg/alias.py")
+        link.external_attr = (0o120777 << 16)
+        z.writestr(link, b"mod.py")
+    fs = pywasi.fs.ZipFS(archive)
+    assert fs.to_dict() == {"top.txt": b"top", "pkg": {"mod.py": b"x = 1\n",
+                                                       "alias.py": pywasi.fs.Symlink("mod.py")},
+                            "empty": {}}
+    side = Side(fs)
+    assert side.op(("read", "pkg/alias.py"))[:2] == (0, b"x = 1\n")
+    assert side.op(("open", "top.txt", 0, False, True)) == (Errno.NOTCAPABLE,)
+    assert side.op(("mkdir", "new")) == (Errno.NOTCAPABLE,)
+    with zipfile.ZipFile(tmp_path / "bad.zip", "w") as z:
+        z.writestr("../escape", b"")
+    with pytest.raises(ValueError, match="'../escape' is not a relative path"):
+        pywasi.fs.ZipFS(tmp_path / "bad.zip")
+
+
+def test_an_overlay_leaves_the_lower_tree_alone_and_says_what_changed(
+        tmp_path: pathlib.Path) -> None:
+    (tmp_path / "a").write_bytes(b"lower a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "c").write_bytes(b"lower c")
+    os.symlink("a", tmp_path / "link")
+    overlay = pywasi.fs.Overlay(str(tmp_path))
+    side = Side(overlay)
+    assert side.op(("read", "link"))[:2] == (0, b"lower a")
+    assert side.op(("open", "a", int(Oflags.TRUNC), False, True))[0] == 0
+    assert side.op(("unlink", "b/c")) == (0,)
+    assert side.op(("open", "new", int(Oflags.CREAT), False, True))[0] == 0
+    assert overlay.changes() == {"added": ["new"], "modified": ["a"], "deleted": ["b/c"]}
+    assert overlay.upper.read("a") == b"data"
+    assert (tmp_path / "a").read_bytes() == b"lower a" and (tmp_path / "b" / "c").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "link"]
+
+
+def test_quotas_answer_nospc_and_change_nothing() -> None:
+    fs = pywasi.fs.MemoryFS({"f": b"12345678"}, max_bytes=10, max_entries=3)
+    side = Side(fs)
+    assert (fs.used_bytes, fs.used_entries) == (8, 1)
+    side.put(PATH, b"f")
+    assert side.call("path_open", DIR, 0, PATH, 1, 0, FILE_RIGHTS, 0, int(1), OUT) == 0  # APPEND
+    fd = side.u32(OUT)
+    side.put(BUF, b"abc")
+    side.put(IOV, struct.pack("<II", BUF, 3))
+    assert side.call("fd_write", fd, IOV, 1, OUT) == Errno.NOSPC
+    assert fs.read("f") == b"12345678"
+    assert side.call("fd_filestat_set_size", fd, 11) == Errno.NOSPC
+    assert side.call("fd_filestat_set_size", fd, 10) == 0 and fs.used_bytes == 10
+    assert side.op(("mkdir", "d")) == (0,) and side.op(("symlink", "f", "l")) == (0,)
+    assert side.op(("mkdir", "e")) == (Errno.NOSPC,)
+    assert side.op(("link", "f", "g", False)) == (Errno.NOSPC,)
+    assert side.op(("unlink", "l")) == (0,) and side.op(("link", "f", "g", False)) == (0,)
+    assert side.op(("unlink", "f")) == (0,) and fs.used_bytes == 10  # "g" still names it
+    assert side.op(("unlink", "g")) == (0,)
+    assert (fs.used_bytes, fs.used_entries) == (0, 1)
+
+
+def test_bad_quotas_are_named() -> None:
+    with pytest.raises(TypeError, match="max_bytes must be a non-negative int"):
+        pywasi.fs.MemoryFS(max_bytes=-1)
+
+
+@pytest.mark.parametrize("mode", ["ro", "overlay", "zip"])
+def test_the_command_line_modes(mode: str, tmp_path: pathlib.Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "log.txt").write_bytes(b"kept\n")
+    host = tmp_path / "in"
+    if mode == "zip":
+        host = tmp_path / "in.zip"
+        with zipfile.ZipFile(host, "w") as z:
+            z.writestr("log.txt", b"kept\n")
+    result = subprocess.run([sys.executable, "-m", "pywasi", "run", "--dir",
+                             f"{host}::/sandbox::{mode}", str(build_c("fs_file"))],
+                            capture_output=True, timeout=60)
+    # fs_file writes /sandbox/log.txt: only the overlay lets it, in memory.
+    assert (result.returncode == 0) == (mode == "overlay"), result
+    assert (tmp_path / "in" / "log.txt").read_bytes() == b"kept\n"
+    bad = subprocess.run([sys.executable, "-m", "pywasi", "run", "--dir",
+                          f"{tmp_path / 'in'}::/sandbox::zip", str(build_c("fs_file"))],
+                         capture_output=True, timeout=60)
+    assert bad.returncode == 2 and b"Traceback" not in bad.stderr
+    assert b"(zip): Is a directory" in bad.stderr

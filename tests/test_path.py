@@ -10,6 +10,7 @@ import struct
 import pytest
 
 import pywasi
+import pywasi.fs
 from pywasi._abi import Errno, Filetype, Lookupflags, Oflags, Rights
 from pywasi._fs._dir import DIR_INHERITING, DIR_RIGHTS, FILE_RIGHTS
 from conftest import Tree
@@ -242,6 +243,15 @@ def sandbox(tmp_path: pathlib.Path) -> pathlib.Path:
     return box
 
 
+@pytest.fixture(params=["host", "memory"])
+def box(request: pytest.FixtureRequest, sandbox: pathlib.Path) -> object:
+    """The ``sandbox`` tree as either kind of preopen (issue 15): the host
+    directory, or a MemoryFS copy of it (``outside`` stays outside both)."""
+    if request.param == "host":
+        return sandbox
+    return pywasi.fs.MemoryFS.from_host(sandbox)
+
+
 def _open(path: bytes, *, dirflags: int = FOLLOW, oflags: int = 0, base: int = SOME,
           inheriting: int = 0, fdflags: int = 0, fd: int = 3) -> tuple[str, tuple[int, ...]]:
     return "path_open", (fd, dirflags, PATH, len(path), oflags, base, inheriting, fdflags, OUT)
@@ -277,10 +287,10 @@ OPEN_CASES = [
 
 
 @pytest.mark.parametrize("path, kw, errno", OPEN_CASES)
-def test_path_open_errno(sandbox: pathlib.Path, path: bytes, kw: dict[str, int], errno: Errno) -> None:
+def test_path_open_errno(box: object, path: bytes, kw: dict[str, int], errno: Errno) -> None:
     name, args = _open(path, **kw)
     inst, got = _probe([(ERR, name, args)], {PATH: path, OUT: b"\xaa\xaa\xaa\xaa"},
-                       preopens={"/sandbox": sandbox})
+                       preopens={"/sandbox": box})
     assert Errno(got[ERR]) is errno
     if errno is not Errno.SUCCESS:
         assert _mem(inst, OUT, 4) == b"\xaa\xaa\xaa\xaa"  # nothing written on failure
@@ -311,14 +321,14 @@ def test_path_open_needs_the_directory_rights(sandbox: pathlib.Path) -> None:
     assert (sandbox / "f").read_bytes() == b"content"
 
 
-def test_path_open_rights_of_the_new_descriptor(sandbox: pathlib.Path) -> None:
+def test_path_open_rights_of_the_new_descriptor(box: object) -> None:
     no_write = DIR_INHERITING & ~int(Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE)
     inst, got = _probe([
         (ERR, *_open(b"f", base=DIR_INHERITING, inheriting=DIR_INHERITING)),
         (ERR + 4, "fd_fdstat_get", (4, OUT + 104)),
         (ERR + 8, "path_open", (3, FOLLOW, PATH + 10, 1, 0, no_write, FILE_RIGHTS, 0, OUT + 8)),
         (ERR + 12, "fd_fdstat_get", (5, OUT + 200)),
-    ], {PATH: b"f", PATH + 10: b"d"}, preopens={"/sandbox": sandbox})
+    ], {PATH: b"f", PATH + 10: b"d"}, preopens={"/sandbox": box})
     assert list(got.values()) == [0, 0, 0, 0]
     ftype, _, base, inh = struct.unpack_from("<BxHxxxxQQ", _mem(inst, OUT + 104, 24))
     assert ftype == Filetype.REGULAR_FILE
@@ -351,31 +361,31 @@ def test_path_open_directory_is_a_directory_fd(sandbox: pathlib.Path) -> None:
     assert not (sandbox / "d" / "new").exists()
 
 
-def test_path_calls_on_a_non_directory(sandbox: pathlib.Path) -> None:
+def test_path_calls_on_a_non_directory(box: object) -> None:
     _, got = _probe([
         (ERR, *_open(b"f", base=0)),
         (ERR + 4, "path_open", (4, 0, PATH, 1, int(Oflags.CREAT), 0, 0, 0, OUT + 4)),
         (ERR + 8, "path_create_directory", (1, PATH, 1)),
         (ERR + 12, "path_unlink_file", (99, PATH, 1)),
         (ERR + 16, "path_filestat_get", (4, 0, PATH, 1, OUT + 64)),
-    ], {PATH: b"f"}, preopens={"/sandbox": sandbox})
+    ], {PATH: b"f"}, preopens={"/sandbox": box})
     assert [Errno(v) for v in got.values()] == [
         Errno.SUCCESS, Errno.NOTDIR, Errno.NOTDIR, Errno.BADF, Errno.NOTDIR]
 
 
-def test_path_pointer_out_of_bounds_traps(sandbox: pathlib.Path) -> None:
+def test_path_pointer_out_of_bounds_traps(box: object) -> None:
     with pytest.raises(pywasi.Trap, match="path_open"):
         _probe([(ERR, "path_open", (3, 0, 65530, 100, 0, 0, 0, 0, OUT))], {},
-               preopens={"/sandbox": sandbox})
+               preopens={"/sandbox": box})
 
 
-def test_path_readlink_truncates(sandbox: pathlib.Path) -> None:
+def test_path_readlink_truncates(box: object) -> None:
     inst, got = _probe([
         (ERR, "path_readlink", (3, PATH, 2, OUT, 3, OUT + 100)),
         (ERR + 4, "path_readlink", (3, PATH, 2, OUT + 10, 64, OUT + 104)),
         (ERR + 8, "path_readlink", (3, PATH, 2, OUT + 80, 0, OUT + 108)),
         (ERR + 12, "path_readlink", (3, PATH + 10, 1, OUT + 90, 10, OUT + 112)),
-    ], {PATH: b"lf", PATH + 10: b"f", OUT: b"\xee" * 8}, preopens={"/sandbox": sandbox})
+    ], {PATH: b"lf", PATH + 10: b"f", OUT: b"\xee" * 8}, preopens={"/sandbox": box})
     assert [Errno(v) for v in got.values()] == [Errno.SUCCESS] * 3 + [Errno.INVAL]
     assert _mem(inst, OUT, 5) == b"abc\xee\xee"
     assert struct.unpack_from("<III", _mem(inst, OUT + 100, 12)) == (3, 6, 0)
@@ -418,10 +428,10 @@ def test_path_filestat_layouts(sandbox: pathlib.Path) -> None:
     assert raw[56:] == b"\xcc" * 8
 
 
-def test_path_filestat_get_symlink_itself(sandbox: pathlib.Path) -> None:
+def test_path_filestat_get_symlink_itself(box: object) -> None:
     inst, got = _probe([(ERR, "path_filestat_get", (3, 0, PATH, 2, OUT)),
                         (ERR + 4, "path_filestat_get", (3, FOLLOW, PATH, 2, OUT + 64))],
-                       {PATH: b"lf"}, preopens={"/sandbox": sandbox})
+                       {PATH: b"lf"}, preopens={"/sandbox": box})
     assert [Errno(v) for v in got.values()] == [Errno.SUCCESS, Errno.NOENT]
     assert _mem(inst, OUT + 16, 1)[0] == Filetype.SYMBOLIC_LINK
     assert struct.unpack_from("<Q", _mem(inst, OUT + 32, 8))[0] == 6

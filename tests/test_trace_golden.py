@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import pathlib
 import socket
-import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 

@@ -35,6 +35,9 @@ Runs a WebAssembly program built for WASI preview1 (or wasi_unstable).
 options for run:
   --dir HOST[::GUEST]   give the program the host directory HOST, seen as GUEST
                         (default: the same path as HOST)
+  --dir HOST::GUEST::ro       ... read-only (every change answers ENOTCAPABLE)
+  --dir HOST::GUEST::overlay  ... writable, the changes kept in memory: HOST is never written
+  --dir ZIP::GUEST::zip       the zip archive ZIP as a read-only directory
   --env NAME[=VALUE]    set an environment variable (NAME alone: the value it has here)
   --inherit-env         pass this process's whole environment
   --tcplisten HOST:PORT listen on a TCP address and give the program the socket as a
@@ -101,7 +104,7 @@ class RunOptions:
     def __init__(self) -> None:
         self.module = ""
         self.args: list[str] = []
-        self.dirs: list[tuple[str, str]] = []
+        self.dirs: list[tuple[str, str, str]] = []  # host, guest, mode ("" or _DIR_MODES)
         self.env: dict[str, str] = {}
         self.inherit_env = False
         self.cache = True
@@ -118,6 +121,29 @@ class RunOptions:
         self.trace_format = "text"
         self.deterministic = False
         self.seed: int | None = None
+
+
+# --dir HOST::GUEST::MODE: what a preopen of the command line may be besides
+# a host directory the guest reads and writes.
+_DIR_MODES = ("ro", "overlay", "zip")
+
+
+def _preopen(host: str, mode: str) -> Any:
+    """A --dir's preopen: the host path, or a pywasi.fs tree over it."""
+    if not mode:
+        return host
+    import zipfile
+
+    import pywasi.fs  # only when asked: start-up
+    try:
+        if mode == "ro":
+            return pywasi.fs.ReadOnly(host)
+        if mode == "overlay":
+            return pywasi.fs.Overlay(host)
+        return pywasi.fs.ZipFS(host)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise Failure(f"--dir {host} ({mode}): {reason}", EXIT_USAGE) from None
 
 
 def _take_value(argv: Sequence[str], i: int, flag: str) -> tuple[str, int]:
@@ -143,10 +169,12 @@ def parse_run(argv: Sequence[str]) -> RunOptions:
             raise SystemExit(_print_help())
         if arg == "--dir" or arg.startswith("--dir="):
             value, i = _take_value(argv, i, "--dir")
-            host, sep, guest = value.partition("::")
-            if not host or (sep and not guest):
-                raise UsageError(f"--dir {value!r}: expected HOST or HOST::GUEST")
-            opts.dirs.append((host, guest if sep else host))
+            parts = value.split("::")
+            if len(parts) > 3 or not all(parts) or len(parts) == 3 and parts[2] not in _DIR_MODES:
+                raise UsageError(f"--dir {value!r}: expected HOST, HOST::GUEST or "
+                                 f"HOST::GUEST::MODE (MODE: {', '.join(_DIR_MODES)})")
+            opts.dirs.append((parts[0], parts[1] if len(parts) > 1 else parts[0],
+                              parts[2] if len(parts) == 3 else ""))
         elif arg == "--env" or arg.startswith("--env="):
             value, i = _take_value(argv, i, "--env")
             name, sep, val = value.partition("=")
@@ -351,7 +379,8 @@ def run(opts: RunOptions) -> int:
         sockets: list[Any] = [*(_inherited_sockets() if opts.listenfd else []),
                               *opts.tcplisten]
         wasi = pywasi.WASI(version=version, args=[opts.module, *opts.args], env=env,
-                           preopens=dict((guest, host) for host, guest in opts.dirs),
+                           preopens=dict((guest, _preopen(host, mode))
+                                         for host, guest, mode in opts.dirs),
                            sockets=sockets, max_open_files=opts.max_open_files,
                            max_output=opts.max_output, trace=trace,
                            deterministic=opts.deterministic, random=opts.seed)

@@ -16,16 +16,18 @@ from __future__ import annotations
 import os
 import stat
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple, Union
 
+from ._abi import Rights
 from ._errors import WasiError
 from ._fs._base import Directory
 from ._fs._dir import DIR_INHERITING, DIR_RIGHTS
 from ._fs._memory import (DirNode, FileNode, LinkNode, MemoryDirectory, MemoryTree, Node,
                          _filestat, _walk)
 
-__all__ = ["MemoryFS", "Directory", "FileInfo", "Symlink"]
+__all__ = ["MemoryFS", "ReadOnly", "Overlay", "ZipFS", "Directory", "FileInfo", "Symlink"]
 
 Tree = Mapping[str, Union[bytes, "Tree"]]
 
@@ -38,8 +40,13 @@ class MemoryFS:
     directories are made. Host-side methods take paths relative to the
     root, "/"-separated, and never follow a symlink out of the tree."""
 
-    def __init__(self, files: Tree | None = None) -> None:
-        self._tree = MemoryTree()
+    def __init__(self, files: Tree | None = None, *, max_bytes: int | None = None,
+                 max_entries: int | None = None) -> None:
+        for option, value in (("max_bytes", max_bytes), ("max_entries", max_entries)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 0):
+                raise TypeError(f"MemoryFS: {option} must be a non-negative int or None")
+        self._tree = MemoryTree(max_bytes=max_bytes, max_entries=max_entries)
         if files is not None:
             if not isinstance(files, Mapping):
                 raise TypeError(f"MemoryFS: files must be a mapping of paths to bytes or "
@@ -61,26 +68,41 @@ class MemoryFS:
                                 f"not {type(value).__name__}")
 
     @classmethod
-    def from_host(cls, path: str | os.PathLike[str]) -> MemoryFS:
+    def from_host(cls, path: str | os.PathLike[str], **quotas: Any) -> MemoryFS:
         """A copy of a host directory tree: files, directories and symlinks
-        (as links, their targets as text); other kinds are skipped."""
-        fs = cls()
-        root = os.fspath(path)
-        for dirpath, dirnames, filenames in os.walk(root):
-            rel = os.path.relpath(dirpath, root)
-            prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-            for name in dirnames + filenames:
-                full = os.path.join(dirpath, name)
-                mode = os.lstat(full).st_mode
-                if stat.S_ISLNK(mode):
-                    fs.symlink(os.readlink(full), prefix + name)
-                elif stat.S_ISDIR(mode):
-                    fs.makedirs(prefix + name)
-                elif stat.S_ISREG(mode):
-                    with open(full, "rb") as f:
-                        fs.write(prefix + name, f.read())
-            # os.walk does not descend into links to directories (followlinks=False)
+        (as links, their targets as text); other kinds are skipped. Read
+        relative to directory fds, never following a link (``O_NOFOLLOW``),
+        so a tree changed while it is read cannot lead the copy outside it."""
+        fs = cls(**quotas)
+        top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fs._copy_in(top, "")
+        finally:
+            os.close(top)
         return fs
+
+    def _copy_in(self, dir_fd: int, prefix: str) -> None:
+        for entry in sorted(os.listdir(dir_fd)):
+            path = prefix + entry
+            try:
+                st = os.stat(entry, dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    self.symlink(os.readlink(entry, dir_fd=dir_fd), path)
+                elif stat.S_ISDIR(st.st_mode):
+                    self.makedirs(path)
+                    fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, dir_fd=dir_fd)
+                    try:
+                        self._copy_in(fd, path + "/")
+                    finally:
+                        os.close(fd)
+                elif stat.S_ISREG(st.st_mode):
+                    fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 dir_fd=dir_fd)
+                    with os.fdopen(fd, "rb") as f:
+                        self.write(path, f.read())
+            except FileNotFoundError:
+                continue  # removed while being read
 
     # -- the host side ---------------------------------------------------
 
@@ -102,9 +124,11 @@ class MemoryFS:
             node = parent.entries.get(name)
             now = time.time_ns()
             if isinstance(node, FileNode):
+                self._tree.charge(len(data) - len(node.data), refuse=False)
                 node.data[:] = data
                 node.mtim = node.ctim = now
             elif node is None:
+                self._tree.charge(len(data), 1, refuse=False)
                 parent.entries[name] = FileNode(self._tree.new_ino(), now, bytes(data))
             else:
                 raise IsADirectoryError(f"MemoryFS: {path!r} exists and is not a file")
@@ -115,6 +139,7 @@ class MemoryFS:
             for name in [c for c in path.strip("/").split("/") if c and c != "."]:
                 node = here.entries.get(name)
                 if node is None:
+                    self._tree.charge(0, 1, refuse=False)
                     node = DirNode(self._tree.new_ino(), time.time_ns(), here)
                     here.entries[name] = node
                 if not isinstance(node, DirNode):
@@ -128,6 +153,7 @@ class MemoryFS:
             parent = self.makedirs(head) if head else self._tree.root
             if name in parent.entries:
                 raise FileExistsError(f"MemoryFS: {path!r} exists")
+            self._tree.charge(0, 1, refuse=False)
             parent.entries[name] = LinkNode(self._tree.new_ino(), time.time_ns(), target)
 
     def stat(self, path: str, *, follow_symlinks: bool = True) -> FileInfo:
@@ -168,6 +194,16 @@ class MemoryFS:
         if found.node is None:
             raise FileNotFoundError(f"MemoryFS: no such file or directory: {path!r}")
         return found.node
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes of file data the tree holds (what ``max_bytes`` limits)."""
+        return self._tree.used_bytes
+
+    @property
+    def used_entries(self) -> int:
+        """Names in the tree's directories (what ``max_entries`` limits)."""
+        return self._tree.used_entries
 
     def to_dict(self) -> dict[str, Any]:
         """The whole tree: name -> bytes (a file), dict (a directory), or
@@ -238,4 +274,148 @@ def _export(directory: DirNode) -> dict[str, Any]:
             out[name] = Symlink(node.target)
         elif isinstance(node, FileNode):
             out[name] = bytes(node.data)
+    return out
+
+
+# Every right that changes a tree (or a file's data or metadata). A read-only
+# preopen is one without them, in what it may do and in what it hands down.
+_MUTATING = int(
+    Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE
+    | Rights.FD_FILESTAT_SET_TIMES | Rights.PATH_CREATE_DIRECTORY | Rights.PATH_CREATE_FILE
+    | Rights.PATH_LINK_SOURCE | Rights.PATH_LINK_TARGET | Rights.PATH_RENAME_SOURCE
+    | Rights.PATH_RENAME_TARGET | Rights.PATH_FILESTAT_SET_SIZE
+    | Rights.PATH_FILESTAT_SET_TIMES | Rights.PATH_SYMLINK | Rights.PATH_REMOVE_DIRECTORY
+    | Rights.PATH_UNLINK_FILE)
+
+
+class ReadOnly:
+    """A read-only view of a tree: a host directory path, a ``MemoryFS`` or
+    any other preopen.
+
+    It is the preopen without the rights that change anything (``_MUTATING``),
+    in the rights it has and in those it hands down to what is opened through
+    it. So every mutating call answers NOTCAPABLE -- what the spec's rights
+    model and wasmtime give for a directory without write rights (ROFS would
+    say the whole filesystem is read-only, which the host's is not; PERM is
+    the sandbox's refusal of a path) -- from the one rights check, before
+    the tree is asked; and reads are the underlying tree's own calls,
+    nothing in between."""
+
+    def __init__(self, tree: Any) -> None:
+        self.tree = tree
+
+    def wasi_preopen(self, guest: bytes, now: Callable[[], int] = time.time_ns) -> Directory:
+        from ._wasi import _open_preopen
+        directory = _open_preopen(os.fsdecode(guest), self.tree)
+        directory.rights_base &= ~_MUTATING
+        directory.rights_inheriting &= ~_MUTATING
+        return directory
+
+    def __repr__(self) -> str:
+        return f"ReadOnly({self.tree!r})"
+
+
+class ZipFS(MemoryFS):
+    """A zip archive as a read-only tree (CPython for WASI ships its stdlib
+    as one). Its members are read when the ZipFS is made; directories come
+    from names ending in "/" and from the paths of members; members whose
+    Unix mode says symlink become links. Names that would climb out
+    (``..``, absolute) are refused with ``ValueError``."""
+
+    def __init__(self, archive: str | os.PathLike[str] | zipfile.ZipFile) -> None:
+        super().__init__()
+        opened = archive if isinstance(archive, zipfile.ZipFile) else zipfile.ZipFile(archive)
+        try:
+            for info in opened.infolist():
+                name = info.filename
+                parts = [p for p in name.split("/") if p]
+                if name.startswith("/") or ".." in parts or not parts:
+                    raise ValueError(f"ZipFS: member {name!r} is not a relative path "
+                                     f"inside the archive")
+                path = "/".join(parts)
+                if info.is_dir():
+                    self.makedirs(path)
+                elif stat.S_ISLNK(info.external_attr >> 16):
+                    self.symlink(opened.read(info).decode(), path)
+                else:
+                    self.write(path, opened.read(info))
+        finally:
+            if opened is not archive:
+                opened.close()
+
+    def wasi_preopen(self, guest: bytes, now: Callable[[], int] = time.time_ns) -> Directory:
+        directory = super().wasi_preopen(guest, now)
+        directory.rights_base &= ~_MUTATING
+        directory.rights_inheriting &= ~_MUTATING
+        return directory
+
+
+class Overlay:
+    """A tree the guest may change without touching ``lower``: its changes
+    land in ``upper`` (a ``MemoryFS``), and ``changes()`` says what they are.
+
+    ``lower``: a host directory path (read through directory fds, never
+    following a link out of it) or a ``MemoryFS``. NOTE: the lower tree is
+    copied into ``upper`` when the Overlay is made -- creates, writes,
+    renames and deletes then act on the copy, with every rule of a
+    MemoryFS, and a delete of a lower entry needs no whiteout -- so it costs
+    the lower tree's size in memory; ``upper`` takes the quotas
+    (``max_bytes``, ``max_entries``) that bound what the guest may add."""
+
+    def __init__(self, lower: Any, upper: MemoryFS | None = None, **quotas: Any) -> None:
+        if isinstance(lower, MemoryFS):
+            source = lower.to_dict()
+        elif isinstance(lower, (str, os.PathLike)):
+            source = MemoryFS.from_host(lower).to_dict()
+        else:
+            raise TypeError(f"Overlay: lower must be a host directory path or a MemoryFS, "
+                            f"not {type(lower).__name__}")
+        self.lower = lower
+        self.upper = upper if upper is not None else MemoryFS(**quotas)
+        _import(self.upper, "", source)
+        self._before = _flatten(source)
+
+    def changes(self) -> dict[str, list[str]]:
+        """What the guest changed, against the lower tree: paths ``added``,
+        ``modified`` (contents, or a link's target, or a file become a
+        directory) and ``deleted``, each sorted."""
+        after = _flatten(self.upper.to_dict())
+        before = self._before
+        return {"added": sorted(after.keys() - before.keys()),
+                "modified": sorted(p for p in after.keys() & before.keys()
+                                   if after[p] != before[p]),
+                "deleted": sorted(before.keys() - after.keys())}
+
+    def wasi_preopen(self, guest: bytes, now: Callable[[], int] = time.time_ns) -> Directory:
+        return self.upper.wasi_preopen(guest, now)
+
+    def __repr__(self) -> str:
+        return f"Overlay({self.lower!r})"
+
+
+def _import(fs: MemoryFS, prefix: str, tree: dict[str, Any]) -> None:
+    for name, value in tree.items():
+        path = prefix + name
+        if isinstance(value, Symlink):
+            fs.symlink(str(value), path)
+        elif isinstance(value, dict):
+            fs.makedirs(path)
+            _import(fs, path + "/", value)
+        else:
+            fs.write(path, value)
+
+
+_DIR = object()  # a directory in _flatten (a Symlink is a str: no string will do)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """path -> bytes, Symlink or _DIR, for every entry."""
+    out: dict[str, Any] = {}
+    for name, value in tree.items():
+        path = prefix + name
+        if isinstance(value, dict) and not isinstance(value, Symlink):
+            out[path] = _DIR
+            out.update(_flatten(value, path + "/"))
+        else:
+            out[path] = value
     return out

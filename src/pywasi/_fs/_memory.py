@@ -37,6 +37,7 @@ from typing import Union
 from .._abi import DIRENT, Errno, Fdflags, Filetype, Oflags, Whence
 from .._errors import WasiError
 from ._base import Descriptor, Directory
+from ._dir import DIR_INHERITING, DIR_RIGHTS, FILE_RIGHTS
 from ._resolve import MAX_SYMLINKS
 from ._stat import NOW, OMIT, resolve_times
 
@@ -112,17 +113,44 @@ AnyNode = Union[FileNode, LinkNode, DirNode]
 
 class MemoryTree:
     """The nodes of one MemoryFS and what every descriptor on it shares: the
-    inode counter and one lock (wasi-threads may walk it at once)."""
+    inode counter, the quotas and one lock (wasi-threads may walk it at once).
 
-    def __init__(self) -> None:
+    Quotas: ``max_bytes`` of file data (a file's bytes count until its last
+    name is removed) and ``max_entries`` names in directories (a hard link
+    is a name). A guest call that would pass one answers NOSPC -- a full
+    disk, which programs handle; DQUOT names a per-user quota, which this is
+    not -- and changes nothing. The host side (``MemoryFS.write``) is
+    counted but never refused."""
+
+    def __init__(self, *, max_bytes: int | None = None, max_entries: int | None = None) -> None:
         self.lock = threading.RLock()
         self._next_ino = 2
         self.root = DirNode(1, time.time_ns(), None)
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self.used_bytes = 0
+        self.used_entries = 0
 
     def new_ino(self) -> int:
         ino = self._next_ino
         self._next_ino += 1
         return ino
+
+    def charge(self, nbytes: int, entries: int = 0, *, refuse: bool = True) -> None:
+        """Count ``nbytes`` more data and ``entries`` more names (either may
+        be negative); NOSPC first if that passes a quota."""
+        if refuse and (nbytes > 0 and self.max_bytes is not None
+                       and self.used_bytes + nbytes > self.max_bytes
+                       or entries > 0 and self.max_entries is not None
+                       and self.used_entries + entries > self.max_entries):
+            raise WasiError(Errno.NOSPC)
+        self.used_bytes += nbytes
+        self.used_entries += entries
+
+    def unname(self, node: Node) -> None:
+        """One name of ``node`` is gone: its data with the last."""
+        node.nlink -= 1
+        self.charge(-node.size() if isinstance(node, FileNode) and node.nlink <= 0 else 0, -1)
 
 
 class _Found:
@@ -142,6 +170,24 @@ class _Found:
 def _walk(start: DirNode, path: str, *, follow: bool) -> _Found:
     """Resolve ``path`` beneath ``start`` (module docstring); the final
     component's symlink is expanded when ``follow``."""
+    # The common case first, in one pass: plain names ("f", "dir/f"), no
+    # "." or ".." or empty component (no entry has such a name, so the
+    # lookup misses and the full walk below takes over), no symlink on the
+    # way, no trailing slash.
+    if path and path[0] != "/" and path[-1] != "/":
+        parts = path.split("/")
+        here = start
+        for name in parts[:-1]:
+            node = here.entries.get(name)
+            if type(node) is not DirNode:
+                break
+            here = node
+        else:
+            name = parts[-1]
+            if name != "." and name != "..":
+                node = here.entries.get(name)
+                if not follow or type(node) is not LinkNode:
+                    return _Found(here, name, node, False)
     if not path:
         raise WasiError(Errno.NOENT)
     if path.startswith("/"):
@@ -282,7 +328,6 @@ class MemoryDirectory(Directory):
 
     def open_at(self, path: str, follow: bool, oflags: int, fdflags: int, read: bool,
                 write: bool, rights_base: int, rights_inheriting: int) -> Descriptor:
-        from ._dir import DIR_INHERITING, DIR_RIGHTS, FILE_RIGHTS
         if oflags & _CREAT and path.endswith("/"):  # open("x/", O_CREAT): Linux EISDIR,
             raise WasiError(Errno.ISDIR)            # before the path is looked at
         # O_CREAT|O_EXCL never follows the final symlink: a link there exists.
@@ -295,6 +340,7 @@ class MemoryDirectory(Directory):
                     raise WasiError(Errno.NOENT)
                 if found.parent.nlink == 0:
                     raise WasiError(Errno.NOENT)
+                self.tree.charge(0, 1)
                 now = self.now()
                 node = FileNode(self.tree.new_ino(), now)
                 found.parent.entries[found.name] = node
@@ -314,6 +360,7 @@ class MemoryDirectory(Directory):
                 raise WasiError(Errno.NOTDIR)
             assert isinstance(node, FileNode)
             if oflags & _TRUNC and node.data:
+                self.tree.charge(-len(node.data))
                 del node.data[:]
                 node.mtim = node.ctim = self.now()
             return MemoryFile(self.tree, node, readable=read or not write, writable=write,
@@ -328,6 +375,7 @@ class MemoryDirectory(Directory):
                 raise WasiError(Errno.EXIST)
             if found.parent.nlink == 0:
                 raise WasiError(Errno.NOENT)
+            self.tree.charge(0, 1)
             now = self.now()
             found.parent.entries[found.name] = DirNode(self.tree.new_ino(), now, found.parent)
             found.parent.mtim = found.parent.ctim = now
@@ -345,6 +393,7 @@ class MemoryDirectory(Directory):
             if node.entries:
                 raise WasiError(Errno.NOTEMPTY)
             del found.parent.entries[found.name]
+            self.tree.charge(0, -1)
             node.nlink = 0
             node.parent = None
             found.parent.mtim = found.parent.ctim = self.now()
@@ -383,6 +432,7 @@ class MemoryDirectory(Directory):
             if src.trailing:
                 raise WasiError(Errno.NOTDIR)
             _creatable(dst)
+            self.tree.charge(0, 1)
             now = self.now()
             dst.parent.entries[dst.name] = node
             node.nlink += 1
@@ -393,6 +443,7 @@ class MemoryDirectory(Directory):
         with self.tree.lock:
             found = self._walk(path, follow=False)
             _creatable(found)
+            self.tree.charge(0, 1)
             now = self.now()
             found.parent.entries[found.name] = LinkNode(self.tree.new_ino(), now, contents)
             found.parent.mtim = found.parent.ctim = now
@@ -420,7 +471,7 @@ class MemoryDirectory(Directory):
             if found.trailing or isinstance(node, DirNode):
                 raise WasiError(Errno.ISDIR if isinstance(node, DirNode) else Errno.NOTDIR)
             del found.parent.entries[found.name]
-            node.nlink -= 1
+            self.tree.unname(node)
             now = self.now()
             node.ctim = now
             found.parent.mtim = found.parent.ctim = now
@@ -456,8 +507,11 @@ class MemoryDirectory(Directory):
             if dst.parent.nlink == 0:
                 raise WasiError(Errno.NOENT)
             del src.parent.entries[src.name]
-            if there is not None:
-                there.nlink = 0 if isinstance(there, DirNode) else there.nlink - 1
+            if isinstance(there, DirNode):
+                there.nlink = 0
+                self.tree.charge(0, -1)
+            elif there is not None:
+                self.tree.unname(there)
             dst.parent.entries[dst.name] = node
             if isinstance(node, DirNode):
                 node.parent = dst.parent
@@ -544,6 +598,8 @@ class MemoryFile(Descriptor):
         if not total:
             return 0
         data = self.node.data
+        if self.node.nlink > 0:  # an unlinked file's bytes are no longer counted
+            self.tree.charge(max(0, offset + total - len(data)))
         if offset > len(data):
             data.extend(bytes(offset - len(data)))
         for buf in bufs:
@@ -579,6 +635,8 @@ class MemoryFile(Descriptor):
         with self.tree.lock:
             data = self.node.data
             if offset + length > len(data):
+                if self.node.nlink > 0:
+                    self.tree.charge(offset + length - len(data))
                 data.extend(bytes(offset + length - len(data)))
                 self.node.mtim = self.node.ctim = self.now()
 
@@ -599,6 +657,8 @@ class MemoryFile(Descriptor):
             raise WasiError(Errno.INVAL)  # ftruncate(2) on a read-only fd
         with self.tree.lock:
             data = self.node.data
+            if self.node.nlink > 0:
+                self.tree.charge(size - len(data))
             if size < len(data):
                 del data[size:]
             else:
@@ -613,12 +673,16 @@ class MemoryFile(Descriptor):
         return 0 if writing else max(0, len(self.node.data) - self.position)
 
 
+_SYNC_RSYNC = int(Fdflags.SYNC | Fdflags.RSYNC)
+_DSYNC = int(Fdflags.DSYNC)
+
+
 def _host_like(fdflags: int) -> int:
     """fdflags as a Linux host file reports them back: SYNC and RSYNC are one
     flag (O_RSYNC == O_SYNC), and SYNC includes DSYNC's bit."""
     flags = fdflags & (_APPEND | _NONBLOCK)
-    if fdflags & (Fdflags.SYNC | Fdflags.RSYNC):
-        flags |= Fdflags.SYNC | Fdflags.RSYNC
-    elif fdflags & Fdflags.DSYNC:
-        flags |= Fdflags.DSYNC
-    return int(flags)
+    if fdflags & _SYNC_RSYNC:
+        flags |= _SYNC_RSYNC
+    elif fdflags & _DSYNC:
+        flags |= _DSYNC
+    return flags
