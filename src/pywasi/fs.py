@@ -13,6 +13,7 @@ method answers NOTSUP until overridden) and pass an instance as a preopen.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import time
@@ -74,12 +75,15 @@ class MemoryFS:
         relative to directory fds, never following a link (``O_NOFOLLOW``),
         so a tree changed while it is read cannot lead the copy outside it."""
         fs = cls(**quotas)
+        fs._copy_in_host(path)
+        return fs
+
+    def _copy_in_host(self, path: str | os.PathLike[str]) -> None:
         top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fs._copy_in(top, "")
+            self._copy_in(top, "")
         finally:
             os.close(top)
-        return fs
 
     def _copy_in(self, dir_fd: int, prefix: str) -> None:
         for entry in sorted(os.listdir(dir_fd)):
@@ -99,8 +103,10 @@ class MemoryFS:
                 elif stat.S_ISREG(st.st_mode):
                     fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
                                  dir_fd=dir_fd)
-                    with os.fdopen(fd, "rb") as f:
-                        self.write(path, f.read())
+                    try:
+                        self._store(path, _read_whole(fd))
+                    finally:
+                        os.close(fd)
             except FileNotFoundError:
                 continue  # removed while being read
 
@@ -118,6 +124,10 @@ class MemoryFS:
         """Create or replace a file (missing parent directories are made)."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"MemoryFS.write: data must be bytes, not {type(data).__name__}")
+        self._store(path, bytearray(data))
+
+    def _store(self, path: str, data: bytearray) -> None:
+        """``write``, the tree taking ``data`` itself (no copy)."""
         head, _, name = path.strip("/").rpartition("/")
         with self._tree.lock:
             parent = self.makedirs(head) if head else self._tree.root
@@ -129,7 +139,9 @@ class MemoryFS:
                 node.mtim = node.ctim = now
             elif node is None:
                 self._tree.charge(len(data), 1, refuse=False)
-                parent.entries[name] = FileNode(self._tree.new_ino(), now, bytes(data))
+                node = FileNode(self._tree.new_ino(), now)
+                node.data = data
+                parent.entries[name] = node
             else:
                 raise IsADirectoryError(f"MemoryFS: {path!r} exists and is not a file")
 
@@ -235,6 +247,18 @@ class MemoryFS:
                     if isinstance(node, DirNode):
                         pending.append((prefix + name + "/", node))
         return iter(out)
+
+    def _digests(self) -> dict[str, tuple[str, bytes]]:
+        """path -> (kind, SHA-256 of the contents or the link's target)."""
+        out: dict[str, tuple[str, bytes]] = {}
+        for path, node in self._items():
+            if isinstance(node, FileNode):
+                out[path] = ("file", hashlib.sha256(node.data).digest())
+            elif isinstance(node, LinkNode):
+                out[path] = ("link", node.target.encode())
+            else:
+                out[path] = ("dir", b"")
+        return out
 
     # -- as a preopen ------------------------------------------------------
     def wasi_preopen(self, guest: bytes, now: Callable[[], int] = time.time_ns) -> Directory:
@@ -363,23 +387,24 @@ class Overlay:
     (``max_bytes``, ``max_entries``) that bound what the guest may add."""
 
     def __init__(self, lower: Any, upper: MemoryFS | None = None, **quotas: Any) -> None:
-        if isinstance(lower, MemoryFS):
-            source = lower.to_dict()
-        elif isinstance(lower, (str, os.PathLike)):
-            source = MemoryFS.from_host(lower).to_dict()
-        else:
+        if not isinstance(lower, (MemoryFS, str, os.PathLike)):
             raise TypeError(f"Overlay: lower must be a host directory path or a MemoryFS, "
                             f"not {type(lower).__name__}")
         self.lower = lower
         self.upper = upper if upper is not None else MemoryFS(**quotas)
-        _import(self.upper, "", source)
-        self._before = _flatten(source)
+        if isinstance(lower, MemoryFS):
+            _import(self.upper, "", lower.to_dict())
+        else:
+            # Straight into the upper tree: each file's bytes held once.
+            self.upper._copy_in_host(lower)
+        # What was there, as digests: the lower tree's data is not kept twice.
+        self._before = self.upper._digests()
 
     def changes(self) -> dict[str, list[str]]:
         """What the guest changed, against the lower tree: paths ``added``,
         ``modified`` (contents, or a link's target, or a file become a
         directory) and ``deleted``, each sorted."""
-        after = _flatten(self.upper.to_dict())
+        after = self.upper._digests()
         before = self._before
         return {"added": sorted(after.keys() - before.keys()),
                 "modified": sorted(p for p in after.keys() & before.keys()
@@ -405,17 +430,19 @@ def _import(fs: MemoryFS, prefix: str, tree: dict[str, Any]) -> None:
             fs.write(path, value)
 
 
-_DIR = object()  # a directory in _flatten (a Symlink is a str: no string will do)
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """path -> bytes, Symlink or _DIR, for every entry."""
-    out: dict[str, Any] = {}
-    for name, value in tree.items():
-        path = prefix + name
-        if isinstance(value, dict) and not isinstance(value, Symlink):
-            out[path] = _DIR
-            out.update(_flatten(value, path + "/"))
-        else:
-            out[path] = value
-    return out
+def _read_whole(fd: int) -> bytearray:
+    """A host file's bytes, read into one buffer of its size (no second copy)."""
+    data = bytearray(os.fstat(fd).st_size)
+    done = 0
+    with memoryview(data) as view:
+        while done < len(data):
+            n = os.readv(fd, [view[done:]])
+            if not n:
+                break
+            done += n
+    del data[done:]
+    rest = os.read(fd, 1 << 16)  # grown while being read
+    while rest:
+        data += rest
+        rest = os.read(fd, 1 << 16)
+    return data
