@@ -122,7 +122,11 @@ COMMON: list[tuple[str, tuple[int, ...], Prepare, str]] = [
     ("fd_filestat_set_times", (5, 10**9, 2 * 10**9, 0b101), None,
      "fd_filestat_set_times(5, 1000000000, 2000000000, ATIM|MTIM) = SUCCESS"),
     ("fd_fdstat_set_flags", (5, 1), None, "fd_fdstat_set_flags(5, APPEND) = SUCCESS"),
-    ("fd_fdstat_get", (5, OUT), None, ""),  # rights: per ABI
+    ("fd_fdstat_get", (5, OUT), None,
+     "fd_fdstat_get(5) = SUCCESS stat={fs_filetype=REGULAR_FILE, fs_flags=APPEND, "
+     "fs_rights_base=FD_DATASYNC|FD_READ|FD_SEEK|FD_FDSTAT_SET_FLAGS|FD_SYNC|FD_TELL|"
+     "FD_WRITE|FD_ADVISE|FD_ALLOCATE|FD_FILESTAT_GET|FD_FILESTAT_SET_SIZE|"
+     "FD_FILESTAT_SET_TIMES, fs_rights_inheriting=0}"),
     ("fd_sync", (5,), None, "fd_sync(5) = SUCCESS"),
     ("fd_datasync", (5,), None, "fd_datasync(5) = SUCCESS"),
     ("fd_fdstat_set_rights", (5, READ | WRITE, 0), None,
@@ -132,7 +136,8 @@ COMMON: list[tuple[str, tuple[int, ...], Prepare, str]] = [
     ("fd_close", (5,), None, "fd_close(5) = SUCCESS"),
     ("path_create_directory", (DIR, STR, 1), text(STR, b"d"),
      'path_create_directory(3, "d") = SUCCESS'),
-    ("path_filestat_get", (DIR, 0, STR, 1, OUT), text(STR, b"f"), ""),  # filestat: per ABI
+    ("path_filestat_get", (DIR, 0, STR, 1, OUT), text(STR, b"f"),
+     'path_filestat_get(3, 0, "f") = SUCCESS buf={filetype=REGULAR_FILE, nlink=1, size=6}'),
     ("path_filestat_set_times", (DIR, 0, STR, 1, 0, 0, 0b1010), text(STR, b"d"),
      'path_filestat_set_times(3, 0, "d", 0, 0, ATIM_NOW|MTIM_NOW) = SUCCESS'),
     ("path_link", (DIR, 0, STR, 1, DIR, STR2, 2), texts((STR, b"f"), (STR2, b"f2")),
@@ -165,13 +170,6 @@ PER_ABI: dict[str, dict[str, tuple[tuple[int, ...] | None, Prepare, str]]] = {
     "preview1": {
         # whence END is 2 in preview1
         "fd_seek": (None, None, "fd_seek(5, -2, END) = SUCCESS newoffset=4"),
-        "fd_fdstat_get": (None, None, "fd_fdstat_get(5) = SUCCESS stat={fs_filetype=REGULAR_FILE, "
-                          "fs_flags=APPEND, fs_rights_base=FD_DATASYNC|FD_READ|FD_SEEK|FD_FDSTAT_SET_FLAGS|"
-                          "FD_SYNC|FD_TELL|FD_WRITE|FD_ADVISE|FD_ALLOCATE|FD_FILESTAT_GET|"
-                          "FD_FILESTAT_SET_SIZE|FD_FILESTAT_SET_TIMES, "
-                          "fs_rights_inheriting=0}"),
-        "path_filestat_get": (None, None, 'path_filestat_get(3, 0, "f") = SUCCESS '
-                              'buf={filetype=REGULAR_FILE, nlink=1, size=6}'),
         "poll_oneoff": (None, subscriptions(False), "poll_oneoff([{clock=MONOTONIC, "
                         "timeout=5000, flags=0}, {fd_write=4}], 0x2000, 2) = SUCCESS nevents=1"),
         "sock_accept": ((SOCK, 0, OUT), None, "sock_accept(4, 0) = SUCCESS fd=5"),
@@ -184,13 +182,6 @@ PER_ABI: dict[str, dict[str, tuple[tuple[int, ...] | None, Prepare, str]]] = {
         # whence END is 1 in wasi_unstable (CUR=0, END=1, SET=2)
         "fd_seek": ((5, (-2) & (2**64 - 1), 1, OUT), None,
                     "fd_seek(5, -2, END) = SUCCESS newoffset=4"),
-        "fd_fdstat_get": (None, None, "fd_fdstat_get(5) = SUCCESS stat={fs_filetype=REGULAR_FILE, "
-                          "fs_flags=APPEND, fs_rights_base=FD_DATASYNC|FD_READ|FD_SEEK|FD_FDSTAT_SET_FLAGS|"
-                          "FD_SYNC|FD_TELL|FD_WRITE|FD_ADVISE|FD_ALLOCATE|FD_FILESTAT_GET|"
-                          "FD_FILESTAT_SET_SIZE|FD_FILESTAT_SET_TIMES, "
-                          "fs_rights_inheriting=0}"),
-        "path_filestat_get": (None, None, 'path_filestat_get(3, 0, "f") = SUCCESS '
-                              'buf={filetype=REGULAR_FILE, nlink=1, size=6}'),
         "poll_oneoff": (None, subscriptions(True), "poll_oneoff([{clock=MONOTONIC, "
                         "timeout=5000, flags=0}, {fd_write=4}], 0x2000, 2) = SUCCESS nevents=1"),
         "sock_accept": None,  # type: ignore[dict-item]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 
-from .._abi import Errno, Filetype
+from .._abi import DIRENT, Errno, Filetype
 from .._errors import WasiError
 
 __all__ = ["Descriptor", "Directory"]
@@ -181,6 +181,25 @@ class Directory(Descriptor):
         if self.preopen is None:
             return super().prestat_name()
         return self.preopen
+
+    @staticmethod
+    def dirents(listing: list[tuple[bytes, int, int]], cookie: int, limit: int) -> bytes:
+        """``fd_readdir``'s records of a listing ((name, d_ino, d_type) per
+        entry, "." and ".." first) from ``cookie`` on: entry ``i`` has
+        ``d_next == i + 1``. Cut at ``limit`` bytes -- the spec: "If the
+        buffer is not large enough to fit all entries, the last entry is
+        truncated" -- as many bytes as fit, so that bufused == buf_len tells
+        the guest there may be more."""
+        out = bytearray()
+        pack = DIRENT.struct.pack
+        index = cookie
+        while index < len(listing) and len(out) < limit:
+            name, ino, dtype = listing[index]
+            index += 1
+            out += pack(index, ino, len(name), dtype)
+            out += name
+        del out[limit:]
+        return bytes(out)
 
     def same_tree(self, other: Directory) -> bool:
         """Whether a rename or link between ``self`` and ``other`` can work."""

@@ -17,7 +17,7 @@ import os
 import stat
 import sys
 
-from .._abi import DIRENT, Errno, Fdflags, Filetype, Oflags, Rights
+from .._abi import Errno, Fdflags, Filetype, Oflags, Rights
 from .._errors import WasiError
 from ._base import Descriptor, Directory
 from ._file import HostFile
@@ -114,20 +114,7 @@ class HostDirectory(Directory):
             self._listing = self._read_listing()
             if ordered:
                 self._listing[2:] = sorted(self._listing[2:])
-        listing = self._listing
-        out = bytearray()
-        pack = DIRENT.struct.pack
-        index = cookie
-        while index < len(listing) and len(out) < limit:
-            name, ino, dtype = listing[index]
-            index += 1
-            out += pack(index, ino, len(name), dtype)
-            out += name
-        # The spec: "If the buffer is not large enough to fit all entries,
-        # the last entry is truncated" -- as many bytes as fit, so that
-        # bufused == buf_len tells the guest there may be more.
-        del out[limit:]
-        return bytes(out)
+        return self.dirents(self._listing, cookie, limit)
 
     def close(self) -> None:
         self._listing = None

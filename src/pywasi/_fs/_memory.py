@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Union
 
-from .._abi import DIRENT, Errno, Fdflags, Filetype, Oflags, Whence
+from .._abi import Errno, Fdflags, Filetype, Oflags, Whence
 from .._errors import WasiError
 from ._base import Descriptor, Directory
 from ._dir import DIR_INHERITING, DIR_RIGHTS, FILE_RIGHTS
@@ -307,17 +307,7 @@ class MemoryDirectory(Directory):
                 entries.sort()
             self._listing = [(b".", node.ino, int(Filetype.DIRECTORY)),
                              (b"..", parent.ino, int(Filetype.DIRECTORY)), *entries]
-        listing = self._listing
-        out = bytearray()
-        pack = DIRENT.struct.pack
-        index = cookie
-        while index < len(listing) and len(out) < limit:
-            name, ino, dtype = listing[index]
-            index += 1
-            out += pack(index, ino, len(name), dtype)
-            out += name
-        del out[limit:]
-        return bytes(out)
+        return self.dirents(self._listing, cookie, limit)
 
     def close(self) -> None:
         self._listing = None
@@ -398,26 +388,25 @@ class MemoryDirectory(Directory):
             node.parent = None
             found.parent.mtim = found.parent.ctim = self.now()
 
+    def _existing(self, path: str, follow: bool) -> Node:
+        """The node ``path`` names (a trailing slash follows a final link
+        and demands a directory)."""
+        found = self._walk(path, follow=follow or path.endswith("/"))
+        node = found.node
+        if node is None:
+            raise WasiError(Errno.NOENT)
+        if found.trailing and not isinstance(node, DirNode):
+            raise WasiError(Errno.NOTDIR)
+        return node
+
     def stat_at(self, path: str, follow: bool) -> tuple[int, ...]:
         with self.tree.lock:
-            found = self._walk(path, follow=follow or path.endswith("/"))
-            node = found.node
-            if node is None:
-                raise WasiError(Errno.NOENT)
-            if found.trailing and not isinstance(node, DirNode):
-                raise WasiError(Errno.NOTDIR)
-            return _filestat(node)
+            return _filestat(self._existing(path, follow))
 
     def set_times_at(self, path: str, follow: bool, atim: int, mtim: int,
                      fst_flags: int) -> None:
         with self.tree.lock:
-            found = self._walk(path, follow=follow or path.endswith("/"))
-            node = found.node
-            if node is None:
-                raise WasiError(Errno.NOENT)
-            if found.trailing and not isinstance(node, DirNode):
-                raise WasiError(Errno.NOTDIR)
-            _set_times(node, atim, mtim, fst_flags, self.now())
+            _set_times(self._existing(path, follow), atim, mtim, fst_flags, self.now())
 
     def link_at(self, old: str, follow: bool, target: Directory, new: str) -> None:
         assert isinstance(target, MemoryDirectory)  # same_tree
