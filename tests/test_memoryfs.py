@@ -412,3 +412,53 @@ def test_the_command_line_modes(mode: str, tmp_path: pathlib.Path) -> None:
                          capture_output=True, timeout=60)
     assert bad.returncode == 2 and b"Traceback" not in bad.stderr
     assert b"(zip): Is a directory" in bad.stderr
+
+
+def test_readdir_cookies_survive_entries_added_and_removed() -> None:
+    fs = pywasi.fs.MemoryFS({f"n{i:02}": b"" for i in range(20)})
+    side = Side(fs)
+
+    def listing(cookie: int) -> list[tuple[int, str]]:
+        """(d_next, name) from ``cookie`` on, read 100 bytes at a time."""
+        out: list[tuple[int, str]] = []
+        while True:
+            assert side.call("fd_readdir", DIR, BUF, 100, cookie, OUT) == 0
+            data = bytes(side.mem.buffer[BUF:BUF + side.u32(OUT)])
+            at = 0
+            while at + 24 <= len(data):
+                d_next, _, namlen = struct.unpack_from("<QQI", data, at)
+                if at + 24 + namlen > len(data):
+                    break  # cut: read on from the last whole entry
+                out.append((d_next, data[at + 24:at + 24 + namlen].decode()))
+                cookie, at = d_next, at + 24 + namlen
+            if len(data) < 100:
+                return out
+
+    everything = listing(0)
+    assert [n for _, n in everything] == [".", ".."] + [f"n{i:02}" for i in range(20)]
+    for k, (d_next, _) in enumerate(everything):
+        assert listing(d_next) == everything[k + 1:]
+    fs.write("late", b"")
+    assert side.op(("unlink", "n05")) == (0,)
+    assert listing(everything[3][0]) == everything[4:]  # the same continuation
+    fresh = [n for _, n in listing(0)]  # a rewind sees the changes
+    assert "late" in fresh and "n05" not in fresh
+
+
+def test_poll_oneoff_finds_a_memory_file_ready() -> None:
+    from pywasi._abi import EVENT, SUBSCRIPTION_FD_READWRITE, Eventtype
+    side = Side(pywasi.fs.MemoryFS({"f": b"12345"}))
+    side.put(PATH, b"f")
+    assert side.call("path_open", DIR, 0, PATH, 1, 0, int(Rights.FD_READ | Rights.FD_WRITE
+                                                          | Rights.POLL_FD_READWRITE),
+                     0, 0, OUT) == 0
+    fd = side.u32(OUT)
+    subs = bytearray(96)
+    SUBSCRIPTION_FD_READWRITE.struct.pack_into(subs, 0, 1, Eventtype.FD_READ, fd)
+    SUBSCRIPTION_FD_READWRITE.struct.pack_into(subs, 48, 2, Eventtype.FD_WRITE, fd)
+    side.put(0x1000, bytes(subs))
+    assert side.call("poll_oneoff", 0x1000, 0x2000, 2, OUT) == 0 and side.u32(OUT) == 2
+    events = [EVENT.struct.unpack_from(side.mem.buffer, 0x2000 + 32 * i) for i in range(2)]
+    # Regular files never block (POSIX): both ready at once, the read with what is left.
+    assert [(e[0], e[1], e[2], e[3]) for e in events] == [(1, 0, Eventtype.FD_READ, 5),
+                                                         (2, 0, Eventtype.FD_WRITE, 0)]
