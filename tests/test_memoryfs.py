@@ -462,3 +462,75 @@ def test_poll_oneoff_finds_a_memory_file_ready() -> None:
     # Regular files never block (POSIX): both ready at once, the read with what is left.
     assert [(e[0], e[1], e[2], e[3]) for e in events] == [(1, 0, Eventtype.FD_READ, 5),
                                                          (2, 0, Eventtype.FD_WRITE, 0)]
+
+
+def _lower_tree(root: pathlib.Path) -> None:
+    (root / "d" / "f").mkdir(parents=True)
+    (root / "a").write_bytes(b"lower a")
+    (root / "d" / "e").write_bytes(b"lower e")
+    os.symlink("a", root / "l")
+    os.symlink("d/..", root / "m")
+
+
+def _snapshot(root: pathlib.Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            full = pathlib.Path(dirpath) / name
+            rel = str(full.relative_to(root))
+            out[rel] = os.readlink(full) if full.is_symlink() else \
+                "dir" if full.is_dir() else full.read_bytes()
+    return out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(OPS, min_size=1, max_size=20))
+def test_an_overlay_answers_as_the_host_does_and_leaves_it_alone(ops: list[tuple[Any, ...]]
+                                                                 ) -> None:
+    with tempfile.TemporaryDirectory() as work:
+        host_dir, lower_dir = pathlib.Path(work, "host"), pathlib.Path(work, "lower")
+        for d in (host_dir, lower_dir):
+            d.mkdir()
+            _lower_tree(d)
+        before = _snapshot(lower_dir)
+        overlay = pywasi.fs.Overlay(str(lower_dir))
+        host, memory = Side(str(host_dir)), Side(overlay)
+        try:
+            for i, op in enumerate(ops):
+                expected, got = host.op(op), memory.op(op)
+                assert got == expected, (f"step {i}: {op}: host {_named(expected)}, "
+                                         f"overlay {_named(got)}; the steps: {ops[:i + 1]}")
+        finally:
+            host.wasi.close()
+            memory.wasi.close()
+        assert _snapshot(lower_dir) == before
+        # changes() tells what the host copy shows changed.
+        after = _snapshot(host_dir)
+        changes = overlay.changes()
+        assert changes["added"] == sorted(after.keys() - before.keys())
+        assert changes["deleted"] == sorted(before.keys() - after.keys())
+        assert changes["modified"] == sorted(p for p in after.keys() & before.keys()
+                                             if after[p] != before[p])
+
+
+def test_an_overlay_reads_the_lower_tree_only_where_the_guest_looks(
+        tmp_path: pathlib.Path) -> None:
+    lower = tmp_path / "lower"
+    for i in range(50):
+        (lower / f"dir{i}").mkdir(parents=True)
+        (lower / f"dir{i}" / "file").write_bytes(b"x" * 1000)
+    (tmp_path / "secret").write_bytes(b"outside")
+    os.symlink(str(tmp_path / "secret"), lower / "abs")
+    os.symlink("../secret", lower / "up")
+    overlay = pywasi.fs.Overlay(str(lower))
+    assert overlay.upper.used_entries == 0  # nothing read yet
+    side = Side(overlay)
+    assert side.op(("stat", "dir7/file", False)) == (0, Filetype.REGULAR_FILE, 1, 1000)
+    # The root's 52 entries and dir7's one; no file's bytes yet.
+    assert overlay.upper.used_entries == 53
+    node = overlay.upper._tree.root.entries["dir7"].entries["file"]  # type: ignore[attr-defined]
+    assert not node.loaded
+    assert side.op(("read", "dir7/file"))[:2] == (0, b"x" * 64) and node.loaded
+    for path in ("abs", "up", "../secret"):
+        assert side.op(("read", path)) == (Errno.PERM,), path
+    assert overlay.changes() == {"added": [], "modified": [], "deleted": []}

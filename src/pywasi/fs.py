@@ -25,8 +25,9 @@ from ._abi import Rights
 from ._errors import WasiError
 from ._fs._base import Directory
 from ._fs._dir import DIR_INHERITING, DIR_RIGHTS
-from ._fs._memory import (DirNode, FileNode, LinkNode, MemoryDirectory, MemoryTree, Node,
-                         _filestat, _walk)
+from ._fs._memory import (DirNode, FileNode, LazyDirNode, LazyFileNode, LinkNode,
+                         LowerTree, MemoryDirectory, MemoryTree, Node, _filestat, _walk,
+                         read_whole)
 
 __all__ = ["MemoryFS", "ReadOnly", "Overlay", "ZipFS", "Directory", "FileInfo", "Symlink"]
 
@@ -104,7 +105,7 @@ class MemoryFS:
                     fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
                                  dir_fd=dir_fd)
                     try:
-                        self._store(path, _read_whole(fd))
+                        self._store(path, read_whole(fd))
                     finally:
                         os.close(fd)
             except FileNotFoundError:
@@ -248,11 +249,16 @@ class MemoryFS:
                         pending.append((prefix + name + "/", node))
         return iter(out)
 
-    def _digests(self) -> dict[str, tuple[str, bytes]]:
-        """path -> (kind, SHA-256 of the contents or the link's target)."""
+    def _digests(self, lower: Any = None) -> dict[str, tuple[str, bytes]]:
+        """path -> (kind, SHA-256 of the contents or the link's target); a
+        file of ``lower`` (an overlay's) never loaded, still at its own
+        path: ("lazy", its path), unchanged by definition."""
         out: dict[str, tuple[str, bytes]] = {}
         for path, node in self._items():
-            if isinstance(node, FileNode):
+            if isinstance(node, LazyFileNode) and not node.loaded and node.lower is lower \
+                    and node.origin == path:
+                out[path] = ("lazy", path.encode())
+            elif isinstance(node, FileNode):
                 out[path] = ("file", hashlib.sha256(node.data).digest())
             elif isinstance(node, LinkNode):
                 out[path] = ("link", node.target.encode())
@@ -378,13 +384,20 @@ class Overlay:
     """A tree the guest may change without touching ``lower``: its changes
     land in ``upper`` (a ``MemoryFS``), and ``changes()`` says what they are.
 
-    ``lower``: a host directory path (read through directory fds, never
-    following a link out of it) or a ``MemoryFS``. NOTE: the lower tree is
-    copied into ``upper`` when the Overlay is made -- creates, writes,
-    renames and deletes then act on the copy, with every rule of a
-    MemoryFS, and a delete of a lower entry needs no whiteout -- so it costs
-    the lower tree's size in memory; ``upper`` takes the quotas
-    (``max_bytes``, ``max_entries``) that bound what the guest may add."""
+    ``lower``: a host directory path or a ``MemoryFS``. A host directory is
+    read on demand -- a directory's entries when something first looks in
+    it, a file's bytes when they are first read or changed -- always through
+    the sandbox resolver relative to the lower directory's fd, never
+    following a final link, so the guest reaches nothing outside it; what
+    it deletes or renames away is simply gone from the upper tree (no
+    whiteout is needed: the upper tree holds the merged view, with every
+    rule of a MemoryFS). NOTE: a lower entry is read when it is first
+    needed, so a change another process makes to the lower tree meanwhile
+    shows up if the guest has not looked there yet; hard links in the lower
+    tree are separate files in the overlay. With ``upper`` given, or a
+    MemoryFS as ``lower``, the lower tree is copied in at once. ``upper``
+    takes the quotas (``max_bytes``, ``max_entries``: the lower tree's
+    entries count as they are read)."""
 
     def __init__(self, lower: Any, upper: MemoryFS | None = None, **quotas: Any) -> None:
         if not isinstance(lower, (MemoryFS, str, os.PathLike)):
@@ -392,20 +405,24 @@ class Overlay:
                             f"not {type(lower).__name__}")
         self.lower = lower
         self.upper = upper if upper is not None else MemoryFS(**quotas)
+        self._host: LowerTree | None = None
         if isinstance(lower, MemoryFS):
             _import(self.upper, "", lower.to_dict())
-        else:
-            # Straight into the upper tree: each file's bytes held once.
+            self._before = self.upper._digests()
+        elif upper is not None:
             self.upper._copy_in_host(lower)
-        # What was there, as digests: the lower tree's data is not kept twice.
-        self._before = self.upper._digests()
+            self._before = self.upper._digests()
+        else:
+            self._host = LowerTree(lower)
+            tree = self.upper._tree
+            tree.root = LazyDirNode(tree, 1, time.time_ns(), None, self._host, "")
 
     def changes(self) -> dict[str, list[str]]:
         """What the guest changed, against the lower tree: paths ``added``,
         ``modified`` (contents, or a link's target, or a file become a
         directory) and ``deleted``, each sorted."""
-        after = self.upper._digests()
-        before = self._before
+        after = self.upper._digests(self._host)
+        before = self._before if self._host is None else _lower_digests(self._host, after)
         return {"added": sorted(after.keys() - before.keys()),
                 "modified": sorted(p for p in after.keys() & before.keys()
                                    if after[p] != before[p]),
@@ -418,6 +435,29 @@ class Overlay:
         return f"Overlay({self.lower!r})"
 
 
+def _lower_digests(lower: LowerTree, after: dict[str, tuple[str, bytes]]
+                   ) -> dict[str, tuple[str, bytes]]:
+    """The lower tree's entries as ``MemoryFS._digests`` gives them; a file
+    the overlay never loaded at its own path is taken as unchanged (its
+    digest is copied from ``after``, no read)."""
+    out: dict[str, tuple[str, bytes]] = {}
+    pending = [""]
+    while pending:
+        relpath = pending.pop()
+        for name, st, target in lower.scan(relpath):
+            path = f"{relpath}/{name}".lstrip("/")
+            if target is not None:
+                out[path] = ("link", target.encode())
+            elif stat.S_ISDIR(st.st_mode):
+                out[path] = ("dir", b"")
+                pending.append(path)
+            elif after.get(path, ("", b""))[0] == "lazy":
+                out[path] = after[path]
+            else:
+                out[path] = ("file", hashlib.sha256(lower.read(path)).digest())
+    return out
+
+
 def _import(fs: MemoryFS, prefix: str, tree: dict[str, Any]) -> None:
     for name, value in tree.items():
         path = prefix + name
@@ -428,21 +468,3 @@ def _import(fs: MemoryFS, prefix: str, tree: dict[str, Any]) -> None:
             _import(fs, path + "/", value)
         else:
             fs.write(path, value)
-
-
-def _read_whole(fd: int) -> bytearray:
-    """A host file's bytes, read into one buffer of its size (no second copy)."""
-    data = bytearray(os.fstat(fd).st_size)
-    done = 0
-    with memoryview(data) as view:
-        while done < len(data):
-            n = os.readv(fd, [view[done:]])
-            if not n:
-                break
-            done += n
-    del data[done:]
-    rest = os.read(fd, 1 << 16)  # grown while being read
-    while rest:
-        data += rest
-        rest = os.read(fd, 1 << 16)
-    return data

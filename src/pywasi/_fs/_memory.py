@@ -29,8 +29,11 @@ atim (as a ``noatime`` mount).
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Union
 
@@ -38,11 +41,11 @@ from .._abi import Errno, Fdflags, Filetype, Oflags, Whence
 from .._errors import WasiError
 from ._base import Descriptor, Directory
 from ._dir import DIR_INHERITING, DIR_RIGHTS, FILE_RIGHTS
-from ._resolve import MAX_SYMLINKS
+from ._resolve import MAX_SYMLINKS, open_beneath
 from ._stat import NOW, OMIT, resolve_times
 
 __all__ = ["MemoryTree", "MemoryDirectory", "MemoryFile", "Node", "DirNode", "FileNode",
-           "LinkNode"]
+           "LinkNode", "LowerTree", "LazyDirNode", "LazyFileNode", "read_whole"]
 
 OFF_MAX = (1 << 63) - 1
 _CREAT = int(Oflags.CREAT)
@@ -179,9 +182,9 @@ def _walk(start: DirNode, path: str, *, follow: bool) -> _Found:
         here = start
         for name in parts[:-1]:
             node = here.entries.get(name)
-            if type(node) is not DirNode:
+            if node.__class__ not in _DIR_TYPES:
                 break
-            here = node
+            here = node  # type: ignore[assignment]  # a DirNode: the test above
         else:
             name = parts[-1]
             if name != "." and name != "..":
@@ -481,16 +484,18 @@ class MemoryDirectory(Directory):
             there = dst.node
             if there is node:
                 return  # two names of one file: POSIX rename does nothing
+            # Linux (renameat2's "trap", the parents' common ancestor): a
+            # directory moved under itself is EINVAL, onto a directory it is
+            # inside of ENOTEMPTY, before the kinds are compared.
+            if isinstance(node, DirNode) and _within(dst.parent, node):
+                raise WasiError(Errno.INVAL)
+            if isinstance(there, DirNode) and _within(src.parent, there):
+                raise WasiError(Errno.NOTEMPTY)
             if moving_dir:
                 if there is not None and not isinstance(there, DirNode):
                     raise WasiError(Errno.NOTDIR)
                 if isinstance(there, DirNode) and there.entries:
                     raise WasiError(Errno.NOTEMPTY)
-                ancestor: DirNode | None = dst.parent
-                while ancestor is not None:  # into itself: EINVAL
-                    if ancestor is node:
-                        raise WasiError(Errno.INVAL)
-                    ancestor = ancestor.parent
             elif isinstance(there, DirNode):
                 raise WasiError(Errno.ISDIR)
             if dst.parent.nlink == 0:
@@ -508,6 +513,15 @@ class MemoryDirectory(Directory):
             node.ctim = now
             for parent in (src.parent, dst.parent):
                 parent.mtim = parent.ctim = now
+
+
+def _within(directory: DirNode | None, ancestor: DirNode) -> bool:
+    """``directory`` is ``ancestor`` or below it."""
+    while directory is not None:
+        if directory is ancestor:
+            return True
+        directory = directory.parent
+    return False
 
 
 class MemoryFile(Descriptor):
@@ -675,3 +689,144 @@ def _host_like(fdflags: int) -> int:
     elif fdflags & _DSYNC:
         flags |= _DSYNC
     return flags
+
+
+# -- an overlay's lower tree, read on demand ------------------------------------
+
+class LowerTree:
+    """A host directory an Overlay reads from and never writes: its fd, and
+    every read of it through the sandbox resolver (``open_beneath``, final
+    links never followed), so nothing outside it is ever reached."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._finalizer = weakref.finalize(self, os.close, self.fd)
+
+    def open(self, relpath: str, directory: bool) -> int:
+        flags = os.O_RDONLY | (os.O_DIRECTORY if directory else 0)
+        return open_beneath(self.fd, relpath or ".", flags, follow=False)
+
+    def read(self, relpath: str) -> bytearray:
+        fd = self.open(relpath, False)
+        try:
+            return read_whole(fd)
+        finally:
+            os.close(fd)
+
+    def scan(self, relpath: str) -> list[tuple[str, os.stat_result, str | None]]:
+        """(name, lstat, link target or None) of each directory, regular
+        file and symlink in ``relpath`` (other kinds are left out)."""
+        fd = self.open(relpath, True)
+        out = []
+        try:
+            for name in sorted(os.listdir(fd)):
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    target = os.readlink(name, dir_fd=fd) if stat.S_ISLNK(st.st_mode) else None
+                except FileNotFoundError:
+                    continue  # removed since the listing
+                if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or target is not None:
+                    out.append((name, st, target))
+        finally:
+            os.close(fd)
+        return out
+
+
+class LazyDirNode(DirNode):
+    """A directory of an overlay's lower tree: its entries are read from the
+    lower tree the first time anyone looks at them (``origin``: its path
+    there)."""
+
+    __slots__ = ("_entries", "lower", "origin", "tree")
+
+    def __init__(self, tree: MemoryTree, ino: int, now: int, parent: DirNode | None,
+                 lower: LowerTree, origin: str) -> None:
+        self._entries: dict[str, Node] | None = None
+        self.lower = lower
+        self.origin = origin
+        self.tree = tree
+        super().__init__(ino, now, parent)
+        self._entries = None  # DirNode's {} above: not read yet
+
+    @property
+    def entries(self) -> dict[str, Node]:
+        if self._entries is None:
+            self._entries = {}
+            for name, st, target in self.lower.scan(self.origin):
+                self._entries[name] = lower_node(self.tree, self, self.lower,
+                                                 f"{self.origin}/{name}".lstrip("/"), st, target)
+            self.tree.charge(0, len(self._entries), refuse=False)
+        return self._entries
+
+    @entries.setter
+    def entries(self, value: dict[str, Node]) -> None:
+        self._entries = value
+
+
+class LazyFileNode(FileNode):
+    """A regular file of an overlay's lower tree: its bytes are read the
+    first time they are needed; until then its size is the lower file's."""
+
+    __slots__ = ("_data", "lower", "origin", "_size")
+
+    def __init__(self, ino: int, st: os.stat_result, lower: LowerTree, origin: str) -> None:
+        self._data: bytearray | None = None
+        self.lower = lower
+        self.origin = origin
+        self._size = st.st_size
+        Node.__init__(self, ino, st.st_mtime_ns)
+        self.atim, self.ctim = st.st_atime_ns, st.st_ctime_ns
+
+    @property
+    def data(self) -> bytearray:
+        if self._data is None:
+            self._data = self.lower.read(self.origin)
+        return self._data
+
+    @data.setter
+    def data(self, value: bytearray) -> None:
+        self._data = value
+
+    @property
+    def loaded(self) -> bool:
+        return self._data is not None
+
+    def size(self) -> int:
+        return self._size if self._data is None else len(self._data)
+
+
+def lower_node(tree: MemoryTree, parent: DirNode, lower: LowerTree, origin: str,
+               st: os.stat_result, target: str | None) -> Node:
+    ino = tree.new_ino()
+    node: Node
+    if target is not None:
+        node = LinkNode(ino, st.st_mtime_ns, target)
+    elif stat.S_ISDIR(st.st_mode):
+        node = LazyDirNode(tree, ino, st.st_mtime_ns, parent, lower, origin)
+    else:
+        node = LazyFileNode(ino, st, lower, origin)
+        tree.charge(st.st_size, refuse=False)
+    return node
+
+
+def read_whole(fd: int) -> bytearray:
+    """A host file's bytes, read into one buffer of its size (no second copy)."""
+    data = bytearray(os.fstat(fd).st_size)
+    done = 0
+    with memoryview(data) as view:
+        while done < len(data):
+            n = os.readv(fd, [view[done:]])
+            if not n:
+                break
+            done += n
+    del data[done:]
+    rest = os.read(fd, 1 << 16)  # grown while being read
+    while rest:
+        data += rest
+        rest = os.read(fd, 1 << 16)
+    return data
+
+
+# What the path walk's fast path descends into (a type test, not isinstance:
+# it runs for every component of every path).
+_DIR_TYPES = frozenset({DirNode, LazyDirNode})
