@@ -8,7 +8,7 @@ import pathlib
 
 import pytest
 
-from pywasi._abi import Errno, Filetype, Fstflags
+from pywasi._abi import Errno, Filetype, Fstflags, Oflags
 from pywasi._errors import WasiError
 from pywasi._fs._file import HostFile, write_all
 from pywasi._fs._stat import NOW, OMIT, filestat_values, resolve_times, set_times_at, set_times_fd
@@ -160,10 +160,16 @@ def _wrappers(version: str) -> str:
 
 
 class Guest:
+    """A WASI object with one preopen (fd 3): a host directory, or with
+    ``kind="memory"`` a MemoryFS (issue 15: the same tests on both)."""
+
     def __init__(self, tmp_path: pathlib.Path, *, version: str = "preview1",
-                 stdout: object = None) -> None:
+                 stdout: object = None, kind: str = "host") -> None:
+        import pywasi.fs
         self.out: list[bytes] = []
-        self.wasi = pywasi.WASI(version=version, preopens={"/sandbox": str(tmp_path)},
+        self.fs = pywasi.fs.MemoryFS() if kind == "memory" else None
+        preopen: object = self.fs if self.fs is not None else str(tmp_path)
+        self.wasi = pywasi.WASI(version=version, preopens={"/sandbox": preopen},
                                 stdout=stdout if stdout is not None else self.out.append)
         module = pywasi.compile(build_wat(f"(module {_wrappers(version)})"))
         self.instance = pywasi.instantiate(module, self.wasi.get_import_object())
@@ -175,8 +181,33 @@ class Guest:
 
     def open_file(self, name: str, flags: int = os.O_RDWR | os.O_CREAT,
                   rights: int = FILE_RIGHTS) -> int:
-        return self.add(HostFile(os.open(self.root / name, flags, 0o644),
-                                 rights_base=rights, rights_inheriting=0))
+        if self.fs is None:
+            return self.add(HostFile(os.open(self.root / name, flags, 0o644),
+                                     rights_base=rights, rights_inheriting=0))
+        # A MemoryFS file: the guest's own path_open, the same flags in WASI's terms.
+        oflags = (int(Oflags.CREAT) if flags & os.O_CREAT else 0) | \
+            (int(Oflags.TRUNC) if flags & os.O_TRUNC else 0)
+        fdflags = (1 if flags & os.O_APPEND else 0) | (2 if flags & os.O_DSYNC else 0) | \
+            (4 if flags & os.O_NONBLOCK else 0)
+        self.put(7000, name.encode())
+        assert self.call("path_open", 3, 0, 7000, len(name.encode()), oflags, rights, 0,
+                         fdflags, 7100) == 0
+        return self.u32(7100)
+
+    # -- the tree as the host side sees it ---------------------------------
+    def write_file(self, name: str, data: bytes) -> None:
+        if self.fs is not None:
+            self.fs.write(name, data)
+        else:
+            (self.root / name).write_bytes(data)
+
+    def read_file(self, name: str) -> bytes:
+        return self.fs.read(name) if self.fs is not None else (self.root / name).read_bytes()
+
+    def size(self, name: str) -> int:
+        if self.fs is not None:
+            return self.fs.stat(name).size
+        return (self.root / name).stat().st_size
 
     def call(self, name: str, *args: int) -> int:
         return int(getattr(self.instance.exports, "call_" + name)(*args))
@@ -205,6 +236,14 @@ class Guest:
 @pytest.fixture
 def guest(tmp_path: pathlib.Path) -> Iterator[Guest]:
     g = Guest(tmp_path)
+    yield g
+    g.wasi.close()
+
+
+@pytest.fixture(params=["host", "memory"])
+def any_guest(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Guest]:
+    """``guest`` on either kind of preopen: a host directory or a MemoryFS."""
+    g = Guest(tmp_path, kind=request.param)
     yield g
     g.wasi.close()
 
@@ -258,20 +297,20 @@ def test_filestat_get_host_stdio(tmp_path: pathlib.Path) -> None:
         assert g.get(OUT + 16, 1) == bytes([Filetype.REGULAR_FILE])
 
 
-def test_seek_tell_signed_offsets(guest: Guest) -> None:
-    fd = guest.open_file("f")
-    guest.put(100, b"0123456789")
-    guest.iovecs(0, (100, 10))
-    assert guest.call("fd_write", fd, 0, 1, OUT) == 0 and guest.u32(OUT) == 10
-    assert guest.call("fd_seek", fd, -3, Whence.END, OUT) == 0 and guest.u64(OUT) == 7
-    assert guest.call("fd_tell", fd, OUT) == 0 and guest.u64(OUT) == 7
-    assert guest.call("fd_seek", fd, -2, Whence.CUR, OUT) == 0 and guest.u64(OUT) == 5
-    assert guest.call("fd_seek", fd, 1 << 40, Whence.SET, OUT) == 0 and guest.u64(OUT) == 1 << 40
-    guest.put(OUT, b"\xEE" * 8)
-    assert guest.call("fd_seek", fd, -1, Whence.SET, OUT) == Errno.INVAL
-    assert guest.get(OUT, 8) == b"\xEE" * 8  # no output on failure
+def test_seek_tell_signed_offsets(any_guest: Guest) -> None:
+    fd = any_guest.open_file("f")
+    any_guest.put(100, b"0123456789")
+    any_guest.iovecs(0, (100, 10))
+    assert any_guest.call("fd_write", fd, 0, 1, OUT) == 0 and any_guest.u32(OUT) == 10
+    assert any_guest.call("fd_seek", fd, -3, Whence.END, OUT) == 0 and any_guest.u64(OUT) == 7
+    assert any_guest.call("fd_tell", fd, OUT) == 0 and any_guest.u64(OUT) == 7
+    assert any_guest.call("fd_seek", fd, -2, Whence.CUR, OUT) == 0 and any_guest.u64(OUT) == 5
+    assert any_guest.call("fd_seek", fd, 1 << 40, Whence.SET, OUT) == 0 and any_guest.u64(OUT) == 1 << 40
+    any_guest.put(OUT, b"\xEE" * 8)
+    assert any_guest.call("fd_seek", fd, -1, Whence.SET, OUT) == Errno.INVAL
+    assert any_guest.get(OUT, 8) == b"\xEE" * 8  # no output on failure
     for whence in (3, 256, -1):
-        assert guest.call("fd_seek", fd, 0, whence, OUT) == Errno.INVAL
+        assert any_guest.call("fd_seek", fd, 0, whence, OUT) == Errno.INVAL
 
 
 def test_seek_unstable_whence_order(tmp_path: pathlib.Path) -> None:
@@ -285,20 +324,20 @@ def test_seek_unstable_whence_order(tmp_path: pathlib.Path) -> None:
     g.wasi.close()
 
 
-def test_seek_rights(guest: Guest) -> None:
+def test_seek_rights(any_guest: Guest) -> None:
     # Directories and stdio hold neither FD_SEEK nor FD_TELL: NOTCAPABLE.
     for fd in (0, 1, 3):
-        assert guest.call("fd_seek", fd, 0, Whence.SET, OUT) == Errno.NOTCAPABLE
-        assert guest.call("fd_seek", fd, 0, Whence.CUR, OUT) == Errno.NOTCAPABLE
-        assert guest.call("fd_tell", fd, OUT) == Errno.NOTCAPABLE
+        assert any_guest.call("fd_seek", fd, 0, Whence.SET, OUT) == Errno.NOTCAPABLE
+        assert any_guest.call("fd_seek", fd, 0, Whence.CUR, OUT) == Errno.NOTCAPABLE
+        assert any_guest.call("fd_tell", fd, OUT) == Errno.NOTCAPABLE
     # FD_TELL alone allows seek(CUR, 0) (ftell) and nothing else.
-    tell_only = guest.open_file("t", rights=int(Rights.FD_TELL))
-    assert guest.call("fd_seek", tell_only, 0, Whence.CUR, OUT) == 0
-    assert guest.call("fd_seek", tell_only, 1, Whence.CUR, OUT) == Errno.NOTCAPABLE
-    assert guest.call("fd_seek", tell_only, 0, Whence.SET, OUT) == Errno.NOTCAPABLE
-    seek_only = guest.open_file("s", rights=int(Rights.FD_SEEK))
-    assert guest.call("fd_seek", seek_only, 0, Whence.CUR, OUT) == 0  # FD_SEEK implies FD_TELL
-    assert guest.call("fd_tell", seek_only, OUT) == Errno.NOTCAPABLE
+    tell_only = any_guest.open_file("t", rights=int(Rights.FD_TELL))
+    assert any_guest.call("fd_seek", tell_only, 0, Whence.CUR, OUT) == 0
+    assert any_guest.call("fd_seek", tell_only, 1, Whence.CUR, OUT) == Errno.NOTCAPABLE
+    assert any_guest.call("fd_seek", tell_only, 0, Whence.SET, OUT) == Errno.NOTCAPABLE
+    seek_only = any_guest.open_file("s", rights=int(Rights.FD_SEEK))
+    assert any_guest.call("fd_seek", seek_only, 0, Whence.CUR, OUT) == 0  # FD_SEEK implies FD_TELL
+    assert any_guest.call("fd_tell", seek_only, OUT) == Errno.NOTCAPABLE
 
 
 def test_seek_on_a_pipe_is_spipe(guest: Guest) -> None:
@@ -319,70 +358,70 @@ def test_directory_with_seek_rights_still_refuses(guest: Guest) -> None:
     assert guest.call("fd_filestat_set_size", fd, 0) == Errno.BADF
 
 
-def test_pread_pwrite_leave_the_offset(guest: Guest) -> None:
-    fd = guest.open_file("f")
-    guest.put(100, b"hello world")
-    guest.iovecs(0, (100, 5), (105, 6))
-    assert guest.call("fd_pwrite", fd, 0, 2, 3, OUT) == 0 and guest.u32(OUT) == 11
-    assert guest.call("fd_tell", fd, OUT) == 0 and guest.u64(OUT) == 0
-    assert (guest.root / "f").read_bytes() == b"\0\0\0hello world"
-    guest.iovecs(0, (200, 4), (300, 100))
-    assert guest.call("fd_pread", fd, 0, 2, 5, OUT) == 0 and guest.u32(OUT) == 9
-    assert guest.get(200, 4) == b"llo " and guest.get(300, 5) == b"world"
-    assert guest.call("fd_pread", fd, 0, 2, 1 << 63, OUT) == Errno.INVAL
-    assert guest.call("fd_pread", fd, 0, 2, 1000, OUT) == 0 and guest.u32(OUT) == 0
+def test_pread_pwrite_leave_the_offset(any_guest: Guest) -> None:
+    fd = any_guest.open_file("f")
+    any_guest.put(100, b"hello world")
+    any_guest.iovecs(0, (100, 5), (105, 6))
+    assert any_guest.call("fd_pwrite", fd, 0, 2, 3, OUT) == 0 and any_guest.u32(OUT) == 11
+    assert any_guest.call("fd_tell", fd, OUT) == 0 and any_guest.u64(OUT) == 0
+    assert any_guest.read_file("f") == b"\0\0\0hello world"
+    any_guest.iovecs(0, (200, 4), (300, 100))
+    assert any_guest.call("fd_pread", fd, 0, 2, 5, OUT) == 0 and any_guest.u32(OUT) == 9
+    assert any_guest.get(200, 4) == b"llo " and any_guest.get(300, 5) == b"world"
+    assert any_guest.call("fd_pread", fd, 0, 2, 1 << 63, OUT) == Errno.INVAL
+    assert any_guest.call("fd_pread", fd, 0, 2, 1000, OUT) == 0 and any_guest.u32(OUT) == 0
 
 
-def test_pwrite_on_append_goes_to_the_end(guest: Guest) -> None:
+def test_pwrite_on_append_goes_to_the_end(any_guest: Guest) -> None:
     # The documented choice: Linux pwrite(2) semantics on O_APPEND.
-    (guest.root / "a").write_bytes(b"abc")
-    fd = guest.open_file("a", os.O_RDWR | os.O_APPEND)
-    assert guest.call("fd_fdstat_get", fd, OUT) == 0
-    assert struct.unpack_from("<H", guest.mem, OUT + 2)[0] == 1  # APPEND, no raw host bits
-    guest.put(100, b"XY")
-    guest.iovecs(0, (100, 2))
-    assert guest.call("fd_pwrite", fd, 0, 1, 0, OUT) == 0 and guest.u32(OUT) == 2
+    any_guest.write_file("a", b"abc")
+    fd = any_guest.open_file("a", os.O_RDWR | os.O_APPEND)
+    assert any_guest.call("fd_fdstat_get", fd, OUT) == 0
+    assert struct.unpack_from("<H", any_guest.mem, OUT + 2)[0] == 1  # APPEND, no raw host bits
+    any_guest.put(100, b"XY")
+    any_guest.iovecs(0, (100, 2))
+    assert any_guest.call("fd_pwrite", fd, 0, 1, 0, OUT) == 0 and any_guest.u32(OUT) == 2
     if sys.platform.startswith("linux"):
-        assert (guest.root / "a").read_bytes() == b"abcXY"
+        assert any_guest.read_file("a") == b"abcXY"
 
 
-def test_read_only_rights(guest: Guest) -> None:
-    (guest.root / "r").write_bytes(b"data")
+def test_read_only_rights(any_guest: Guest) -> None:
+    any_guest.write_file("r", b"data")
     ro = FILE_RIGHTS & ~(Rights.FD_WRITE | Rights.FD_FILESTAT_SET_SIZE | Rights.FD_ALLOCATE
                          | Rights.FD_DATASYNC)
-    fd = guest.open_file("r", os.O_RDONLY, rights=int(ro))
-    guest.iovecs(0, (100, 1))
-    assert guest.call("fd_write", fd, 0, 1, OUT) == Errno.NOTCAPABLE
-    assert guest.call("fd_pwrite", fd, 0, 1, 0, OUT) == Errno.NOTCAPABLE
-    assert guest.call("fd_filestat_set_size", fd, 0) == Errno.NOTCAPABLE
-    assert guest.call("fd_allocate", fd, 0, 10) == Errno.NOTCAPABLE
-    assert guest.call("fd_datasync", fd) == Errno.NOTCAPABLE
-    assert guest.call("fd_sync", fd) == 0
-    assert (guest.root / "r").read_bytes() == b"data"
+    fd = any_guest.open_file("r", os.O_RDONLY, rights=int(ro))
+    any_guest.iovecs(0, (100, 1))
+    assert any_guest.call("fd_write", fd, 0, 1, OUT) == Errno.NOTCAPABLE
+    assert any_guest.call("fd_pwrite", fd, 0, 1, 0, OUT) == Errno.NOTCAPABLE
+    assert any_guest.call("fd_filestat_set_size", fd, 0) == Errno.NOTCAPABLE
+    assert any_guest.call("fd_allocate", fd, 0, 10) == Errno.NOTCAPABLE
+    assert any_guest.call("fd_datasync", fd) == Errno.NOTCAPABLE
+    assert any_guest.call("fd_sync", fd) == 0
+    assert any_guest.read_file("r") == b"data"
     # stdio: no filestat_set_*, no advise/allocate
-    assert guest.call("fd_filestat_set_size", 1, 0) == Errno.NOTCAPABLE
-    assert guest.call("fd_filestat_set_times", 1, 0, 0, 0) == Errno.NOTCAPABLE
-    assert guest.call("fd_advise", 1, 0, 0, 0) == Errno.NOTCAPABLE
+    assert any_guest.call("fd_filestat_set_size", 1, 0) == Errno.NOTCAPABLE
+    assert any_guest.call("fd_filestat_set_times", 1, 0, 0, 0) == Errno.NOTCAPABLE
+    assert any_guest.call("fd_advise", 1, 0, 0, 0) == Errno.NOTCAPABLE
 
 
-def test_set_size_allocate_advise_sync(guest: Guest) -> None:
-    fd = guest.open_file("f")
-    assert guest.call("fd_filestat_set_size", fd, 100) == 0
-    assert (guest.root / "f").stat().st_size == 100
-    assert guest.call("fd_filestat_set_size", fd, 1 << 63) == Errno.FBIG
-    assert guest.call("fd_allocate", fd, 50, 200) == 0
-    assert (guest.root / "f").stat().st_size == 250
-    assert guest.call("fd_allocate", fd, 0, 10) == 0
-    assert (guest.root / "f").stat().st_size == 250  # allocate never shrinks
-    assert guest.call("fd_allocate", fd, 0, 0) == Errno.INVAL
-    assert guest.call("fd_allocate", fd, (1 << 63) - 1, 2) == Errno.FBIG
+def test_set_size_allocate_advise_sync(any_guest: Guest) -> None:
+    fd = any_guest.open_file("f")
+    assert any_guest.call("fd_filestat_set_size", fd, 100) == 0
+    assert any_guest.size("f") == 100
+    assert any_guest.call("fd_filestat_set_size", fd, 1 << 63) == Errno.FBIG
+    assert any_guest.call("fd_allocate", fd, 50, 200) == 0
+    assert any_guest.size("f") == 250
+    assert any_guest.call("fd_allocate", fd, 0, 10) == 0
+    assert any_guest.size("f") == 250  # allocate never shrinks
+    assert any_guest.call("fd_allocate", fd, 0, 0) == Errno.INVAL
+    assert any_guest.call("fd_allocate", fd, (1 << 63) - 1, 2) == Errno.FBIG
     for advice in range(6):
-        assert guest.call("fd_advise", fd, 0, 100, advice) == 0
-    assert guest.call("fd_advise", fd, 0, 0, 6) == Errno.INVAL
-    assert guest.call("fd_advise", fd, 0, 0, 0x100) == Errno.INVAL
-    assert guest.call("fd_sync", fd) == 0
-    assert guest.call("fd_datasync", fd) == 0
-    assert guest.call("fd_sync", 3) == 0  # a directory syncs its entries
+        assert any_guest.call("fd_advise", fd, 0, 100, advice) == 0
+    assert any_guest.call("fd_advise", fd, 0, 0, 6) == Errno.INVAL
+    assert any_guest.call("fd_advise", fd, 0, 0, 0x100) == Errno.INVAL
+    assert any_guest.call("fd_sync", fd) == 0
+    assert any_guest.call("fd_datasync", fd) == 0
+    assert any_guest.call("fd_sync", 3) == 0  # a directory syncs its entries
 
 
 def test_allocate_falls_back_where_unsupported(guest: Guest, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -478,38 +517,38 @@ def test_readdir_records_exact(guest: Guest) -> None:
     assert guest.get(1024, 25) == struct.pack("<QQIB3x", 1, by_name[b"."][1], 1, 3) + b"."
 
 
-def test_readdir_truncates_the_last_entry(guest: Guest) -> None:
-    (guest.root / "abcdefgh").write_bytes(b"")
+def test_readdir_truncates_the_last_entry(any_guest: Guest) -> None:
+    any_guest.write_file("abcdefgh", b"")
     full_len = 24 + 1 + 24 + 2 + 24 + 8
-    assert guest.call("fd_readdir", 3, 1024, 4096, 0, OUT) == 0
-    full = guest.get(1024, guest.u32(OUT))
+    assert any_guest.call("fd_readdir", 3, 1024, 4096, 0, OUT) == 0
+    full = any_guest.get(1024, any_guest.u32(OUT))
     assert len(full) == full_len
     for cut in (1, 24, 25, 30, 49, 60, full_len - 1):
-        guest.put(1024, b"\xCC" * 200)
-        assert guest.call("fd_readdir", 3, 1024, cut, 0, OUT) == 0
-        assert guest.u32(OUT) == cut  # bufused == buf_len: "there may be more"
-        assert guest.get(1024, cut) == full[:cut]
-        assert guest.get(1024 + cut, 1) == b"\xCC"  # never past buf_len
-    assert guest.call("fd_readdir", 3, 1024, full_len, 0, OUT) == 0
-    assert guest.u32(OUT) == full_len
-    assert guest.call("fd_readdir", 3, 1024, full_len + 1, 0, OUT) == 0
-    assert guest.u32(OUT) == full_len  # less than the buffer: the end
-    assert guest.call("fd_readdir", 3, 1024, 0, 0, OUT) == 0 and guest.u32(OUT) == 0
+        any_guest.put(1024, b"\xCC" * 200)
+        assert any_guest.call("fd_readdir", 3, 1024, cut, 0, OUT) == 0
+        assert any_guest.u32(OUT) == cut  # bufused == buf_len: "there may be more"
+        assert any_guest.get(1024, cut) == full[:cut]
+        assert any_guest.get(1024 + cut, 1) == b"\xCC"  # never past buf_len
+    assert any_guest.call("fd_readdir", 3, 1024, full_len, 0, OUT) == 0
+    assert any_guest.u32(OUT) == full_len
+    assert any_guest.call("fd_readdir", 3, 1024, full_len + 1, 0, OUT) == 0
+    assert any_guest.u32(OUT) == full_len  # less than the buffer: the end
+    assert any_guest.call("fd_readdir", 3, 1024, 0, 0, OUT) == 0 and any_guest.u32(OUT) == 0
 
 
-def test_readdir_cookies_are_stable(guest: Guest) -> None:
+def test_readdir_cookies_are_stable(any_guest: Guest) -> None:
     for i in range(20):
-        (guest.root / f"n{i:02}").write_bytes(b"")
-    everything = list_all(guest, 3, 4096)
+        any_guest.write_file(f"n{i:02}", b"")
+    everything = list_all(any_guest, 3, 4096)
     assert len(everything) == 22
     for k, (d_next, *_rest) in enumerate(everything):
         # resume from any cookie given out: the same continuation
-        assert list_all(guest, 3, 4096, cookie=d_next) == everything[k + 1:]
-    assert list_all(guest, 3, 4096, cookie=1 << 63) == []
+        assert list_all(any_guest, 3, 4096, cookie=d_next) == everything[k + 1:]
+    assert list_all(any_guest, 3, 4096, cookie=1 << 63) == []
     # a listing only changes when the guest rewinds to cookie 0
-    (guest.root / "late").write_bytes(b"")
-    assert list_all(guest, 3, 4096, cookie=2) == everything[2:]
-    assert len(list_all(guest, 3, 4096)) == 23
+    any_guest.write_file("late", b"")
+    assert list_all(any_guest, 3, 4096, cookie=2) == everything[2:]
+    assert len(list_all(any_guest, 3, 4096)) == 23
 
 
 def test_readdir_rights_and_kinds(guest: Guest) -> None:
