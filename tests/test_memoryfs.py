@@ -160,15 +160,20 @@ OPS = st.one_of(
 @given(st.lists(OPS, min_size=1, max_size=25))
 def test_memoryfs_answers_as_the_host_does(ops: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as host_dir:
-        host, memory = Side(host_dir), Side(pywasi.fs.MemoryFS())
-        try:
-            for i, op in enumerate(ops):
-                expected, got = host.op(op), memory.op(op)
-                assert got == expected, (f"step {i}: {op}: host {_named(expected)}, "
-                                         f"MemoryFS {_named(got)}; the steps: {ops[:i + 1]}")
-        finally:
-            host.wasi.close()
-            memory.wasi.close()
+        _same_answers(ops, host_dir, pywasi.fs.MemoryFS())
+
+
+def _same_answers(ops: list[tuple[Any, ...]], host_dir: str, tree: Any) -> None:
+    """Each of ``ops`` on a host directory and on ``tree``: the same result."""
+    host, other = Side(host_dir), Side(tree)
+    try:
+        for i, op in enumerate(ops):
+            expected, got = host.op(op), other.op(op)
+            assert got == expected, (f"step {i}: {op}: host {_named(expected)}, {tree!r} "
+                                     f"{_named(got)}; the steps: {ops[:i + 1]}")
+    finally:
+        host.wasi.close()
+        other.wasi.close()
 
 
 def _named(result: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -494,15 +499,7 @@ def test_an_overlay_answers_as_the_host_does_and_leaves_it_alone(ops: list[tuple
             _lower_tree(d)
         before = _snapshot(lower_dir)
         overlay = pywasi.fs.Overlay(str(lower_dir))
-        host, memory = Side(str(host_dir)), Side(overlay)
-        try:
-            for i, op in enumerate(ops):
-                expected, got = host.op(op), memory.op(op)
-                assert got == expected, (f"step {i}: {op}: host {_named(expected)}, "
-                                         f"overlay {_named(got)}; the steps: {ops[:i + 1]}")
-        finally:
-            host.wasi.close()
-            memory.wasi.close()
+        _same_answers(ops, str(host_dir), overlay)
         assert _snapshot(lower_dir) == before
         # changes() tells what the host copy shows changed.
         after = _snapshot(host_dir)
