@@ -229,11 +229,15 @@ def _clock_deadline(sub: _Sub, clock_id: int, timeout: int, precision: int, flag
     if flags & ~_ABSTIME:
         raise WasiError(Errno.INVAL)
     absolute = bool(flags & _ABSTIME)
+    # NOTE: the realtime clock is read before the monotonic one, so that a
+    # pause between the two reads (a busy machine) lengthens the wait rather
+    # than ending it before the asked-for realtime instant.
+    realtime = time.time_ns() if absolute and clock_id == Clockid.REALTIME else 0
     now = time.monotonic_ns()
     if clock_id == Clockid.MONOTONIC:
         sub.deadline = timeout if absolute else now + timeout
     elif clock_id == Clockid.REALTIME:
-        sub.deadline = now + (timeout - time.time_ns()) if absolute else now + timeout
+        sub.deadline = now + (timeout - realtime) if absolute else now + timeout
     elif clock_id in _CPU_CLOCKS:
         reached = timeout <= _CPU_CLOCKS[clock_id]() if absolute else timeout == 0
         if reached:
