@@ -157,3 +157,41 @@ def test_thread_spawn_of_the_wrong_type_is_a_link_error() -> None:
                        r"a function \['i32'\] -> \[\], wasi-threads' thread-spawn is a "
                        r"function \['i32'\] -> \['i32'\]"):
         pywasi.instantiate(module, wasi.get_import_object())
+
+
+def test_a_module_instantiated_again_links_from_its_import_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The import entries are read from wasmtime once per Module (each read
+    builds new type objects: ~2 ms for CPython's 43), then every
+    instantiation links from that table."""
+    module = pywasi.compile(_twice_fd_write("wasi_snapshot_preview1").encode())
+    entries = module.import_entries
+    assert [(e.module, e.name) for e in entries] == [
+        ("wasi_snapshot_preview1", "fd_write"), ("wasi_snapshot_preview1", "proc_exit"),
+        ("wasi_snapshot_preview1", "fd_write")]
+    assert entries[0].text == entries[2].text == "a function ['i32', 'i32', 'i32', 'i32'] -> ['i32']"
+    reads: list[int] = []
+    real = wasmtime.Module.imports
+    monkeypatch.setattr(wasmtime.Module, "imports",
+                        property(lambda self: reads.append(1) or real.fget(self)))  # type: ignore[attr-defined]
+    for _ in range(3):
+        out: list[bytes] = []
+        wasi = pywasi.WASI(version="preview1", stdout=out.append)
+        assert wasi.start(pywasi.instantiate(module, wasi.get_import_object())) == 7
+        assert out == [b"hi\n", b"hi\n"]
+    assert reads == []
+    assert module.imports == [("wasi_snapshot_preview1", "fd_write", "function"),
+                              ("wasi_snapshot_preview1", "proc_exit", "function"),
+                              ("wasi_snapshot_preview1", "fd_write", "function")]
+
+
+def test_wasi_functions_defined_on_many_engines_in_one_process(host_route: str) -> None:
+    """The function types define_raw reuses are per engine: wasmtime binds a
+    type to the first engine it serves and aborts the process on another."""
+    for _ in range(3):  # each a new wasmtime.Engine, then pywasi's own engines
+        out: list[bytes] = []
+        wasi = pywasi.WASI(version="preview1", stdout=out.append)
+        assert wasi.start(instantiate_in_user_linker(wasi, _twice_fd_write("wasi_snapshot_preview1"))) == 7
+        assert out == [b"hi\n", b"hi\n"]
+    for options in ({}, {"interruptible": True}, {"consume_fuel": True}):
+        r = pywasi.run(pywasi.compile(_twice_fd_write("wasi_snapshot_preview1").encode(), **options))
+        assert (r.exit_code, r.stdout) == (7, b"hi\nhi\n")

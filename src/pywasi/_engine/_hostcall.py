@@ -17,6 +17,7 @@ says which.
 from __future__ import annotations
 
 import ctypes
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -82,13 +83,31 @@ def _valtype(name: str) -> wasmtime.ValType:
     return wasmtime.ValType.i64() if name == "i64" else wasmtime.ValType.i32()
 
 
-def _functype(fn: RawHostFunction) -> wasmtime.FuncType:
-    return wasmtime.FuncType([_valtype(t) for t in fn.params], [_valtype(t) for t in fn.results])
+# NOTE: a FuncType per engine and signature, made once: wasmtime-py takes
+# ~45 us to build one, and a linker copies the type it is given, so one
+# object serves every definition (the ~45 imports of each instantiation of
+# a program). Per engine: wasmtime binds a FuncType to the engine it is
+# first used with, and aborts the process when it meets another.
+_FUNCTYPES: weakref.WeakKeyDictionary[
+    wasmtime.Engine, dict[tuple[tuple[str, ...], tuple[str, ...]], wasmtime.FuncType]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _functype(engine: wasmtime.Engine, fn: RawHostFunction) -> wasmtime.FuncType:
+    types = _FUNCTYPES.get(engine)
+    if types is None:
+        types = _FUNCTYPES.setdefault(engine, {})
+    key = (tuple(fn.params), tuple(fn.results))
+    ty = types.get(key)
+    if ty is None:
+        ty = wasmtime.FuncType([_valtype(t) for t in fn.params], [_valtype(t) for t in fn.results])
+        ty = types.setdefault(key, ty)
+    return ty
 
 
 def define_raw(linker: wasmtime.Linker, module: str, fn: RawHostFunction) -> None:
     """Define ``module.name`` in ``linker`` as ``fn``, by the raw route if possible."""
-    ty = _functype(fn)
+    ty = _functype(linker.engine, fn)
     if not RAW_ROUTE:
         linker.define_func(module, fn.name, ty, fn)
         return

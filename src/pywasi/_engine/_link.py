@@ -11,7 +11,7 @@ import wasmtime
 from .._errors import LimitExceeded, PywasiError, Trap
 from ._hostcall import define_raw
 from ._instance import Function, Global, Instance, Memory, trap_message
-from ._module import Module, first_line, kind
+from ._module import Import, Module, first_line, kind, type_text
 from ._shared import SharedMemory, capped
 from ._stores import new_store, set_limits
 
@@ -67,22 +67,22 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
     # fd_write twice): a linker holds one definition per name, which serves
     # every entry of the same type; two types cannot share one.
     linked: dict[tuple[str, str], str] = {}
-    for imp in module._module.imports:
-        name = imp.name or ""
+    for imp in module.import_entries:
+        name = imp.name
         where = f"{imp.module}.{name}"
         first = linked.get((imp.module, name))
         if first is not None:
-            if first != type_text(imp.type):
+            if first != imp.text:
                 raise LinkError(f"import {where}: imported twice with different types "
-                                f"({first}, then {type_text(imp.type)})")
+                                f"({first}, then {imp.text})")
             continue
-        linked[(imp.module, name)] = type_text(imp.type)
+        linked[(imp.module, name)] = imp.text
         namespace = import_object.get(imp.module)
         value = None if namespace is None else namespace.get(name)
         if threads and (imp.module, name) == ("wasi", "thread-spawn") and \
                 (value is None or value is spawner):
-            if type_text(imp.type) != _THREAD_SPAWN:  # wasi-threads: (start_arg) -> tid
-                raise LinkError(f"import {where}: the module imports {type_text(imp.type)}, "
+            if imp.text != _THREAD_SPAWN:  # wasi-threads: (start_arg) -> tid
+                raise LinkError(f"import {where}: the module imports {imp.text}, "
                                 f"wasi-threads' thread-spawn is {_THREAD_SPAWN}")
             value = spawner
             complete.setdefault(imp.module, {})[name] = value
@@ -118,23 +118,6 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
 
 
 _THREAD_SPAWN = "a function ['i32'] -> ['i32']"
-
-
-def type_text(ty: Any) -> str:
-    """An import's or export's type as a message shows it; equal texts are
-    equal types (wasmtime-py's type objects do not compare)."""
-    if isinstance(ty, wasmtime.FuncType):
-        return f"a function {[str(p) for p in ty.params]} -> {[str(r) for r in ty.results]}"
-    if isinstance(ty, (wasmtime.MemoryType, wasmtime.TableType)):
-        limits = ty.limits
-        bounds = f"{limits.min}..{'' if limits.max is None else limits.max}"
-        if isinstance(ty, wasmtime.TableType):
-            return f"a table of {ty.element} {bounds}"
-        flags = (" shared" if ty.is_shared else "") + (" 64-bit" if ty.is_64 else "")
-        return f"a{flags} memory of {bounds} pages"
-    if isinstance(ty, wasmtime.GlobalType):
-        return f"a {'mutable' if ty.mutable else 'constant'} global {ty.content}"
-    return f"a {kind(ty)}"
 
 
 def _check_limit(name: str, value: Any, least: int) -> None:
@@ -188,16 +171,16 @@ def _choose_store(module: Module, import_object: Mapping[str, Mapping[str, Any]]
     return new_store(module.engine)
 
 
-def _define_import(store: wasmtime.Store, linker: wasmtime.Linker, imp: Any, where: str,
+def _define_import(store: wasmtime.Store, linker: wasmtime.Linker, imp: Import, where: str,
                    value: Any, hosts: list[Any], explicit_store: bool) -> None:
     ty = imp.type
     host_of = getattr(value, "wasi_host", None)
     if host_of is not None and hasattr(value, "raw_callback"):
         if not isinstance(ty, wasmtime.FuncType):
             raise LinkError(f"import {where}: the module imports a {kind(ty)}, not a function")
-        want = ([str(p) for p in ty.params], [str(r) for r in ty.results])
-        have = (list(value.params), list(value.results))
-        if want != have:
+        if imp.text != f"a function {list(value.params)} -> {list(value.results)}":
+            want = ([str(p) for p in ty.params], [str(r) for r in ty.results])
+            have = (list(value.params), list(value.results))
             raise LinkError(f"import {where}: the module expects {want[0]} -> {want[1]}, "
                             f"WASI's {value.name} is {have[0]} -> {have[1]}")
         define_raw(linker, imp.module, value)
@@ -209,7 +192,7 @@ def _define_import(store: wasmtime.Store, linker: wasmtime.Linker, imp: Any, whe
         if not isinstance(ty, wasmtime.MemoryType):
             raise LinkError(f"import {where}: the module imports a {kind(ty)}, not a memory")
         try:
-            value.define(linker, store, imp.module, imp.name or "")
+            value.define(linker, store, imp.module, imp.name)
         except wasmtime.WasmtimeError as e:
             raise LinkError(f"import {where}: {first_line(e)}") from None
         return
@@ -225,7 +208,7 @@ def _define_import(store: wasmtime.Store, linker: wasmtime.Linker, imp: Any, whe
             raise LinkError(f"import {where}: a raw wasmtime {type(value).__name__} can only be "
                             f"imported with instantiate(..., store=<its store>)")
         try:
-            linker.define(store, imp.module, imp.name or "", value)
+            linker.define(store, imp.module, imp.name, value)
         except wasmtime.WasmtimeError as e:
             raise LinkError(f"import {where}: {first_line(e)}") from None
         return
@@ -233,7 +216,7 @@ def _define_import(store: wasmtime.Store, linker: wasmtime.Linker, imp: Any, whe
         if not isinstance(ty, wasmtime.FuncType):
             raise LinkError(f"import {where}: the module imports a {kind(ty)}, "
                             f"a Python callable can only be a function")
-        linker.define_func(imp.module, imp.name or "", ty, value)
+        linker.define_func(imp.module, imp.name, ty, value)
         return
     raise LinkError(f"import {where}: cannot import a {type(value).__name__}")
 
