@@ -28,8 +28,8 @@ from ._engines import default_engine, threads_engine
 from ._ffi import RAW_CALLBACK, warn_if_degraded
 from ._hostcall import RawHostFunction, define_raw, host_call_route, load_accel, trap_pointer
 from ._instance import Function, Global, Instance, Memory, WeakMemory
-from ._link import LinkError, instantiate, type_text
-from ._module import Module, compile, serialize_to
+from ._link import LinkError, instantiate
+from ._module import Module, compile, serialize_to, type_text
 from ._shared import SharedMemory
 from ._stores import STOPPED_MESSAGE, StopSwitch, new_store, store_switch
 

@@ -11,11 +11,11 @@ import wasmtime
 from .._errors import LimitExceeded, PywasiError, Trap
 from ._hostcall import define_raw
 from ._instance import Function, Global, Instance, Memory, trap_message
-from ._module import Import, Module, first_line, kind, type_text
+from ._module import Import, Module, first_line, function_text, kind
 from ._shared import SharedMemory, capped
 from ._stores import new_store, set_limits
 
-__all__ = ["LinkError", "instantiate", "type_text"]
+__all__ = ["LinkError", "instantiate"]
 
 
 class LinkError(PywasiError):
@@ -117,7 +117,7 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
     return instance
 
 
-_THREAD_SPAWN = "a function ['i32'] -> ['i32']"
+_THREAD_SPAWN = function_text(["i32"], ["i32"])
 
 
 def _check_limit(name: str, value: Any, least: int) -> None:
@@ -178,7 +178,7 @@ def _define_import(store: wasmtime.Store, linker: wasmtime.Linker, imp: Import, 
     if host_of is not None and hasattr(value, "raw_callback"):
         if not isinstance(ty, wasmtime.FuncType):
             raise LinkError(f"import {where}: the module imports a {kind(ty)}, not a function")
-        if imp.text != f"a function {list(value.params)} -> {list(value.results)}":
+        if imp.text != function_text(value.params, value.results):
             want = ([str(p) for p in ty.params], [str(r) for r in ty.results])
             have = (list(value.params), list(value.results))
             raise LinkError(f"import {where}: the module expects {want[0]} -> {want[1]}, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Union
 
 import wasmtime
@@ -15,7 +15,7 @@ from .._errors import PywasiError
 from . import _engines, _ffi
 
 __all__ = ["Source", "Module", "Import", "PRECOMPILED_MAGIC", "compile", "serialize_to", "kind",
-           "type_text", "first_line"]
+           "type_text", "function_text", "first_line"]
 
 Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 
@@ -102,11 +102,16 @@ def kind(ty: Any) -> str:
     return "unknown"
 
 
+def function_text(params: Iterable[str], results: Iterable[str]) -> str:
+    """``type_text`` of a function type given by its value types' names."""
+    return f"a function {list(params)} -> {list(results)}"
+
+
 def type_text(ty: Any) -> str:
     """An import's or export's type as a message shows it; equal texts are
     equal types (wasmtime-py's type objects do not compare)."""
     if isinstance(ty, wasmtime.FuncType):
-        return f"a function {[str(p) for p in ty.params]} -> {[str(r) for r in ty.results]}"
+        return function_text(map(str, ty.params), map(str, ty.results))
     if isinstance(ty, (wasmtime.MemoryType, wasmtime.TableType)):
         limits = ty.limits
         bounds = f"{limits.min}..{'' if limits.max is None else limits.max}"
