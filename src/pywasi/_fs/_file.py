@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno as _host
 import fcntl
 import os
+import stat
 
 from .._abi import Advice, Errno, Fdflags, Filetype, Whence
 from .._errors import WasiError
@@ -43,6 +44,9 @@ _ADVICE = {
 
 _SYNC_FDFLAGS = int(Fdflags.DSYNC | Fdflags.RSYNC | Fdflags.SYNC)
 _SETTABLE_FDFLAGS = int(Fdflags.APPEND | Fdflags.NONBLOCK)
+_REGULAR_FILE = Filetype.REGULAR_FILE
+_S_IFMT = 0o170000  # stat.S_IFMT's mask (POSIX: the file type bits)
+_S_IFREG = stat.S_IFREG
 
 
 def _offset(value: int) -> int:
@@ -100,7 +104,10 @@ class HostFile(Descriptor):
         try:
             if st_mode is None:
                 st_mode = os.fstat(fd).st_mode
-            self.filetype = filetype_of_mode(st_mode, fd)
+            # A regular file, the common case, without filetype_of_mode's
+            # frame: path_open makes one of these per file opened.
+            self.filetype = _REGULAR_FILE if st_mode & _S_IFMT == _S_IFREG \
+                else filetype_of_mode(st_mode, fd)
         except OSError:
             self.filetype = Filetype.UNKNOWN
         self.rights_base = rights_base

@@ -5,9 +5,9 @@ path_symlink, path_unlink_file.
 Invariants:
 - what the spec says of a call is checked here, once for every kind of
   directory: unknown flags (INVAL), flag combinations, the rights the call
-  needs (``FdTable.get`` in ``_dir``, before any work) and may hand down, an
+  needs (``FdTable.get`` in ``_dir_at``, before any work) and may hand down, an
   absolute symlink target (PERM), a rename or link between two trees (XDEV);
-- a guest path is read from guest memory by ``_guest_path`` alone (bounds
+- a guest path is read from guest memory by ``_dir_at`` alone (bounds
   checked: a bad pointer traps; invalid UTF-8 is ILSEQ, an embedded NUL is
   INVAL) and handed to the directory (``_fs._base.Directory``), whose kind
   resolves it in its own tree by the same rules -- for a host directory,
@@ -59,23 +59,18 @@ def _flags_ok(value: int, known: int) -> None:
 
 class PathCalls(Context):
     # -- the helpers every call uses ---------------------------------------
-    def _guest_path(self, ptr: int, length: int) -> str:
-        """The guest's path string: bounds-checked, UTF-8, no NUL."""
-        try:
-            path = str(self.memory.slice(ptr, length), "utf-8")  # decoded in place, no copy
-        except UnicodeDecodeError:
-            raise WasiError(Errno.ILSEQ) from None
-        if "\0" in path:
-            raise WasiError(Errno.INVAL, "path contains a NUL byte")
-        return path
-
-    def _dir(self, fd: int, needed: int) -> Directory:
-        """The directory ``fd`` with the ``needed`` rights.
+    def _dir_at(self, fd: int, needed: int, ptr: int, length: int) -> tuple[Directory, str]:
+        """The directory ``fd`` with the ``needed`` rights, then the guest's
+        path at ``ptr``: bounds-checked (a bad pointer traps), UTF-8 (else
+        ILSEQ), no NUL (else INVAL).
 
         NOTE: a descriptor that is not a directory answers NOTDIR before its
         rights are looked at (POSIX openat's ENOTDIR; wasmtime's
         path_open_dirfd_not_dir expects it for a file opened with no rights).
-        Rights are still checked only by ``FdTable.get``.
+        Rights are still checked only by ``FdTable.get``. One helper for both
+        halves because every path call needs both, per name: it saves the
+        frame the directory interface costs each call (#15: the host route
+        must stay as fast as it was).
         """
         try:
             desc = self.fds.get(fd, needed)
@@ -85,16 +80,23 @@ class PathCalls(Context):
             raise
         if not isinstance(desc, Directory):
             raise WasiError(Errno.NOTDIR)
-        return desc
+        try:
+            path = str(self.memory.slice(ptr, length), "utf-8")  # decoded in place, no copy
+        except UnicodeDecodeError:
+            raise WasiError(Errno.ILSEQ) from None
+        if "\0" in path:
+            raise WasiError(Errno.INVAL, "path contains a NUL byte")
+        return desc, path
 
-    def _two_dirs(self, fd: int, needed: int, new_fd: int, new_needed: int
-                  ) -> tuple[Directory, Directory]:
-        """The source and target directories of a rename or link: one tree."""
-        source = self._dir(fd, needed)
-        target = self._dir(new_fd, new_needed)
+    def _two_dirs_at(self, fd: int, needed: int, ptr: int, length: int, new_fd: int,
+                     new_needed: int, new_ptr: int, new_length: int
+                     ) -> tuple[Directory, str, Directory, str]:
+        """The source and target of a rename or link: one tree (else XDEV)."""
+        source, old = self._dir_at(fd, needed, ptr, length)
+        target, new = self._dir_at(new_fd, new_needed, new_ptr, new_length)
         if not source.same_tree(target):
             raise WasiError(Errno.XDEV)
-        return source, target
+        return source, old, target, new
 
     # -- open ---------------------------------------------------------------
     def path_open(self, fd: int, dirflags: int, path: int, path_len: int, oflags: int,
@@ -114,19 +116,20 @@ class PathCalls(Context):
             needed |= _PATH_CREATE_FILE
         if oflags & _TRUNC:
             needed |= _PATH_FILESTAT_SET_SIZE
-        directory = self._dir(fd, needed)
+        directory, name = self._dir_at(fd, needed, path, path_len)
         # NOTE: rights only narrow. Asking for a right the directory cannot
         # hand down (not in its rights_inheriting) is NOTCAPABLE, as uvwasi
         # (node:wasi) and wasi-common's rights model answer; current wasmtime
         # ignores rights. wasi-libc, Rust std and Go all ask for a subset.
+        # (Checked once the path is read: one errno or the other only when
+        # both arguments are wrong.)
         if (fs_rights_base | fs_rights_inheriting) & ~directory.rights_inheriting:
             raise WasiError(Errno.NOTCAPABLE)
-        name = self._guest_path(path, path_len)
-        # Positional: this runs once per file opened (a keyword argument
-        # costs a lookup each).
-        desc = directory.open_at(name, bool(dirflags & _FOLLOW), oflags, fdflags,
-                                 bool(fs_rights_base & _READ_RIGHTS),
-                                 bool(fs_rights_base & _WRITE_RIGHTS), fs_rights_base,
+        # Positional, and "!= 0" rather than bool(): this runs once per file
+        # opened (a keyword argument costs a lookup, bool() a call).
+        desc = directory.open_at(name, dirflags & _FOLLOW != 0, oflags, fdflags,
+                                 fs_rights_base & _READ_RIGHTS != 0,
+                                 fs_rights_base & _WRITE_RIGHTS != 0, fs_rights_base,
                                  fs_rights_inheriting)
         try:
             new_fd = self.fds.allocate(desc)
@@ -141,19 +144,19 @@ class PathCalls(Context):
 
     # -- directories ------------------------------------------------------
     def path_create_directory(self, fd: int, path: int, path_len: int) -> None:
-        directory = self._dir(fd, int(Rights.PATH_CREATE_DIRECTORY))
-        directory.mkdir_at(self._guest_path(path, path_len))
+        directory, name = self._dir_at(fd, int(Rights.PATH_CREATE_DIRECTORY), path, path_len)
+        directory.mkdir_at(name)
 
     def path_remove_directory(self, fd: int, path: int, path_len: int) -> None:
-        directory = self._dir(fd, int(Rights.PATH_REMOVE_DIRECTORY))
-        directory.rmdir_at(self._guest_path(path, path_len))
+        directory, name = self._dir_at(fd, int(Rights.PATH_REMOVE_DIRECTORY), path, path_len)
+        directory.rmdir_at(name)
 
     # -- stat and times ---------------------------------------------------
     def _filestat_at(self, fd: int, flags: int, path: int, path_len: int) -> tuple[int, ...]:
         if flags & ~_ALL_LOOKUPFLAGS:  # _flags_ok, inlined: once per stat
             raise WasiError(Errno.INVAL)
-        directory = self._dir(fd, _PATH_FILESTAT_GET)
-        return directory.stat_at(self._guest_path(path, path_len), bool(flags & _FOLLOW))
+        directory, name = self._dir_at(fd, _PATH_FILESTAT_GET, path, path_len)
+        return directory.stat_at(name, flags & _FOLLOW != 0)  # no bool() call: once per stat
 
     def path_filestat_get(self, fd: int, flags: int, path: int, path_len: int,
                           buf_ptr: int) -> None:
@@ -170,25 +173,25 @@ class PathCalls(Context):
                                 atim: int, mtim: int, fst_flags: int) -> None:
         _flags_ok(flags, _ALL_LOOKUPFLAGS)
         resolve_times(atim, mtim, fst_flags)  # bad fst_flags: INVAL before any lookup
-        directory = self._dir(fd, int(Rights.PATH_FILESTAT_SET_TIMES))
-        directory.set_times_at(self._guest_path(path, path_len), bool(flags & _FOLLOW), atim,
-                               mtim, fst_flags)
+        directory, name = self._dir_at(fd, int(Rights.PATH_FILESTAT_SET_TIMES), path, path_len)
+        directory.set_times_at(name, bool(flags & _FOLLOW), atim, mtim, fst_flags)
 
     # -- links --------------------------------------------------------------
     def path_link(self, old_fd: int, old_flags: int, old_path: int, old_path_len: int,
                   new_fd: int, new_path: int, new_path_len: int) -> None:
         _flags_ok(old_flags, _ALL_LOOKUPFLAGS)
-        source, target = self._two_dirs(old_fd, int(Rights.PATH_LINK_SOURCE),
-                                        new_fd, int(Rights.PATH_LINK_TARGET))
-        old = self._guest_path(old_path, old_path_len)
-        new = self._guest_path(new_path, new_path_len)
+        source, old, target, new = self._two_dirs_at(
+            old_fd, int(Rights.PATH_LINK_SOURCE), old_path, old_path_len,
+            new_fd, int(Rights.PATH_LINK_TARGET), new_path, new_path_len)
         source.link_at(old, bool(old_flags & _FOLLOW), target, new)
 
     def path_symlink(self, old_path: int, old_path_len: int, fd: int, new_path: int,
                      new_path_len: int) -> None:
-        directory = self._dir(fd, int(Rights.PATH_SYMLINK))
-        link_target = self._guest_path(old_path, old_path_len)
-        name = self._guest_path(new_path, new_path_len)
+        # The target is read as any path is (once followed it is one,
+        # relative to the link's directory), then the new name.
+        directory, link_target = self._dir_at(fd, int(Rights.PATH_SYMLINK), old_path,
+                                              old_path_len)
+        _, name = self._dir_at(fd, int(Rights.PATH_SYMLINK), new_path, new_path_len)
         # NOTE: an absolute target is PERM, as wasmtime (cap-std) answers: it
         # can never resolve inside a preopen (the resolver refuses it when
         # followed), so creating one would only leave a trap for the host's
@@ -202,8 +205,8 @@ class PathCalls(Context):
 
     def path_readlink(self, fd: int, path: int, path_len: int, buf: int, buf_len: int,
                       bufused_ptr: int) -> None:
-        directory = self._dir(fd, int(Rights.PATH_READLINK))
-        contents = directory.readlink_at(self._guest_path(path, path_len))
+        directory, name = self._dir_at(fd, int(Rights.PATH_READLINK), path, path_len)
+        contents = directory.readlink_at(name)
         # NOTE: a short buffer truncates without an error, as readlink(2),
         # wasmtime and uvwasi do; bufused says how much was written.
         data = contents[:buf_len]
@@ -213,13 +216,12 @@ class PathCalls(Context):
 
     # -- removing and renaming --------------------------------------------
     def path_unlink_file(self, fd: int, path: int, path_len: int) -> None:
-        directory = self._dir(fd, _PATH_UNLINK_FILE)
-        directory.unlink_at(self._guest_path(path, path_len))
+        directory, name = self._dir_at(fd, _PATH_UNLINK_FILE, path, path_len)
+        directory.unlink_at(name)
 
     def path_rename(self, fd: int, old_path: int, old_path_len: int, new_fd: int,
                     new_path: int, new_path_len: int) -> None:
-        source, target = self._two_dirs(fd, int(Rights.PATH_RENAME_SOURCE),
-                                        new_fd, int(Rights.PATH_RENAME_TARGET))
-        old = self._guest_path(old_path, old_path_len)
-        new = self._guest_path(new_path, new_path_len)
+        source, old, target, new = self._two_dirs_at(
+            fd, int(Rights.PATH_RENAME_SOURCE), old_path, old_path_len,
+            new_fd, int(Rights.PATH_RENAME_TARGET), new_path, new_path_len)
         source.rename_at(old, target, new)
