@@ -114,11 +114,14 @@ class Tree:
     and fd calls take ``tree`` to run the same program and the same checks
     on every kind (issue 15: identical semantics)."""
 
-    def __init__(self, kind: str, root: pathlib.Path) -> None:
+    def __init__(self, kind: str, root: pathlib.Path, fs: object = None) -> None:
+        """``fs``: the MemoryFS of a memory tree (a new empty one if None)."""
         import pywasi.fs
         self.kind = kind
         self.root = root
-        self.fs = pywasi.fs.MemoryFS() if kind == "memory" else None
+        self.fs: pywasi.fs.MemoryFS | None = None
+        if kind == "memory":
+            self.fs = fs if isinstance(fs, pywasi.fs.MemoryFS) else pywasi.fs.MemoryFS()
 
     @property
     def preopen(self) -> object:
@@ -137,6 +140,41 @@ class Tree:
 
     def exists(self, path: str) -> bool:
         return self.fs.exists(path) if self.fs is not None else os.path.lexists(self.root / path)
+
+    def write(self, path: str, data: bytes) -> None:
+        if self.fs is not None:
+            self.fs.write(path, data)
+        else:
+            (self.root / path).write_bytes(data)
+
+    def symlink(self, target: str, path: str) -> None:
+        if self.fs is not None:
+            self.fs.symlink(target, path)
+        else:
+            os.symlink(target, self.root / path)
+
+    def times(self, path: str) -> tuple[int, int]:
+        """(atime, mtime) in ns."""
+        if self.fs is not None:
+            info = self.fs.stat(path)
+            return info.atime_ns, info.mtime_ns
+        st = os.stat(self.root / path)
+        return st.st_atime_ns, st.st_mtime_ns
+
+    def utime(self, path: str, ns: tuple[int, int]) -> None:
+        if self.fs is not None:
+            self.fs.utime(path, ns)
+        else:
+            os.utime(self.root / path, ns=ns)
+
+    def ids(self, path: str) -> tuple[int, int, int]:
+        """(device, inode, ctime in ns): the values a filestat reports that
+        only the tree itself knows."""
+        if self.fs is not None:
+            info = self.fs.stat(path)
+            return info.dev, info.ino, info.ctime_ns
+        st = os.stat(self.root / path)
+        return st.st_dev, st.st_ino, st.st_ctime_ns
 
     def stat(self, path: str, *, follow_symlinks: bool = True) -> tuple[int, int]:
         """(inode, mtime in ns)."""

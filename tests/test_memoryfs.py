@@ -264,6 +264,14 @@ def test_hard_links_share_one_inode_and_its_data() -> None:
     assert fs.stat("f").ino == fs.stat("g").ino and fs.stat("g").nlink == 2
     assert side.op(("open", "g", int(Oflags.TRUNC), False, True))[0] == 0
     assert fs.read("f") == b"data"
+    # The host side's link: the same node again, and a directory refused.
+    fs.link("g", "sub/h")
+    assert fs.stat("sub/h").ino == fs.stat("f").ino and fs.stat("f").nlink == 3
+    assert fs.read("sub/h") == b"data"
+    with pytest.raises(PermissionError):
+        fs.link("sub", "d2")
+    with pytest.raises(FileExistsError):
+        fs.link("f", "g")
 
 
 def test_rename_and_link_between_trees_are_xdev(tmp_path: pathlib.Path) -> None:

@@ -244,12 +244,13 @@ def sandbox(tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 @pytest.fixture(params=["host", "memory"])
-def box(request: pytest.FixtureRequest, sandbox: pathlib.Path) -> object:
-    """The ``sandbox`` tree as either kind of preopen (issue 15): the host
-    directory, or a MemoryFS copy of it (``outside`` stays outside both)."""
+def box(request: pytest.FixtureRequest, sandbox: pathlib.Path) -> Tree:
+    """The ``sandbox`` tree as either kind of preopen (issue 15), with the
+    host side's view of it: the host directory, or a MemoryFS copy of it
+    (``outside`` stays outside both)."""
     if request.param == "host":
-        return sandbox
-    return pywasi.fs.MemoryFS.from_host(sandbox)
+        return Tree("host", sandbox)
+    return Tree("memory", sandbox, pywasi.fs.MemoryFS.from_host(sandbox))
 
 
 def _open(path: bytes, *, dirflags: int = FOLLOW, oflags: int = 0, base: int = SOME,
@@ -287,16 +288,16 @@ OPEN_CASES = [
 
 
 @pytest.mark.parametrize("path, kw, errno", OPEN_CASES)
-def test_path_open_errno(box: object, path: bytes, kw: dict[str, int], errno: Errno) -> None:
+def test_path_open_errno(box: Tree, path: bytes, kw: dict[str, int], errno: Errno) -> None:
     name, args = _open(path, **kw)
     inst, got = _probe([(ERR, name, args)], {PATH: path, OUT: b"\xaa\xaa\xaa\xaa"},
-                       preopens={"/sandbox": box})
+                       preopens={"/sandbox": box.preopen})
     assert Errno(got[ERR]) is errno
     if errno is not Errno.SUCCESS:
         assert _mem(inst, OUT, 4) == b"\xaa\xaa\xaa\xaa"  # nothing written on failure
 
 
-def test_path_open_needs_the_directory_rights(sandbox: pathlib.Path) -> None:
+def test_path_open_needs_the_directory_rights(box: Tree) -> None:
     no_open = DIR_RIGHTS & ~int(Rights.PATH_OPEN)
     no_create = DIR_RIGHTS & ~int(Rights.PATH_CREATE_FILE)
     no_trunc = DIR_RIGHTS & ~int(Rights.PATH_FILESTAT_SET_SIZE)
@@ -313,22 +314,22 @@ def test_path_open_needs_the_directory_rights(sandbox: pathlib.Path) -> None:
     results = []
     for i in range(5):
         _, got = _probe(calls[3 * i + 1:3 * i + 3], {PATH: b"new" if i == 1 else b"f"},
-                        preopens={"/sandbox": sandbox})
+                        preopens={"/sandbox": box.preopen})
         results.append(Errno(got[ERR + 16 * i + 8]))
     assert results == [Errno.NOTCAPABLE, Errno.NOTCAPABLE, Errno.SUCCESS,
                        Errno.NOTCAPABLE, Errno.SUCCESS]
-    assert not (sandbox / "new").exists()
-    assert (sandbox / "f").read_bytes() == b"content"
+    assert not box.exists("new")
+    assert box.read("f") == b"content"
 
 
-def test_path_open_rights_of_the_new_descriptor(box: object) -> None:
+def test_path_open_rights_of_the_new_descriptor(box: Tree) -> None:
     no_write = DIR_INHERITING & ~int(Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE)
     inst, got = _probe([
         (ERR, *_open(b"f", base=DIR_INHERITING, inheriting=DIR_INHERITING)),
         (ERR + 4, "fd_fdstat_get", (4, OUT + 104)),
         (ERR + 8, "path_open", (3, FOLLOW, PATH + 10, 1, 0, no_write, FILE_RIGHTS, 0, OUT + 8)),
         (ERR + 12, "fd_fdstat_get", (5, OUT + 200)),
-    ], {PATH: b"f", PATH + 10: b"d"}, preopens={"/sandbox": box})
+    ], {PATH: b"f", PATH + 10: b"d"}, preopens={"/sandbox": box.preopen})
     assert list(got.values()) == [0, 0, 0, 0]
     ftype, _, base, inh = struct.unpack_from("<BxHxxxxQQ", _mem(inst, OUT + 104, 24))
     assert ftype == Filetype.REGULAR_FILE
@@ -340,8 +341,8 @@ def test_path_open_rights_of_the_new_descriptor(box: object) -> None:
     assert inh == FILE_RIGHTS
 
 
-def test_path_open_directory_is_a_directory_fd(sandbox: pathlib.Path) -> None:
-    (sandbox / "d" / "inner").write_bytes(b"x")
+def test_path_open_directory_is_a_directory_fd(box: Tree) -> None:
+    box.write("d/inner", b"x")
     inst, got = _probe([
         (ERR, "path_open", (3, FOLLOW, PATH, 1, int(Oflags.DIRECTORY), int(Rights.PATH_OPEN
                             | Rights.FD_READDIR | Rights.PATH_FILESTAT_GET), SOME, 0, OUT)),
@@ -352,92 +353,90 @@ def test_path_open_directory_is_a_directory_fd(sandbox: pathlib.Path) -> None:
         (ERR + 20, "path_open", (4, FOLLOW, PATH + 10, 5, 0, int(Rights.FD_WRITE), 0, 0, OUT + 16)),
         (ERR + 24, "path_create_directory", (4, PATH + 30, 3)),  # lacks the right
     ], {PATH: b"d", PATH + 10: b"inner", PATH + 20: b"../f", PATH + 30: b"new"},
-        preopens={"/sandbox": sandbox})
+        preopens={"/sandbox": box.preopen})
     assert [Errno(v) for v in got.values()] == [
         Errno.SUCCESS, Errno.SUCCESS, Errno.SUCCESS, Errno.SUCCESS, Errno.PERM,
         Errno.NOTCAPABLE, Errno.NOTCAPABLE]
     assert _mem(inst, OUT + 104, 1)[0] == Filetype.DIRECTORY
     assert struct.unpack_from("<Q", _mem(inst, OUT + 200 + 32, 8))[0] == 1  # inner's size
-    assert not (sandbox / "d" / "new").exists()
+    assert not box.exists("d/new")
 
 
-def test_path_calls_on_a_non_directory(box: object) -> None:
+def test_path_calls_on_a_non_directory(box: Tree) -> None:
     _, got = _probe([
         (ERR, *_open(b"f", base=0)),
         (ERR + 4, "path_open", (4, 0, PATH, 1, int(Oflags.CREAT), 0, 0, 0, OUT + 4)),
         (ERR + 8, "path_create_directory", (1, PATH, 1)),
         (ERR + 12, "path_unlink_file", (99, PATH, 1)),
         (ERR + 16, "path_filestat_get", (4, 0, PATH, 1, OUT + 64)),
-    ], {PATH: b"f"}, preopens={"/sandbox": box})
+    ], {PATH: b"f"}, preopens={"/sandbox": box.preopen})
     assert [Errno(v) for v in got.values()] == [
         Errno.SUCCESS, Errno.NOTDIR, Errno.NOTDIR, Errno.BADF, Errno.NOTDIR]
 
 
-def test_path_pointer_out_of_bounds_traps(box: object) -> None:
+def test_path_pointer_out_of_bounds_traps(box: Tree) -> None:
     with pytest.raises(pywasi.Trap, match="path_open"):
         _probe([(ERR, "path_open", (3, 0, 65530, 100, 0, 0, 0, 0, OUT))], {},
-               preopens={"/sandbox": box})
+               preopens={"/sandbox": box.preopen})
 
 
-def test_path_readlink_truncates(box: object) -> None:
+def test_path_readlink_truncates(box: Tree) -> None:
     inst, got = _probe([
         (ERR, "path_readlink", (3, PATH, 2, OUT, 3, OUT + 100)),
         (ERR + 4, "path_readlink", (3, PATH, 2, OUT + 10, 64, OUT + 104)),
         (ERR + 8, "path_readlink", (3, PATH, 2, OUT + 80, 0, OUT + 108)),
         (ERR + 12, "path_readlink", (3, PATH + 10, 1, OUT + 90, 10, OUT + 112)),
-    ], {PATH: b"lf", PATH + 10: b"f", OUT: b"\xee" * 8}, preopens={"/sandbox": box})
+    ], {PATH: b"lf", PATH + 10: b"f", OUT: b"\xee" * 8}, preopens={"/sandbox": box.preopen})
     assert [Errno(v) for v in got.values()] == [Errno.SUCCESS] * 3 + [Errno.INVAL]
     assert _mem(inst, OUT, 5) == b"abc\xee\xee"
     assert struct.unpack_from("<III", _mem(inst, OUT + 100, 12)) == (3, 6, 0)
     assert _mem(inst, OUT + 10, 6) == b"abcdef"
 
 
-def test_path_readlink_of_a_link_to_the_host_path(sandbox: pathlib.Path) -> None:
-    """The link's text is its content (the host put it there); following it
-    is still refused, and nothing else about the host leaks."""
-    target = str(sandbox.parent / "outside")
-    os.symlink(target, sandbox / "host")
+def test_path_readlink_of_a_link_to_the_host_path(box: Tree) -> None:
+    """The link's text is its content (the host side put it there); following
+    it is still refused, and nothing else about the host leaks."""
+    target = str(box.root.parent / "outside")
+    box.symlink(target, "host")
     inst, got = _probe([
         (ERR, "path_readlink", (3, PATH, 4, OUT, 512, OUT + 600)),
         (ERR + 4, *_open(b"host")),
         (ERR + 8, "path_filestat_get", (3, FOLLOW, PATH, 4, OUT + 700)),
-    ], {PATH: b"host"}, preopens={"/sandbox": sandbox})
+    ], {PATH: b"host"}, preopens={"/sandbox": box.preopen})
     assert [Errno(v) for v in got.values()] == [Errno.SUCCESS, Errno.PERM, Errno.PERM]
     n = struct.unpack_from("<I", _mem(inst, OUT + 600, 4))[0]
     assert _mem(inst, OUT, n) == target.encode()
 
 
-def test_path_filestat_layouts(sandbox: pathlib.Path) -> None:
-    os.utime(sandbox / "f", ns=(1_000_000_001, 2_000_000_002))
-    st = os.stat(sandbox / "f")
+def test_path_filestat_layouts(box: Tree) -> None:
+    box.utime("f", (1_000_000_001, 2_000_000_002))
+    dev, ino, ctime = box.ids("f")
     inst, got = _probe([(ERR, "path_filestat_get", (3, 0, PATH, 1, OUT))], {PATH: b"f"},
-                       preopens={"/sandbox": sandbox})
+                       preopens={"/sandbox": box.preopen})
     assert got[ERR] == 0
     assert struct.unpack("<QQB7xQQQQQ", _mem(inst, OUT, 64)) == (
-        st.st_dev, st.st_ino, Filetype.REGULAR_FILE, 1, 7, 1_000_000_001, 2_000_000_002,
-        st.st_ctime_ns)
+        dev, ino, Filetype.REGULAR_FILE, 1, 7, 1_000_000_001, 2_000_000_002, ctime)
     inst, got = _probe([(ERR, "path_filestat_get", (3, 0, PATH, 1, OUT))],
                        {PATH: b"f", OUT: b"\xcc" * 72}, version="unstable",
-                       preopens={"/sandbox": sandbox})
+                       preopens={"/sandbox": box.preopen})
     assert got[ERR] == 0
     raw = _mem(inst, OUT, 64)
     # wasi_unstable: nlink is a u32 at 20, size at 24; 56 bytes in all.
     assert struct.unpack("<QQB3xIQQQQ", raw[:56]) == (
-        st.st_dev, st.st_ino, Filetype.REGULAR_FILE, 1, 7, 1_000_000_001, 2_000_000_002,
-        st.st_ctime_ns)
+        dev, ino, Filetype.REGULAR_FILE, 1, 7, 1_000_000_001, 2_000_000_002, ctime)
     assert raw[56:] == b"\xcc" * 8
 
 
-def test_path_filestat_get_symlink_itself(box: object) -> None:
+def test_path_filestat_get_symlink_itself(box: Tree) -> None:
     inst, got = _probe([(ERR, "path_filestat_get", (3, 0, PATH, 2, OUT)),
                         (ERR + 4, "path_filestat_get", (3, FOLLOW, PATH, 2, OUT + 64))],
-                       {PATH: b"lf"}, preopens={"/sandbox": box})
+                       {PATH: b"lf"}, preopens={"/sandbox": box.preopen})
     assert [Errno(v) for v in got.values()] == [Errno.SUCCESS, Errno.NOENT]
     assert _mem(inst, OUT + 16, 1)[0] == Filetype.SYMBOLIC_LINK
     assert struct.unpack_from("<Q", _mem(inst, OUT + 32, 8))[0] == 6
 
 
-def test_path_filestat_set_times(sandbox: pathlib.Path) -> None:
+def test_path_filestat_set_times(box: Tree) -> None:
     atim, mtim = 1_111_111_111_123_456_789, 1_222_222_222_987_654_321
     from pywasi._abi import Fstflags
     both = int(Fstflags.ATIM | Fstflags.MTIM)
@@ -450,13 +449,12 @@ def test_path_filestat_set_times(sandbox: pathlib.Path) -> None:
         (ERR + 12, "path_filestat_set_times", (3, FOLLOW, PATH, 1, 1, 1, 1 << 4)),
         (ERR + 16, "path_filestat_set_times", (3, 2, PATH, 1, 1, 1, both)),
         (ERR + 20, "path_filestat_set_times", (3, FOLLOW, PATH + 10, 9, 1, 1, both)),
-    ], {PATH: b"f", PATH + 10: b"../escape"}, preopens={"/sandbox": sandbox})
+    ], {PATH: b"f", PATH + 10: b"../escape"}, preopens={"/sandbox": box.preopen})
     assert [Errno(v) for v in got.values()] == [Errno.SUCCESS] + [Errno.INVAL] * 4 + [Errno.PERM]
-    st = os.stat(sandbox / "f")
-    assert (st.st_atime_ns, st.st_mtime_ns) == (atim, mtim)
+    assert box.times("f") == (atim, mtim)
 
 
-def test_path_symlink_stores_the_target_verbatim(sandbox: pathlib.Path) -> None:
+def test_path_symlink_stores_the_target_verbatim(box: Tree) -> None:
     _, got = _probe([
         (ERR, "path_symlink", (PATH + 40, 7, 3, PATH + 60, 3)),  # ../../x
         (ERR + 4, "path_symlink", (PATH + 40, 7, 3, PATH + 80, 5)),  # "../ab": escape
@@ -466,11 +464,12 @@ def test_path_symlink_stores_the_target_verbatim(sandbox: pathlib.Path) -> None:
     ], {PATH + 40: b"../../x", PATH + 60: b"rel",
         PATH + 80: b"../ab", PATH + 100: b"a\x00b", PATH + 120: b"\xffz",
         PATH + 140: b"newlink/"},
-        preopens={"/sandbox": sandbox})
+        preopens={"/sandbox": box.preopen})
     assert [Errno(v) for v in got.values()] == [
         Errno.SUCCESS, Errno.PERM, Errno.INVAL, Errno.ILSEQ, Errno.NOENT]
-    assert os.readlink(sandbox / "rel") == "../../x"
-    assert not (sandbox.parent / "ab").exists()
+    assert box.readlink("rel") == "../../x"
+    assert not (box.root.parent / "ab").exists()
+    assert sorted(box.listdir()) == ["d", "f", "lf", "rel"]
 
 
 ABSOLUTE_TARGETS = {PATH: b"/etc/passwd", PATH + 20: b"/", PATH + 40: b"//x",
@@ -478,7 +477,7 @@ ABSOLUTE_TARGETS = {PATH: b"/etc/passwd", PATH + 20: b"/", PATH + 40: b"//x",
 
 
 @pytest.mark.parametrize("version", ["preview1", "unstable"])
-def test_path_symlink_absolute_target_is_perm(sandbox: pathlib.Path, version: str) -> None:
+def test_path_symlink_absolute_target_is_perm(box: Tree, version: str) -> None:
     # An absolute target never resolves inside a preopen: PERM, as wasmtime
     # answers, whatever the new name (fresh, existing, "name/", in a missing
     # directory: the target is judged before the tree is asked), and nothing
@@ -488,14 +487,14 @@ def test_path_symlink_absolute_target_is_perm(sandbox: pathlib.Path, version: st
     calls = [(ERR + 4 * i, "path_symlink", (at, len(t), 3, name, len(names[name])))
              for i, ((at, t), name) in enumerate(zip(ABSOLUTE_TARGETS.items(), names))]
     _, got = _probe(calls, {**ABSOLUTE_TARGETS, **names}, version=version,
-                    preopens={"/sandbox": sandbox})
+                    preopens={"/sandbox": box.preopen})
     assert [Errno(v) for v in got.values()] == [Errno.PERM] * 4
-    assert sorted(p.name for p in sandbox.iterdir()) == ["d", "f", "lf"]
-    assert (sandbox / "f").read_bytes() == b"content"
+    assert sorted(box.listdir()) == ["d", "f", "lf"]
+    assert box.read("f") == b"content"
 
 
 def test_path_symlink_absolute_target_checks_come_after_the_fd_and_pointers(
-        sandbox: pathlib.Path) -> None:
+        box: Tree) -> None:
     # The errors that come first still do: a bad fd, a missing right, a file
     # as the directory, a bad pointer for the new name (a trap).
     _, got = _probe([
@@ -504,13 +503,13 @@ def test_path_symlink_absolute_target_checks_come_after_the_fd_and_pointers(
         (ERR + 8, "fd_fdstat_set_rights",
          (3, DIR_RIGHTS & ~int(Rights.PATH_SYMLINK), DIR_INHERITING)),
         (ERR + 12, "path_symlink", (PATH, 11, 3, PATH + 100, 4)),
-    ], {PATH: b"/etc/passwd", PATH + 100: b"new1"}, preopens={"/sandbox": sandbox})
+    ], {PATH: b"/etc/passwd", PATH + 100: b"new1"}, preopens={"/sandbox": box.preopen})
     assert [Errno(v) for v in got.values()] == [Errno.BADF, Errno.NOTDIR, Errno.SUCCESS,
                                                 Errno.NOTCAPABLE]
     with pytest.raises(pywasi.Trap):
         _probe([(ERR, "path_symlink", (PATH, 11, 3, 0xFFFFFFF0, 4))], {PATH: b"/etc/passwd"},
-               preopens={"/sandbox": sandbox})
-    assert not (sandbox / "new1").exists()
+               preopens={"/sandbox": box.preopen})
+    assert not box.exists("new1")
 
 
 def test_path_calls_are_implemented() -> None:

@@ -25,7 +25,7 @@ from ._abi import Rights
 from ._errors import WasiError
 from ._fs._base import Directory
 from ._fs._dir import DIR_INHERITING, DIR_RIGHTS
-from ._fs._memory import (DirNode, FileNode, LazyDirNode, LazyFileNode, LinkNode,
+from ._fs._memory import (DEVICE, DirNode, FileNode, LazyDirNode, LazyFileNode, LinkNode,
                          LowerTree, MemoryDirectory, MemoryTree, Node, _filestat, _walk,
                          read_whole)
 
@@ -161,13 +161,44 @@ class MemoryFS:
             return here
 
     def symlink(self, target: str, path: str) -> None:
-        head, _, name = path.strip("/").rpartition("/")
         with self._tree.lock:
-            parent = self.makedirs(head) if head else self._tree.root
-            if name in parent.entries:
-                raise FileExistsError(f"MemoryFS: {path!r} exists")
-            self._tree.charge(0, 1, refuse=False)
+            parent, name = self._new_name(path)
             parent.entries[name] = LinkNode(self._tree.new_ino(), time.time_ns(), target)
+
+    def link(self, path: str, new_path: str) -> None:
+        """A second name for the file ``path`` names (a final symlink is
+        followed, as ``os.link``): one node, one data buffer, ``nlink`` + 1.
+        A directory cannot be linked (``PermissionError``, as link(2)'s
+        EPERM); ``new_path``'s missing parent directories are made."""
+        with self._tree.lock:
+            node = self._checked(path)
+            if isinstance(node, DirNode):
+                raise PermissionError(f"MemoryFS: {path!r} is a directory")
+            parent, name = self._new_name(new_path)
+            parent.entries[name] = node
+            node.nlink += 1
+            node.ctim = parent.mtim = parent.ctim = time.time_ns()
+
+    def _new_name(self, path: str) -> tuple[DirNode, str]:
+        """The directory and name where ``path`` is about to be made (missing
+        parents made, the name counted); FileExistsError if it is taken.
+        The caller holds the lock."""
+        head, _, name = path.strip("/").rpartition("/")
+        parent = self.makedirs(head) if head else self._tree.root
+        if name in parent.entries:
+            raise FileExistsError(f"MemoryFS: {path!r} exists")
+        self._tree.charge(0, 1, refuse=False)
+        return parent, name
+
+    def utime(self, path: str, ns: tuple[int, int], *, follow_symlinks: bool = True) -> None:
+        """Set ``path``'s access and modification times, ``ns`` = (atime_ns,
+        mtime_ns), as ``os.utime(path, ns=...)`` does to a host file (ctime
+        becomes now)."""
+        atime_ns, mtime_ns = ns
+        with self._tree.lock:
+            node = self._checked(path, follow=follow_symlinks)
+            node.atim, node.mtim = atime_ns, mtime_ns
+            node.ctim = time.time_ns()
 
     def stat(self, path: str, *, follow_symlinks: bool = True) -> FileInfo:
         """What the guest's ``path_filestat_get`` would see of ``path``."""
@@ -286,6 +317,12 @@ class FileInfo(NamedTuple):
     atime_ns: int
     mtime_ns: int
     ctime_ns: int
+
+    @property
+    def dev(self) -> int:
+        """The guest's ``st_dev``: one fixed value for every MemoryFS (its
+        filestat has no host device to report)."""
+        return DEVICE
 
 
 class Symlink(str):
