@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 import pytest
 
@@ -153,13 +154,17 @@ class Tree:
         else:
             os.symlink(target, self.root / path)
 
-    def times(self, path: str) -> tuple[int, int]:
-        """(atime, mtime) in ns."""
+    def mkdir(self, path: str) -> None:
         if self.fs is not None:
-            info = self.fs.stat(path)
-            return info.atime_ns, info.mtime_ns
-        st = os.stat(self.root / path)
-        return st.st_atime_ns, st.st_mtime_ns
+            self.fs.makedirs(path)
+        else:
+            (self.root / path).mkdir()
+
+    def link(self, path: str, new_path: str) -> None:
+        if self.fs is not None:
+            self.fs.link(path, new_path)
+        else:
+            os.link(self.root / path, self.root / new_path)
 
     def utime(self, path: str, ns: tuple[int, int]) -> None:
         if self.fs is not None:
@@ -167,22 +172,37 @@ class Tree:
         else:
             os.utime(self.root / path, ns=ns)
 
-    def ids(self, path: str) -> tuple[int, int, int]:
-        """(device, inode, ctime in ns): the values a filestat reports that
-        only the tree itself knows."""
+    def filestat(self, path: str, *, follow_symlinks: bool = True) -> FileStat:
+        """What the guest's filestat of ``path`` must hold, as the tree
+        itself knows it ("" is the root)."""
         if self.fs is not None:
-            info = self.fs.stat(path)
-            return info.dev, info.ino, info.ctime_ns
-        st = os.stat(self.root / path)
-        return st.st_dev, st.st_ino, st.st_ctime_ns
+            i = self.fs.stat(path, follow_symlinks=follow_symlinks)
+            return FileStat(i.dev, i.ino, i.nlink, i.size, i.atime_ns, i.mtime_ns, i.ctime_ns)
+        st = os.stat(self.root / path, follow_symlinks=follow_symlinks)
+        return FileStat(st.st_dev, st.st_ino, st.st_nlink, st.st_size, st.st_atime_ns,
+                        st.st_mtime_ns, st.st_ctime_ns)
+
+    def times(self, path: str) -> tuple[int, int]:
+        """(atime, mtime) in ns."""
+        f = self.filestat(path)
+        return f.atim, f.mtim
 
     def stat(self, path: str, *, follow_symlinks: bool = True) -> tuple[int, int]:
         """(inode, mtime in ns)."""
-        if self.fs is not None:
-            info = self.fs.stat(path, follow_symlinks=follow_symlinks)
-            return info.ino, info.mtime_ns
-        st = os.stat(self.root / path, follow_symlinks=follow_symlinks)
-        return st.st_ino, st.st_mtime_ns
+        f = self.filestat(path, follow_symlinks=follow_symlinks)
+        return f.ino, f.mtim
+
+
+class FileStat(NamedTuple):
+    """A filestat's values but the filetype, in the spec's names."""
+
+    dev: int
+    ino: int
+    nlink: int
+    size: int
+    atim: int
+    mtim: int
+    ctim: int
 
 
 @pytest.fixture(params=["host-openat2", "host-manual", "memory"])

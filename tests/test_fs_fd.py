@@ -124,8 +124,8 @@ def test_write_all_short_pwrites_continue_at_the_offset(monkeypatch: pytest.Monk
 # ``Guest`` instantiates a WAT module that re-exports every WASI function as
 # ``call_<name>`` (same signature), so a test drives the real raw host-call
 # route with wasm's own i32/i64 values and reads guest memory afterwards.
-# Descriptors that path_open would create are put in the table directly, so
-# these tests do not depend on path_open.
+# A host file is put in the table directly; a MemoryFS file is opened by the
+# guest's own path_open (the only way to one).
 
 import struct
 import sys
@@ -134,7 +134,6 @@ from collections.abc import Iterator
 import pywasi
 from pywasi._abi import DIRENT, FILESTAT, FILESTAT_UNSTABLE, PREVIEW1, UNSTABLE, Rights, Whence
 from pywasi._fs._dir import DIR_RIGHTS, FILE_RIGHTS
-from pywasi._syscalls import UNIMPLEMENTED
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from wasmbuild import build_c, build_wat  # noqa: E402
@@ -165,11 +164,10 @@ class Guest:
 
     def __init__(self, tmp_path: pathlib.Path, *, version: str = "preview1",
                  stdout: object = None, kind: str = "host") -> None:
-        import pywasi.fs
         self.out: list[bytes] = []
-        self.fs = pywasi.fs.MemoryFS() if kind == "memory" else None
-        preopen: object = self.fs if self.fs is not None else str(tmp_path)
-        self.wasi = pywasi.WASI(version=version, preopens={"/sandbox": preopen},
+        self.tree = Tree(kind, tmp_path)  # the host side's view of the preopen
+        self.fs = self.tree.fs
+        self.wasi = pywasi.WASI(version=version, preopens={"/sandbox": self.tree.preopen},
                                 stdout=stdout if stdout is not None else self.out.append)
         module = pywasi.compile(build_wat(f"(module {_wrappers(version)})"))
         self.instance = pywasi.instantiate(module, self.wasi.get_import_object())
@@ -193,21 +191,6 @@ class Guest:
         assert self.call("path_open", 3, 0, 7000, len(name.encode()), oflags, rights, 0,
                          fdflags, 7100) == 0
         return self.u32(7100)
-
-    # -- the tree as the host side sees it ---------------------------------
-    def write_file(self, name: str, data: bytes) -> None:
-        if self.fs is not None:
-            self.fs.write(name, data)
-        else:
-            (self.root / name).write_bytes(data)
-
-    def read_file(self, name: str) -> bytes:
-        return self.fs.read(name) if self.fs is not None else (self.root / name).read_bytes()
-
-    def size(self, name: str) -> int:
-        if self.fs is not None:
-            return self.fs.stat(name).size
-        return (self.root / name).stat().st_size
 
     def call(self, name: str, *args: int) -> int:
         return int(getattr(self.instance.exports, "call_" + name)(*args))
@@ -248,47 +231,70 @@ def any_guest(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterato
     g.wasi.close()
 
 
-OUT = 8000  # where results go in guest memory
-
-
-def test_filestat_get_bytes_exact(guest: Guest) -> None:
-    fd = guest.open_file("f")
-    os.write(guest.wasi._ctx.fds.get(fd).fd, b"12345")  # type: ignore[attr-defined]
-    os.utime(guest.root / "f", ns=(1_234_567_891, 9_876_543_210))
-    guest.put(OUT, b"\xAA" * 72)
-    assert guest.call("fd_filestat_get", fd, OUT) == Errno.SUCCESS
-    st = os.stat(guest.root / "f")
-    expected = struct.pack("<QQB7xQQQQQ", st.st_dev, st.st_ino, Filetype.REGULAR_FILE, 1, 5,
-                           1_234_567_891, 9_876_543_210, st.st_ctime_ns)
-    assert FILESTAT.size == 64
-    assert guest.get(OUT, 64) == expected
-    assert guest.get(OUT + 64, 8) == b"\xAA" * 8  # nothing past the struct
-
-
-def test_filestat_get_unstable_layout(tmp_path: pathlib.Path) -> None:
-    g = Guest(tmp_path, version="unstable")
-    fd = g.open_file("f")
-    os.utime(tmp_path / "f", ns=(11, 22))
-    g.put(OUT, b"\xAA" * 64)
-    assert g.call("fd_filestat_get", fd, OUT) == Errno.SUCCESS
-    st = os.stat(tmp_path / "f")
-    assert FILESTAT_UNSTABLE.size == 56
-    # nlink is u32 at 20, size at 24
-    assert g.get(OUT, 56) == struct.pack("<QQB3xIQQQQ", st.st_dev, st.st_ino,
-                                         Filetype.REGULAR_FILE, 1, 0, 11, 22, st.st_ctime_ns)
-    assert g.get(OUT + 56, 8) == b"\xAA" * 8
+@pytest.fixture(params=["host", "memory"])
+def old_guest(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Guest]:
+    """``any_guest`` speaking wasi_unstable."""
+    g = Guest(tmp_path, version="unstable", kind=request.param)
+    yield g
     g.wasi.close()
 
 
-def test_filestat_get_stdio_and_directory(guest: Guest) -> None:
-    assert guest.call("fd_filestat_get", 1, OUT) == Errno.SUCCESS  # a Python writer
-    assert guest.get(OUT, 64) == bytes(64)
-    assert guest.call("fd_filestat_get", 3, OUT) == Errno.SUCCESS
-    st = os.stat(guest.root)
-    assert guest.get(OUT + 16, 1) == bytes([Filetype.DIRECTORY])
-    assert guest.u64(OUT + 8) == st.st_ino
+def _ino(g: Guest, name: str) -> int:
+    """The inode of ``name`` itself (a symlink not followed)."""
+    return g.tree.filestat(name, follow_symlinks=False).ino
 
 
+def _write(g: Guest, fd: int, data: bytes) -> None:
+    """The guest writes ``data`` at ``fd``'s position (its own fd_write)."""
+    g.put(7200, data)
+    g.iovecs(7300, (7200, len(data)))
+    assert g.call("fd_write", fd, 7300, 1, 7400) == 0 and g.u32(7400) == len(data)
+
+
+OUT = 8000  # where results go in guest memory
+
+
+def test_filestat_get_bytes_exact(any_guest: Guest) -> None:
+    g = any_guest
+    fd = g.open_file("f")
+    _write(g, fd, b"12345")
+    g.tree.utime("f", (1_234_567_891, 9_876_543_210))
+    g.put(OUT, b"\xAA" * 72)
+    assert g.call("fd_filestat_get", fd, OUT) == Errno.SUCCESS
+    f = g.tree.filestat("f")
+    dev, ino, ctime = f.dev, f.ino, f.ctim
+    expected = struct.pack("<QQB7xQQQQQ", dev, ino, Filetype.REGULAR_FILE, 1, 5,
+                           1_234_567_891, 9_876_543_210, ctime)
+    assert FILESTAT.size == 64
+    assert g.get(OUT, 64) == expected
+    assert g.get(OUT + 64, 8) == b"\xAA" * 8  # nothing past the struct
+
+
+def test_filestat_get_unstable_layout(old_guest: Guest) -> None:
+    g = old_guest
+    fd = g.open_file("f")
+    g.tree.utime("f", (11, 22))
+    g.put(OUT, b"\xAA" * 64)
+    assert g.call("fd_filestat_get", fd, OUT) == Errno.SUCCESS
+    f = g.tree.filestat("f")
+    dev, ino, ctime = f.dev, f.ino, f.ctim
+    assert FILESTAT_UNSTABLE.size == 56
+    # nlink is u32 at 20, size at 24
+    assert g.get(OUT, 56) == struct.pack("<QQB3xIQQQQ", dev, ino,
+                                         Filetype.REGULAR_FILE, 1, 0, 11, 22, ctime)
+    assert g.get(OUT + 56, 8) == b"\xAA" * 8
+
+
+def test_filestat_get_stdio_and_directory(any_guest: Guest) -> None:
+    g = any_guest
+    assert g.call("fd_filestat_get", 1, OUT) == Errno.SUCCESS  # a Python writer
+    assert g.get(OUT, 64) == bytes(64)
+    assert g.call("fd_filestat_get", 3, OUT) == Errno.SUCCESS
+    assert g.get(OUT + 16, 1) == bytes([Filetype.DIRECTORY])
+    assert (g.u64(OUT), g.u64(OUT + 8)) == g.tree.filestat("")[:2]
+
+
+# Host only: the filestat of a host fd handed in as stdio (no tree involved).
 def test_filestat_get_host_stdio(tmp_path: pathlib.Path) -> None:
     with open(tmp_path / "out", "wb") as f:
         g = Guest(tmp_path, stdout=f.fileno())
@@ -313,15 +319,15 @@ def test_seek_tell_signed_offsets(any_guest: Guest) -> None:
         assert any_guest.call("fd_seek", fd, 0, whence, OUT) == Errno.INVAL
 
 
-def test_seek_unstable_whence_order(tmp_path: pathlib.Path) -> None:
-    g = Guest(tmp_path, version="unstable")
+def test_seek_unstable_whence_order(old_guest: Guest) -> None:
+    g = old_guest
     fd = g.open_file("f")
-    os.write(g.wasi._ctx.fds.get(fd).fd, b"abcdef")  # type: ignore[attr-defined]
+    _write(g, fd, b"abcdef")
+    assert g.call("fd_seek", fd, 0, 2, OUT) == 0 and g.u64(OUT) == 0      # SET: back to 0
     assert g.call("fd_seek", fd, 2, 2, OUT) == 0 and g.u64(OUT) == 2      # SET
     assert g.call("fd_seek", fd, 1, 0, OUT) == 0 and g.u64(OUT) == 3      # CUR
     assert g.call("fd_seek", fd, -1, 1, OUT) == 0 and g.u64(OUT) == 5     # END
     assert g.call("fd_seek", fd, 0, 3, OUT) == Errno.INVAL
-    g.wasi.close()
 
 
 def test_seek_rights(any_guest: Guest) -> None:
@@ -340,6 +346,7 @@ def test_seek_rights(any_guest: Guest) -> None:
     assert any_guest.call("fd_tell", seek_only, OUT) == Errno.NOTCAPABLE
 
 
+# Host only: a host pipe handed in (a tree has no pipes).
 def test_seek_on_a_pipe_is_spipe(guest: Guest) -> None:
     r, w = os.pipe()
     os.close(w)
@@ -349,6 +356,36 @@ def test_seek_on_a_pipe_is_spipe(guest: Guest) -> None:
     assert guest.call("fd_pread", fd, 0, 0, 0, OUT) == Errno.SPIPE
 
 
+def _path_open(g: Guest, name: bytes, oflags: int, rights: int) -> tuple[int, int]:
+    """(errno, fd) of the guest's own path_open of ``name`` in the preopen."""
+    g.put(7000, name)
+    g.put(7100, b"\xff" * 4)
+    return g.call("path_open", 3, 0, 7000, len(name), oflags, rights, 0, 0, 7100), g.u32(7100)
+
+
+def _rights(g: Guest, fd: int) -> int:
+    assert g.call("fd_fdstat_get", fd, OUT) == 0
+    return g.u64(OUT + 8)
+
+
+def test_a_directory_holds_no_file_rights(any_guest: Guest) -> None:
+    # A directory opened asking for file rights the preopen can pass on
+    # keeps only the directory's (as wasmtime): the file calls are
+    # NOTCAPABLE. The write rights cannot be had at all: ISDIR, as the
+    # host's open(2) of a directory for writing.
+    g = any_guest
+    errno, fd = _path_open(g, b".", int(Oflags.DIRECTORY),
+                           DIR_RIGHTS | int(Rights.FD_SEEK | Rights.FD_TELL | Rights.FD_READ))
+    assert errno == 0 and _rights(g, fd) == DIR_RIGHTS
+    assert g.call("fd_seek", fd, 0, Whence.SET, OUT) == Errno.NOTCAPABLE
+    assert g.call("fd_tell", fd, OUT) == Errno.NOTCAPABLE
+    assert g.call("fd_read", fd, 0, 0, OUT) == Errno.NOTCAPABLE
+    assert _path_open(g, b".", int(Oflags.DIRECTORY), int(Rights.FD_FILESTAT_SET_SIZE)) == (
+        Errno.ISDIR, 0xFFFFFFFF)
+
+
+# Host only: a directory descriptor holding every file right, which no
+# path_open hands out (above), made by hand.
 def test_directory_with_seek_rights_still_refuses(guest: Guest) -> None:
     from pywasi._fs._dir import HostDirectory
     fd = guest.add(HostDirectory(os.open(guest.root, os.O_RDONLY | os.O_DIRECTORY),
@@ -364,7 +401,7 @@ def test_pread_pwrite_leave_the_offset(any_guest: Guest) -> None:
     any_guest.iovecs(0, (100, 5), (105, 6))
     assert any_guest.call("fd_pwrite", fd, 0, 2, 3, OUT) == 0 and any_guest.u32(OUT) == 11
     assert any_guest.call("fd_tell", fd, OUT) == 0 and any_guest.u64(OUT) == 0
-    assert any_guest.read_file("f") == b"\0\0\0hello world"
+    assert any_guest.tree.read("f") == b"\0\0\0hello world"
     any_guest.iovecs(0, (200, 4), (300, 100))
     assert any_guest.call("fd_pread", fd, 0, 2, 5, OUT) == 0 and any_guest.u32(OUT) == 9
     assert any_guest.get(200, 4) == b"llo " and any_guest.get(300, 5) == b"world"
@@ -374,7 +411,7 @@ def test_pread_pwrite_leave_the_offset(any_guest: Guest) -> None:
 
 def test_pwrite_on_append_goes_to_the_end(any_guest: Guest) -> None:
     # The documented choice: Linux pwrite(2) semantics on O_APPEND.
-    any_guest.write_file("a", b"abc")
+    any_guest.tree.write("a", b"abc")
     fd = any_guest.open_file("a", os.O_RDWR | os.O_APPEND)
     assert any_guest.call("fd_fdstat_get", fd, OUT) == 0
     assert struct.unpack_from("<H", any_guest.mem, OUT + 2)[0] == 1  # APPEND, no raw host bits
@@ -382,11 +419,11 @@ def test_pwrite_on_append_goes_to_the_end(any_guest: Guest) -> None:
     any_guest.iovecs(0, (100, 2))
     assert any_guest.call("fd_pwrite", fd, 0, 1, 0, OUT) == 0 and any_guest.u32(OUT) == 2
     if sys.platform.startswith("linux"):
-        assert any_guest.read_file("a") == b"abcXY"
+        assert any_guest.tree.read("a") == b"abcXY"
 
 
 def test_read_only_rights(any_guest: Guest) -> None:
-    any_guest.write_file("r", b"data")
+    any_guest.tree.write("r", b"data")
     ro = FILE_RIGHTS & ~(Rights.FD_WRITE | Rights.FD_FILESTAT_SET_SIZE | Rights.FD_ALLOCATE
                          | Rights.FD_DATASYNC)
     fd = any_guest.open_file("r", os.O_RDONLY, rights=int(ro))
@@ -397,7 +434,7 @@ def test_read_only_rights(any_guest: Guest) -> None:
     assert any_guest.call("fd_allocate", fd, 0, 10) == Errno.NOTCAPABLE
     assert any_guest.call("fd_datasync", fd) == Errno.NOTCAPABLE
     assert any_guest.call("fd_sync", fd) == 0
-    assert any_guest.read_file("r") == b"data"
+    assert any_guest.tree.read("r") == b"data"
     # stdio: no filestat_set_*, no advise/allocate
     assert any_guest.call("fd_filestat_set_size", 1, 0) == Errno.NOTCAPABLE
     assert any_guest.call("fd_filestat_set_times", 1, 0, 0, 0) == Errno.NOTCAPABLE
@@ -407,12 +444,12 @@ def test_read_only_rights(any_guest: Guest) -> None:
 def test_set_size_allocate_advise_sync(any_guest: Guest) -> None:
     fd = any_guest.open_file("f")
     assert any_guest.call("fd_filestat_set_size", fd, 100) == 0
-    assert any_guest.size("f") == 100
+    assert any_guest.tree.filestat("f").size == 100
     assert any_guest.call("fd_filestat_set_size", fd, 1 << 63) == Errno.FBIG
     assert any_guest.call("fd_allocate", fd, 50, 200) == 0
-    assert any_guest.size("f") == 250
+    assert any_guest.tree.filestat("f").size == 250
     assert any_guest.call("fd_allocate", fd, 0, 10) == 0
-    assert any_guest.size("f") == 250  # allocate never shrinks
+    assert any_guest.tree.filestat("f").size == 250  # allocate never shrinks
     assert any_guest.call("fd_allocate", fd, 0, 0) == Errno.INVAL
     assert any_guest.call("fd_allocate", fd, (1 << 63) - 1, 2) == Errno.FBIG
     for advice in range(6):
@@ -424,6 +461,7 @@ def test_set_size_allocate_advise_sync(any_guest: Guest) -> None:
     assert any_guest.call("fd_sync", 3) == 0  # a directory syncs its entries
 
 
+# Host only: the host's posix_fallocate refusing (a MemoryFS has none).
 def test_allocate_falls_back_where_unsupported(guest: Guest, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno as host
     fd = guest.open_file("f")
@@ -435,36 +473,37 @@ def test_allocate_falls_back_where_unsupported(guest: Guest, monkeypatch: pytest
     assert (guest.root / "f").stat().st_size == 30
 
 
-def test_set_times(guest: Guest) -> None:
-    fd = guest.open_file("f")
-    os.utime(guest.root / "f", ns=(100, 200))
+def test_set_times(any_guest: Guest) -> None:
+    g = any_guest
+    fd = g.open_file("f")
+    g.tree.utime("f", (100, 200))
     A, AN, M, MN = (int(f) for f in (Fstflags.ATIM, Fstflags.ATIM_NOW, Fstflags.MTIM,
                                     Fstflags.MTIM_NOW))
     big = 1_700_000_000_123_456_789
-    assert guest.call("fd_filestat_set_times", fd, big, 0, A) == 0
-    st = os.stat(guest.root / "f")
-    assert (st.st_atime_ns, st.st_mtime_ns) == (big, 200)
-    assert guest.call("fd_filestat_set_times", fd, 0, 0, MN) == 0
-    st = os.stat(guest.root / "f")
-    assert st.st_atime_ns == big and st.st_mtime_ns > 200
+    assert g.call("fd_filestat_set_times", fd, big, 0, A) == 0
+    assert g.tree.times("f") == (big, 200)
+    assert g.call("fd_filestat_set_times", fd, 0, 0, MN) == 0
+    atime, mtime = g.tree.times("f")
+    assert atime == big and mtime > 200
     for bad in (A | AN, M | MN, 1 << 4):
-        assert guest.call("fd_filestat_set_times", fd, 0, 0, bad) == Errno.INVAL
-    assert guest.call("fd_filestat_set_times", 3, 5, 6, A | M) == 0  # a directory
-    st = os.stat(guest.root)
-    assert (st.st_atime_ns, st.st_mtime_ns) == (5, 6)
+        assert g.call("fd_filestat_set_times", fd, 0, 0, bad) == Errno.INVAL
+    assert g.tree.times("f") == (atime, mtime)  # a refused call changes nothing
+    assert g.call("fd_filestat_set_times", 3, 5, 6, A | M) == 0  # a directory
+    assert g.tree.times("") == (5, 6)
 
 
-def test_fdstat_of_a_file_reports_wasi_flags(guest: Guest) -> None:
-    fd = guest.open_file("f", os.O_RDWR | os.O_CREAT | os.O_DSYNC | os.O_NONBLOCK)
-    assert guest.call("fd_fdstat_get", fd, OUT) == 0
-    ftype, flags, base = struct.unpack_from("<BxH4xQ", guest.mem, OUT)
+def test_fdstat_of_a_file_reports_wasi_flags(any_guest: Guest) -> None:
+    g = any_guest
+    fd = g.open_file("f", os.O_RDWR | os.O_CREAT | os.O_DSYNC | os.O_NONBLOCK)
+    assert g.call("fd_fdstat_get", fd, OUT) == 0
+    ftype, flags, base = struct.unpack_from("<BxH4xQ", g.mem, OUT)
     assert ftype == Filetype.REGULAR_FILE
     assert flags == 2 | 4  # DSYNC | NONBLOCK, whatever the host's bits are
     assert base == FILE_RIGHTS
-    assert guest.call("fd_fdstat_set_flags", fd, 1 | 2) == 0  # APPEND, keep DSYNC
-    assert guest.call("fd_fdstat_get", fd, OUT) == 0
-    assert struct.unpack_from("<H", guest.mem, OUT + 2)[0] == 1 | 2
-    assert guest.call("fd_fdstat_set_flags", fd, 16) == Errno.NOTSUP  # SYNC can't be added
+    assert g.call("fd_fdstat_set_flags", fd, 1 | 2) == 0  # APPEND, keep DSYNC
+    assert g.call("fd_fdstat_get", fd, OUT) == 0
+    assert struct.unpack_from("<H", g.mem, OUT + 2)[0] == 1 | 2
+    assert g.call("fd_fdstat_set_flags", fd, 16) == Errno.NOTSUP  # SYNC can't be added
 
 
 # -- fd_readdir ------------------------------------------------------------------
@@ -497,28 +536,29 @@ def list_all(guest: Guest, fd: int, buf_len: int, cookie: int = 0) -> list[tuple
         cookie = records[-1][0]
 
 
-def test_readdir_records_exact(guest: Guest) -> None:
-    (guest.root / "file").write_bytes(b"")
-    (guest.root / "dir").mkdir()
-    os.symlink("file", guest.root / "link")
-    assert guest.call("fd_readdir", 3, 1024, 4096, 0, OUT) == 0
-    used = guest.u32(OUT)
-    records = parse_dirents(guest.get(1024, used))
+def test_readdir_records_exact(any_guest: Guest) -> None:
+    g = any_guest
+    g.tree.write("file", b"")
+    g.tree.mkdir("dir")
+    g.tree.symlink("file", "link")
+    assert g.call("fd_readdir", 3, 1024, 4096, 0, OUT) == 0
+    used = g.u32(OUT)
+    records = parse_dirents(g.get(1024, used))
     assert used == sum(24 + len(r[3]) for r in records)
     assert [r[0] for r in records] == [1, 2, 3, 4, 5]  # d_next: stable indices
     by_name = {r[3]: r for r in records}
     assert set(by_name) == {b".", b"..", b"file", b"dir", b"link"}
     assert records[0][3] == b"." and records[1][3] == b".."
-    assert by_name[b"."][1] == os.stat(guest.root).st_ino
-    assert by_name[b"file"][1:3] == (os.lstat(guest.root / "file").st_ino, Filetype.REGULAR_FILE)
-    assert by_name[b"dir"][2] == Filetype.DIRECTORY
-    assert by_name[b"link"][1:3] == (os.lstat(guest.root / "link").st_ino, Filetype.SYMBOLIC_LINK)
+    assert by_name[b"."][1] == _ino(g, "")
+    assert by_name[b"file"][1:3] == (_ino(g, "file"), Filetype.REGULAR_FILE)
+    assert by_name[b"dir"][1:3] == (_ino(g, "dir"), Filetype.DIRECTORY)
+    assert by_name[b"link"][1:3] == (_ino(g, "link"), Filetype.SYMBOLIC_LINK)
     # The exact bytes of the first record, padding included.
-    assert guest.get(1024, 25) == struct.pack("<QQIB3x", 1, by_name[b"."][1], 1, 3) + b"."
+    assert g.get(1024, 25) == struct.pack("<QQIB3x", 1, by_name[b"."][1], 1, 3) + b"."
 
 
 def test_readdir_truncates_the_last_entry(any_guest: Guest) -> None:
-    any_guest.write_file("abcdefgh", b"")
+    any_guest.tree.write("abcdefgh", b"")
     full_len = 24 + 1 + 24 + 2 + 24 + 8
     assert any_guest.call("fd_readdir", 3, 1024, 4096, 0, OUT) == 0
     full = any_guest.get(1024, any_guest.u32(OUT))
@@ -538,7 +578,7 @@ def test_readdir_truncates_the_last_entry(any_guest: Guest) -> None:
 
 def test_readdir_cookies_are_stable(any_guest: Guest) -> None:
     for i in range(20):
-        any_guest.write_file(f"n{i:02}", b"")
+        any_guest.tree.write(f"n{i:02}", b"")
     everything = list_all(any_guest, 3, 4096)
     assert len(everything) == 22
     for k, (d_next, *_rest) in enumerate(everything):
@@ -546,31 +586,41 @@ def test_readdir_cookies_are_stable(any_guest: Guest) -> None:
         assert list_all(any_guest, 3, 4096, cookie=d_next) == everything[k + 1:]
     assert list_all(any_guest, 3, 4096, cookie=1 << 63) == []
     # a listing only changes when the guest rewinds to cookie 0
-    any_guest.write_file("late", b"")
+    any_guest.tree.write("late", b"")
     assert list_all(any_guest, 3, 4096, cookie=2) == everything[2:]
     assert len(list_all(any_guest, 3, 4096)) == 23
 
 
-def test_readdir_rights_and_kinds(guest: Guest) -> None:
-    fd = guest.open_file("f")
-    assert guest.call("fd_readdir", fd, 1024, 100, 0, OUT) == Errno.NOTCAPABLE
-    from pywasi._fs._dir import HostDirectory
-    assert guest.call("fd_readdir", 1, 1024, 100, 0, OUT) == Errno.NOTCAPABLE
+def test_readdir_rights_and_kinds(any_guest: Guest) -> None:
+    g = any_guest
+    fd = g.open_file("f")
+    assert g.call("fd_readdir", fd, 1024, 100, 0, OUT) == Errno.NOTCAPABLE
+    assert g.call("fd_readdir", 1, 1024, 100, 0, OUT) == Errno.NOTCAPABLE
+    # A file opened asking FD_READDIR does not keep it (a file's rights).
+    errno, f2 = _path_open(g, b"f", 0, FILE_RIGHTS | int(Rights.FD_READDIR))
+    assert errno == 0 and _rights(g, f2) == FILE_RIGHTS
+    assert g.call("fd_readdir", f2, 1024, 100, 0, OUT) == Errno.NOTCAPABLE
+    g.tree.mkdir("sub")
+    errno, d = _path_open(g, b"sub", int(Oflags.DIRECTORY), int(Rights.FD_READDIR))
+    assert errno == 0
+    names = {r[3]: r for r in list_all(g, d, 100)}
+    assert set(names) == {b".", b".."}
+    assert names[b"."][1] == _ino(g, "sub") and names[b".."][1] == _ino(g, "")
+
+
+# Host only: a file descriptor holding FD_READDIR, which no path_open hands
+# out (above), made by hand: NOTDIR, the kind checked after the rights.
+def test_readdir_of_a_file_with_the_right_is_notdir(guest: Guest) -> None:
     f2 = guest.open_file("g", rights=FILE_RIGHTS | int(Rights.FD_READDIR))
     assert guest.call("fd_readdir", f2, 1024, 100, 0, OUT) == Errno.NOTDIR
-    sub = guest.root / "sub"
-    sub.mkdir()
-    d = guest.add(HostDirectory(os.open(sub, os.O_RDONLY | os.O_DIRECTORY)))
-    names = {r[3]: r for r in list_all(guest, d, 100)}
-    assert set(names) == {b".", b".."}
-    assert names[b".."][1] == os.stat(guest.root).st_ino
 
 
-def test_readdir_out_of_bounds_buffer_traps(guest: Guest) -> None:
+def test_readdir_out_of_bounds_buffer_traps(any_guest: Guest) -> None:
     with pytest.raises(pywasi.Trap, match="fd_readdir"):
-        guest.call("fd_readdir", 3, 2 * 65536 - 10, 100, 0, OUT)
+        any_guest.call("fd_readdir", 3, 2 * 65536 - 10, 100, 0, OUT)
 
 
+# Host only: it counts the host's os.scandir calls.
 def test_readdir_5000_entries_reads_the_host_once_per_rewind(
         guest: Guest, monkeypatch: pytest.MonkeyPatch) -> None:
     names = {f"entry-{i:05}".encode() for i in range(5000)}
@@ -595,18 +645,12 @@ def test_readdir_5000_entries_reads_the_host_once_per_rewind(
 
 # -- real programs ----------------------------------------------------------------
 
-requires_path_open = pytest.mark.skipif("path_open" in UNIMPLEMENTED,
-                                        reason="path_open is not implemented yet")
-
-
-@requires_path_open
 def test_c_file_calls(tree: Tree) -> None:
     r = run_module(build_c("fs_file"), preopens={"/sandbox": tree.preopen})
     assert (r.code, r.stdout) == (0, b"ok\n")
     assert tree.read("log.txt") == b"one\ntwo\n"
 
 
-@requires_path_open
 def test_c_readdir(tree: Tree) -> None:
     if tree.fs is not None:
         tree.fs.makedirs("sub")
@@ -631,7 +675,6 @@ def test_c_readdir(tree: Tree) -> None:
     assert entries["file"] == Filetype.REGULAR_FILE and entries["link"] == Filetype.SYMBOLIC_LINK
 
 
-@requires_path_open
 def test_c_readdir_matches_node(tmp_path: pathlib.Path, run_node_wasi: object) -> None:
     for i in range(50):
         (tmp_path / f"n{i}").write_bytes(b"")

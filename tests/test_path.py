@@ -410,7 +410,8 @@ def test_path_readlink_of_a_link_to_the_host_path(box: Tree) -> None:
 
 def test_path_filestat_layouts(box: Tree) -> None:
     box.utime("f", (1_000_000_001, 2_000_000_002))
-    dev, ino, ctime = box.ids("f")
+    f = box.filestat("f")
+    dev, ino, ctime = f.dev, f.ino, f.ctim
     inst, got = _probe([(ERR, "path_filestat_get", (3, 0, PATH, 1, OUT))], {PATH: b"f"},
                        preopens={"/sandbox": box.preopen})
     assert got[ERR] == 0
