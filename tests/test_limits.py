@@ -25,7 +25,7 @@ import pytest
 import pywasi
 from pywasi._engine import _engines
 from test_threads import BLOCK, SPAWN, program, wasi_threads
-from wasmbuild import build_c, build_wat
+from wasmbuild import build_c
 
 STOP_WITHIN = 0.5  # seconds after the timeout (issue 13, item 5)
 LIMITS = build_c("limits")

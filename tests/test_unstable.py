@@ -6,16 +6,13 @@ pywasi's layouts."""
 
 from __future__ import annotations
 
-import pathlib
 import struct
 import time
 from typing import Any
 
-import pytest
-
 import pywasi
-from pywasi._abi import UNSTABLE, Errno
 from conftest import Tree
+from pywasi._abi import UNSTABLE, Errno
 from wasmbuild import build_wat
 
 SCRATCH = 0x100
