@@ -166,20 +166,22 @@ class Guest:
                  stdout: object = None, kind: str = "host") -> None:
         self.out: list[bytes] = []
         self.tree = Tree(kind, tmp_path)  # the host side's view of the preopen
-        self.fs = self.tree.fs
         self.wasi = pywasi.WASI(version=version, preopens={"/sandbox": self.tree.preopen},
                                 stdout=stdout if stdout is not None else self.out.append)
         module = pywasi.compile(build_wat(f"(module {_wrappers(version)})"))
         self.instance = pywasi.instantiate(module, self.wasi.get_import_object())
         self.wasi.finalize_bindings(self.instance)
-        self.root = tmp_path
+
+    @property
+    def root(self) -> pathlib.Path:
+        return self.tree.root
 
     def add(self, desc: object) -> int:
         return self.wasi._ctx.fds.allocate(desc)  # type: ignore[attr-defined,arg-type]
 
     def open_file(self, name: str, flags: int = os.O_RDWR | os.O_CREAT,
                   rights: int = FILE_RIGHTS) -> int:
-        if self.fs is None:
+        if self.tree.fs is None:
             return self.add(HostFile(os.open(self.root / name, flags, 0o644),
                                      rights_base=rights, rights_inheriting=0))
         # A MemoryFS file: the guest's own path_open, the same flags in WASI's terms.
@@ -187,10 +189,18 @@ class Guest:
             (int(Oflags.TRUNC) if flags & os.O_TRUNC else 0)
         fdflags = (1 if flags & os.O_APPEND else 0) | (2 if flags & os.O_DSYNC else 0) | \
             (4 if flags & os.O_NONBLOCK else 0)
-        self.put(7000, name.encode())
-        assert self.call("path_open", 3, 0, 7000, len(name.encode()), oflags, rights, 0,
-                         fdflags, 7100) == 0
-        return self.u32(7100)
+        errno, fd = self.path_open(name.encode(), oflags, rights, fdflags)
+        assert errno == 0
+        return fd
+
+    def path_open(self, name: bytes, oflags: int, rights: int, fdflags: int = 0
+                  ) -> tuple[int, int]:
+        """(errno, fd) of the guest's own path_open of ``name`` in the
+        preopen (fd stays 0xFFFFFFFF when it fails)."""
+        self.put(7000, name)
+        self.put(7100, b"\xff" * 4)
+        return (self.call("path_open", 3, 0, 7000, len(name), oflags, rights, 0, fdflags, 7100),
+                self.u32(7100))
 
     def call(self, name: str, *args: int) -> int:
         return int(getattr(self.instance.exports, "call_" + name)(*args))
@@ -262,9 +272,8 @@ def test_filestat_get_bytes_exact(any_guest: Guest) -> None:
     g.put(OUT, b"\xAA" * 72)
     assert g.call("fd_filestat_get", fd, OUT) == Errno.SUCCESS
     f = g.tree.filestat("f")
-    dev, ino, ctime = f.dev, f.ino, f.ctim
-    expected = struct.pack("<QQB7xQQQQQ", dev, ino, Filetype.REGULAR_FILE, 1, 5,
-                           1_234_567_891, 9_876_543_210, ctime)
+    expected = struct.pack("<QQB7xQQQQQ", f.dev, f.ino, Filetype.REGULAR_FILE, 1, 5,
+                           1_234_567_891, 9_876_543_210, f.ctim)
     assert FILESTAT.size == 64
     assert g.get(OUT, 64) == expected
     assert g.get(OUT + 64, 8) == b"\xAA" * 8  # nothing past the struct
@@ -277,11 +286,10 @@ def test_filestat_get_unstable_layout(old_guest: Guest) -> None:
     g.put(OUT, b"\xAA" * 64)
     assert g.call("fd_filestat_get", fd, OUT) == Errno.SUCCESS
     f = g.tree.filestat("f")
-    dev, ino, ctime = f.dev, f.ino, f.ctim
     assert FILESTAT_UNSTABLE.size == 56
     # nlink is u32 at 20, size at 24
-    assert g.get(OUT, 56) == struct.pack("<QQB3xIQQQQ", dev, ino,
-                                         Filetype.REGULAR_FILE, 1, 0, 11, 22, ctime)
+    assert g.get(OUT, 56) == struct.pack("<QQB3xIQQQQ", f.dev, f.ino,
+                                         Filetype.REGULAR_FILE, 1, 0, 11, 22, f.ctim)
     assert g.get(OUT + 56, 8) == b"\xAA" * 8
 
 
@@ -356,13 +364,6 @@ def test_seek_on_a_pipe_is_spipe(guest: Guest) -> None:
     assert guest.call("fd_pread", fd, 0, 0, 0, OUT) == Errno.SPIPE
 
 
-def _path_open(g: Guest, name: bytes, oflags: int, rights: int) -> tuple[int, int]:
-    """(errno, fd) of the guest's own path_open of ``name`` in the preopen."""
-    g.put(7000, name)
-    g.put(7100, b"\xff" * 4)
-    return g.call("path_open", 3, 0, 7000, len(name), oflags, rights, 0, 0, 7100), g.u32(7100)
-
-
 def _rights(g: Guest, fd: int) -> int:
     assert g.call("fd_fdstat_get", fd, OUT) == 0
     return g.u64(OUT + 8)
@@ -374,13 +375,13 @@ def test_a_directory_holds_no_file_rights(any_guest: Guest) -> None:
     # NOTCAPABLE. The write rights cannot be had at all: ISDIR, as the
     # host's open(2) of a directory for writing.
     g = any_guest
-    errno, fd = _path_open(g, b".", int(Oflags.DIRECTORY),
+    errno, fd = g.path_open(b".", int(Oflags.DIRECTORY),
                            DIR_RIGHTS | int(Rights.FD_SEEK | Rights.FD_TELL | Rights.FD_READ))
     assert errno == 0 and _rights(g, fd) == DIR_RIGHTS
     assert g.call("fd_seek", fd, 0, Whence.SET, OUT) == Errno.NOTCAPABLE
     assert g.call("fd_tell", fd, OUT) == Errno.NOTCAPABLE
     assert g.call("fd_read", fd, 0, 0, OUT) == Errno.NOTCAPABLE
-    assert _path_open(g, b".", int(Oflags.DIRECTORY), int(Rights.FD_FILESTAT_SET_SIZE)) == (
+    assert g.path_open(b".", int(Oflags.DIRECTORY), int(Rights.FD_FILESTAT_SET_SIZE)) == (
         Errno.ISDIR, 0xFFFFFFFF)
 
 
@@ -597,11 +598,11 @@ def test_readdir_rights_and_kinds(any_guest: Guest) -> None:
     assert g.call("fd_readdir", fd, 1024, 100, 0, OUT) == Errno.NOTCAPABLE
     assert g.call("fd_readdir", 1, 1024, 100, 0, OUT) == Errno.NOTCAPABLE
     # A file opened asking FD_READDIR does not keep it (a file's rights).
-    errno, f2 = _path_open(g, b"f", 0, FILE_RIGHTS | int(Rights.FD_READDIR))
+    errno, f2 = g.path_open(b"f", 0, FILE_RIGHTS | int(Rights.FD_READDIR))
     assert errno == 0 and _rights(g, f2) == FILE_RIGHTS
     assert g.call("fd_readdir", f2, 1024, 100, 0, OUT) == Errno.NOTCAPABLE
     g.tree.mkdir("sub")
-    errno, d = _path_open(g, b"sub", int(Oflags.DIRECTORY), int(Rights.FD_READDIR))
+    errno, d = g.path_open(b"sub", int(Oflags.DIRECTORY), int(Rights.FD_READDIR))
     assert errno == 0
     names = {r[3]: r for r in list_all(g, d, 100)}
     assert set(names) == {b".", b".."}
@@ -652,18 +653,11 @@ def test_c_file_calls(tree: Tree) -> None:
 
 
 def test_c_readdir(tree: Tree) -> None:
-    if tree.fs is not None:
-        tree.fs.makedirs("sub")
-        tree.fs.write("file", b"")
-        tree.fs.symlink("file", "link")
-        for i in range(300):
-            tree.fs.write(f"many-{i}", b"")
-    else:
-        (tree.root / "sub").mkdir()
-        (tree.root / "file").write_bytes(b"")
-        os.symlink("file", tree.root / "link")
-        for i in range(300):
-            (tree.root / f"many-{i}").write_bytes(b"")
+    tree.mkdir("sub")
+    tree.write("file", b"")
+    tree.symlink("file", "link")
+    for i in range(300):
+        tree.write(f"many-{i}", b"")
     r = run_module(build_c("fs_readdir"), args=["prog", "/sandbox"],
                    preopens={"/sandbox": tree.preopen})
     assert r.code == 0, r.stdout

@@ -411,12 +411,11 @@ def test_path_readlink_of_a_link_to_the_host_path(box: Tree) -> None:
 def test_path_filestat_layouts(box: Tree) -> None:
     box.utime("f", (1_000_000_001, 2_000_000_002))
     f = box.filestat("f")
-    dev, ino, ctime = f.dev, f.ino, f.ctim
     inst, got = _probe([(ERR, "path_filestat_get", (3, 0, PATH, 1, OUT))], {PATH: b"f"},
                        preopens={"/sandbox": box.preopen})
     assert got[ERR] == 0
     assert struct.unpack("<QQB7xQQQQQ", _mem(inst, OUT, 64)) == (
-        dev, ino, Filetype.REGULAR_FILE, 1, 7, 1_000_000_001, 2_000_000_002, ctime)
+        f.dev, f.ino, Filetype.REGULAR_FILE, 1, 7, 1_000_000_001, 2_000_000_002, f.ctim)
     inst, got = _probe([(ERR, "path_filestat_get", (3, 0, PATH, 1, OUT))],
                        {PATH: b"f", OUT: b"\xcc" * 72}, version="unstable",
                        preopens={"/sandbox": box.preopen})
@@ -424,7 +423,7 @@ def test_path_filestat_layouts(box: Tree) -> None:
     raw = _mem(inst, OUT, 64)
     # wasi_unstable: nlink is a u32 at 20, size at 24; 56 bytes in all.
     assert struct.unpack("<QQB3xIQQQQ", raw[:56]) == (
-        dev, ino, Filetype.REGULAR_FILE, 1, 7, 1_000_000_001, 2_000_000_002, ctime)
+        f.dev, f.ino, Filetype.REGULAR_FILE, 1, 7, 1_000_000_001, 2_000_000_002, f.ctim)
     assert raw[56:] == b"\xcc" * 8
 
 
