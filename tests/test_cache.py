@@ -104,14 +104,29 @@ def test_cache_false_and_other_engines_write_nothing(tmp_path: pathlib.Path,
 
 def test_key_changes_with_module_settings_and_wasmtime(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _engines.ENGINE_SETTINGS
-    key = _cache.entry_key(HELLO, settings)
-    assert key == _cache.entry_key(bytes(HELLO), settings)
-    assert key != _cache.entry_key(HELLO + b" ", settings)
+
+    def key_of(data: bytes, settings: tuple[tuple[str, object], ...]) -> str:
+        return _cache.entry_key(data, _engines.cache_context(settings))
+
+    key = key_of(HELLO, settings)
+    assert key == key_of(bytes(HELLO), settings)
+    assert key != key_of(HELLO + b" ", settings)
     changed = tuple((n, (not v) if n == "memory_may_move" else v) for n, v in settings)
-    assert key != _cache.entry_key(HELLO, changed)
-    assert key != _cache.entry_key(HELLO, settings + (("cranelift_opt_level", "none"),))
-    monkeypatch.setattr(_cache, "_WASMTIME_VERSION", _cache.wasmtime_version() + "-other")
-    assert key != _cache.entry_key(HELLO, settings)
+    assert key != key_of(HELLO, changed)
+    assert key != key_of(HELLO, settings + (("cranelift_opt_level", "none"),))
+    monkeypatch.setattr(_engines, "_WASMTIME_VERSION", _engines.wasmtime_version() + "-other")
+    assert key != key_of(HELLO, settings)
+
+
+def test_the_cache_knows_nothing_of_engines() -> None:
+    """The engine layer uses the cache, never the other way round (#28)."""
+    import ast
+    tree = ast.parse(pathlib.Path(_cache.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {f"{'.' * node.level}{node.module or ''}" for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom)}
+    assert not {name for name in imported if "wasmtime" in name or "_engine" in name}, imported
 
 
 def test_digests_are_sha256_on_both_sides_of_the_builtin_limit() -> None:
@@ -129,7 +144,7 @@ def test_the_digest_taken_during_a_compile_is_sha256() -> None:
     import hashlib
     data = bytes(range(256)) * ((3 << 20) // 256) + b"tail"
     digest = _cache.digest_during(data)
-    pywasi.compile(HELLO, cache=False)   # a compile meanwhile, as in load_or_compile
+    pywasi.compile(HELLO, cache=False)   # a compile meanwhile, as in Lookup.wasm
     assert digest() == hashlib.sha256(data).digest()
     assert digest() == hashlib.sha256(data).digest()   # asked again: the same
 

@@ -1,20 +1,24 @@
-"""The persistent cache of compiled modules.
+"""The persistent cache of compiled modules: files of bytes, by key.
 
 Compiling a big module with Cranelift takes seconds (CPython for WASI ~3 s,
 Yosys ~16 s); loading wasmtime's serialized form of it takes milliseconds,
 since ``Module.deserialize_file`` memory-maps the file. This module keeps
-those serialized forms on disk.
+those serialized forms on disk. It knows nothing of wasmtime: the engine
+layer (``_engine._module.compile``) asks it for a ``Lookup`` of a module,
+loads the entries it finds, and on a miss compiles and hands it a function
+that writes the serialized bytes. The dependency runs one way, from the
+engine to the cache.
 
 Invariants:
 
 - An entry's name is ``<module size>_<key>-<size>-<crc32>.cwasm``. The key
   is the SHA-256 of everything that decides the machine code: the module's
-  bytes, the wasmtime version, pywasi's engine settings
-  (``_engine._engines.ENGINE_SETTINGS``) and the host architecture. The module's size
-  (in bytes) tells a certain miss without hashing. Size and CRC-32 are those
-  of the entry itself, so a truncated or damaged entry is noticed before
-  wasmtime maps it (wasmtime checks its header and version, not the code it
-  loads).
+  bytes and the engine's ``context`` (the engine layer's
+  ``_engines.cache_context``: the wasmtime build, pywasi's engine settings,
+  the host architecture). The module's size (in bytes) tells a certain miss
+  without hashing. Size and CRC-32 are those of the entry itself, so a
+  truncated or damaged entry is noticed before wasmtime maps it (wasmtime
+  checks its header and version, not the code it loads).
 - A miss is stored after ``compile()`` returns, by a thread the interpreter
   joins at exit (see "a miss costs no more wall time" below).
 - Entries are written to a temporary file in the same directory and renamed
@@ -33,23 +37,22 @@ Invariants:
 from __future__ import annotations
 
 import os
-import platform
 import stat
 import sys
 import threading
 import time
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import wasmtime
-
-from ._engine import serialize_to
-
-__all__ = ["CacheWarning", "cache_dir", "max_size", "entry_key", "load_or_compile",
+__all__ = ["CacheWarning", "cache_dir", "max_size", "entry_key", "Lookup", "lookup",
            "DEFAULT_MAX_SIZE", "SMALL_DIGEST", "sha256", "digest_during", "wait_for_writes",
-           "BACKGROUND_WRITE", "detach_writes"]
+           "BACKGROUND_WRITE", "detach_writes", "write_atomic", "Fill"]
+
+# What the engine hands ``Lookup.store``: it passes the entry's bytes, in
+# chunks (bytes-like objects it may not keep), to the ``write`` it is given.
+Fill = Callable[[Callable[[Any], None]], None]
 
 DEFAULT_MAX_SIZE = 512 * 1024 * 1024
 FORMAT = b"pywasi-cache-1"   # bump when the entry layout or key recipe changes
@@ -132,43 +135,13 @@ def max_size() -> int:
         return DEFAULT_MAX_SIZE
 
 
-_WASMTIME_VERSION: str | None = None
-
-
-def wasmtime_version() -> str:
-    global _WASMTIME_VERSION
-    if _WASMTIME_VERSION is None:
-        # The shared library's identity (path, size, mtime) names the build
-        # that compiled the code: another version, or a rebuilt one with the
-        # same number, is another file. Only without it do we ask the package
-        # metadata, whose import costs ~20 ms of every start-up.
-        lib = getattr(getattr(wasmtime, "_ffi", None), "dll", None)
-        path = getattr(lib, "_name", None)
-        try:
-            st = os.stat(path) if path else None
-        except OSError:
-            st = None
-        if st is not None:
-            version = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-        else:
-            version = getattr(wasmtime, "__version__", None) or ""
-            if not version:
-                try:
-                    from importlib.metadata import version as dist_version
-                    version = dist_version("wasmtime")
-                except Exception:  # noqa: BLE001 - no metadata either: key on settings alone
-                    version = ""
-        _WASMTIME_VERSION = version
-    return _WASMTIME_VERSION
-
-
-def entry_key(data: bytes, settings: tuple[Any, ...], *, digest: bytes | None = None) -> str:
+def entry_key(data: bytes, context: tuple[bytes, ...], *, digest: bytes | None = None) -> str:
     """The cache key of module bytes (or of their SHA-256 ``digest``)
-    compiled with engine ``settings``."""
+    compiled in ``context``: whatever else decides the compiled code, as
+    the engine layer names it (``_engines.cache_context``)."""
     if digest is None:
         digest = sha256(data)
-    parts = (FORMAT, wasmtime_version().encode(), repr(settings).encode(),
-             platform.machine().encode(), digest)
+    parts = (FORMAT, *context, digest)
     return sha256(b"".join(len(part).to_bytes(8, "little") + part for part in parts)).hex()
 
 
@@ -240,30 +213,29 @@ def _checksum(path: str) -> tuple[int, int]:
     return size, crc
 
 
-def _load(engine: wasmtime.Engine, directory: str, key: str) -> wasmtime.Module | None:
+def _verified(directory: str, key: str) -> Iterator[str]:
+    """The paths of ``key``'s entries whose size and CRC-32 match their
+    names; any other is deleted, with a warning."""
     for entry in _find(directory, key):
-        path = entry.path
         expected = _parse(entry.name)
-        problem = None
         try:
             if expected is None:
                 problem = "unreadable entry name"
-            elif _checksum(path) != expected:
+            elif _checksum(entry.path) != expected:
                 problem = "size or checksum mismatch (truncated or damaged)"
             else:
-                module = wasmtime.Module.deserialize_file(engine, path)
-                try:
-                    os.utime(path)  # least recently used: a hit is a use
-                except OSError:
-                    pass
-                return module
+                yield entry.path
+                continue
         except FileNotFoundError:
             continue  # evicted or replaced by another process meanwhile
-        except (OSError, wasmtime.WasmtimeError) as e:
-            problem = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        _warn(f"discarding entry {entry.name} ({problem}); recompiling")
-        _unlink(path)
-    return None
+        except OSError as e:
+            problem = e.strerror or str(e)
+        _discard(entry.path, problem)
+
+
+def _discard(path: str, problem: str) -> None:
+    _warn(f"discarding entry {os.path.basename(path)} ({problem}); recompiling")
+    _unlink(path)
 
 
 def _unlink(path: str) -> None:
@@ -324,14 +296,13 @@ def _write_new(directory: str, fill: Callable[[Callable[[Any], None]], None],
     return path
 
 
-def _store(directory: str, key: str, module: wasmtime.Module, cap: int) -> None:
+def _store(directory: str, key: str, fill: Fill, cap: int) -> None:
     def path_of(size: int, crc: int) -> str:
         return os.path.join(directory, f"{key}-{size:x}-{crc:08x}{SUFFIX}")
     # No fsync (measured ~0.03 s of a cold start for CPython's 26 MB entry,
     # more on a slow disk): an entry a crash left empty or torn fails its
     # name's size and CRC check and is rebuilt.
-    name = os.path.basename(_write_new(directory, lambda write: serialize_to(module, write),
-                                       path_of, sync=False))
+    name = os.path.basename(_write_new(directory, fill, path_of, sync=False))
     for other in _find(directory, key):   # an older entry of the same key
         if other.name != name:
             _unlink(other.path)
@@ -516,8 +487,8 @@ def wait_for_writes() -> None:
         thread.join()
 
 
-def _stem(size: int, settings: tuple[Any, ...], digest: bytes) -> str:
-    return f"{size:x}_{entry_key(b'', settings, digest=digest)}"
+def _stem(size: int, context: tuple[bytes, ...], digest: bytes) -> str:
+    return f"{size:x}_{entry_key(b'', context, digest=digest)}"
 
 
 def _holds_size(directory: str, size: int) -> bool:
@@ -548,15 +519,16 @@ def digest_during(data: bytes) -> Callable[[], bytes]:
     return digest
 
 
-def _fill(directory: str, settings: tuple[Any, ...], data: bytes, digest: Callable[[], bytes],
-          reading: Reading | None, module: wasmtime.Module) -> None:
-    """Store ``module``, compiled from ``data`` (whose SHA-256 ``digest()``
-    returns), in the cache; remember that digest for ``reading``, if any."""
+def _fill(directory: str, context: tuple[bytes, ...], data: bytes,
+          digest: Callable[[], bytes], reading: Reading | None, fill: Fill) -> None:
+    """Store the entry that ``fill`` writes, compiled from ``data`` (whose
+    SHA-256 ``digest()`` returns); remember that digest for ``reading``, if
+    any."""
     try:
         key = digest()
         if reading is not None:
             _remember(directory, reading, key)
-        _store(directory, _stem(len(data), settings, key), module, max_size())
+        _store(directory, _stem(len(data), context, key), fill, max_size())
     except Exception as e:  # noqa: BLE001 - cache trouble only costs the next start a compile
         _warn(f"cannot write to {directory}: {getattr(e, 'strerror', None) or e}")
     finally:
@@ -565,62 +537,115 @@ def _fill(directory: str, settings: tuple[Any, ...], data: bytes, digest: Callab
                 _WRITERS.remove(threading.current_thread())
 
 
-def load_or_compile(source: bytes | str, engine: wasmtime.Engine, settings: tuple[Any, ...],
-                    directory: str, build: Callable[[bytes], wasmtime.Module]) -> wasmtime.Module:
-    """The module for ``source`` (wasm bytes, or a path to them) from the
-    cache in ``directory``, or ``build(data)`` it and store it (in the
-    background for a large module: see ``wait_for_writes``). Cache trouble
-    is a warning, never an error; ``build``'s own errors (an invalid module)
-    and errors reading ``source`` propagate."""
+# -- one module's way through the cache ----------------------------------------
+
+def lookup(directory: str, source: bytes | str, context: tuple[bytes, ...]) -> Lookup:
+    """The cache in ``directory`` for the module ``source`` (wasm bytes, or
+    a path to them) compiled in ``context``. A directory that cannot be
+    used is a warning, and a ``Lookup`` that finds and stores nothing."""
     problem = check_dir(directory, create=True)
     if problem is not None:
         _warn(problem + "; compiling without the cache")
-        return build(source if isinstance(source, bytes) else _read(source)[0])
-    data: bytes | None = None
-    digest: bytes | None = None
-    reading: Reading | None = None
-    if isinstance(source, bytes):
-        data, size = source, len(source)
-    else:
-        remembered = _remembered_digest(directory, source)
+        return Lookup(None, source, context)
+    return Lookup(directory, source, context)
+
+
+class Lookup:
+    """One module's way through the cache, in the order the engine takes it::
+
+        for path in found.entries():    # whole entries of its key
+            ...load it, then found.used(path); or found.discard(path, why)
+        wasm = found.wasm()             # a miss: the module's bytes
+        ...compile wasm
+        found.store(fill)               # fill(write) writes the compiled bytes
+
+    Reading ``source`` may raise (OSError); cache trouble never does.
+    """
+
+    def __init__(self, directory: str | None, source: bytes | str,
+                 context: tuple[bytes, ...]) -> None:
+        self.directory = directory
+        self._source = source
+        self._context = context
+        self._data: bytes | None = None
+        self._digest: bytes | None = None
+        self._reading: Reading | None = None
+        self._pending: Callable[[], bytes] | None = None
+        if isinstance(source, bytes):
+            self._data, self._size = source, len(source)
+            return
+        remembered = None if directory is None else _remembered_digest(directory, source)
         if remembered is None:
-            data, reading = _read(source)
-            size = len(data)
+            self._data, self._reading = _read(source)
+            self._size = len(self._data)
         else:
-            size, digest = remembered
-    if digest is None and data is not None and _holds_size(directory, size):
-        digest = sha256(data)
-        if reading is not None:
-            _remember(directory, reading, digest)
-            reading = None
-    if digest is not None:
-        module = _load(engine, directory, _stem(size, settings, digest))
-        if module is not None:
-            return module
-    if data is None:
-        # A remembered digest without an entry: read the file, whose bytes
-        # are hashed again (it may have changed since the stat).
-        assert isinstance(source, str)
-        data, reading = _read(source)
-        digest = None
-    wasm, known = data, digest
-    detach = _DETACH and len(wasm) >= BACKGROUND_WRITE
-    if known is not None:
-        pending = lambda: known   # noqa: E731
-    elif len(wasm) < BACKGROUND_WRITE or detach:
-        # Now, or by the detached writer: then the compile has both cores.
-        pending = lambda: sha256(wasm)   # noqa: E731
-    else:
-        pending = digest_during(wasm)
-    module = build(wasm)
-    args = (directory, settings, wasm, pending, reading, module)
-    if len(wasm) < BACKGROUND_WRITE:
-        _fill(*args)
-        return module
-    if detach and _fork_writer(args):
-        return module
-    writer = threading.Thread(target=_fill, args=args, name="pywasi-cache-write")
-    with _WRITERS_LOCK:
-        _WRITERS.append(writer)
-    writer.start()
-    return module
+            self._size, self._digest = remembered
+
+    def entries(self) -> Iterator[str]:
+        """The paths of this module's entries whose size and CRC-32 match
+        (a damaged one is deleted with a warning); none for a module of a
+        size no entry has, which is not even hashed."""
+        if self.directory is None:
+            return
+        if self._digest is None and self._data is not None and \
+                _holds_size(self.directory, self._size):
+            self._digest = sha256(self._data)
+            if self._reading is not None:
+                _remember(self.directory, self._reading, self._digest)
+                self._reading = None
+        if self._digest is not None:
+            yield from _verified(self.directory,
+                                 _stem(self._size, self._context, self._digest))
+
+    def used(self, path: str) -> None:
+        """The entry at ``path`` was loaded: a hit is a use, for eviction."""
+        try:
+            os.utime(path)
+        except OSError:
+            pass
+
+    def discard(self, path: str, problem: str) -> None:
+        """The entry at ``path`` did not load: delete it, with a warning."""
+        _discard(path, problem)
+
+    def wasm(self) -> bytes:
+        """A miss: the module's bytes, to compile. The digest that will key
+        its entry starts here: beside the compile, in a thread, for a large
+        module (see ``digest_during``)."""
+        if self._data is None:
+            # A remembered digest without an entry: read the file, whose
+            # bytes are hashed again (it may have changed since the stat).
+            assert isinstance(self._source, str)
+            self._data, self._reading = _read(self._source)
+            self._digest = None
+        wasm, known = self._data, self._digest
+        if self.directory is None:
+            return wasm
+        if known is not None:
+            self._pending = lambda: known
+        elif len(wasm) < BACKGROUND_WRITE or self._detach():
+            # Now, or by the detached writer: then the compile has both cores.
+            self._pending = lambda: sha256(wasm)
+        else:
+            self._pending = digest_during(wasm)
+        return wasm
+
+    def _detach(self) -> bool:
+        return _DETACH and self._data is not None and len(self._data) >= BACKGROUND_WRITE
+
+    def store(self, fill: Fill) -> None:
+        """Store the entry whose bytes ``fill`` writes, after ``wasm()``:
+        at once for a small module, else from a forked child (the command)
+        or a thread the interpreter joins at exit (see ``wait_for_writes``)."""
+        if self.directory is None or self._data is None or self._pending is None:
+            return
+        args = (self.directory, self._context, self._data, self._pending, self._reading, fill)
+        if len(self._data) < BACKGROUND_WRITE:
+            _fill(*args)
+            return
+        if self._detach() and _fork_writer(args):
+            return
+        writer = threading.Thread(target=_fill, args=args, name="pywasi-cache-write")
+        with _WRITERS_LOCK:
+            _WRITERS.append(writer)
+        writer.start()

@@ -12,6 +12,7 @@ are part of the compiled-module cache key.
 from __future__ import annotations
 
 import io
+import os
 import threading
 from typing import Any, BinaryIO
 
@@ -19,7 +20,7 @@ import wasmtime
 
 __all__ = ["ENGINE_SETTINGS", "THREADS_SETTINGS", "EPOCH_SETTINGS", "FUEL_SETTINGS",
            "default_engine", "threads_engine", "engine_for", "settings_of", "has_epochs",
-           "has_fuel", "needs_threads"]
+           "has_fuel", "needs_threads", "cache_context", "wasmtime_version"]
 
 # (epochs, fuel) -> the engine; and each engine's id -> that key.
 _ENGINES: dict[tuple[bool, bool], wasmtime.Engine] = {}
@@ -63,6 +64,45 @@ def settings_of(engine: wasmtime.Engine) -> tuple[tuple[str, Any], ...] | None:
     if features is None or _ENGINES.get(features) is not engine:
         return None
     return _settings(*features)
+
+
+_WASMTIME_VERSION: str | None = None
+
+
+def wasmtime_version() -> str:
+    """The identity of the wasmtime build that compiles: part of the cache key."""
+    global _WASMTIME_VERSION
+    if _WASMTIME_VERSION is None:
+        # The shared library's identity (path, size, mtime) names the build
+        # that compiled the code: another version, or a rebuilt one with the
+        # same number, is another file. Only without it do we ask the package
+        # metadata, whose import costs ~20 ms of every start-up.
+        lib = getattr(getattr(wasmtime, "_ffi", None), "dll", None)
+        path = getattr(lib, "_name", None)
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        if st is not None:
+            version = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+        else:
+            version = getattr(wasmtime, "__version__", None) or ""
+            if not version:
+                try:
+                    from importlib.metadata import version as dist_version
+                    version = dist_version("wasmtime")
+                except Exception:  # noqa: BLE001 - no metadata either: key on settings alone
+                    version = ""
+        _WASMTIME_VERSION = version
+    return _WASMTIME_VERSION
+
+
+def cache_context(settings: tuple[tuple[str, Any], ...]) -> tuple[bytes, ...]:
+    """Everything besides a module's bytes that decides the code compiled
+    from it with ``settings``, as the compiled-module cache keys on it: the
+    wasmtime build, the settings, the host architecture."""
+    import platform
+    return (wasmtime_version().encode(), repr(settings).encode(), platform.machine().encode())
 
 
 def has_epochs(engine: wasmtime.Engine) -> bool:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 import wasmtime
 from wasmtime import _ffi as ffi
 
 from .._errors import PywasiError
 from . import _engines, _ffi
+
+if TYPE_CHECKING:
+    from .._cache import Lookup
 
 __all__ = ["Source", "Module", "Import", "PRECOMPILED_MAGIC", "compile", "serialize_to", "kind",
            "type_text", "function_text", "first_line"]
@@ -187,8 +190,26 @@ def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A
         return Module(build(data), engine)
     from .. import _cache
     directory = os.fspath(cache) if isinstance(cache, (str, os.PathLike)) else _cache.cache_dir()
-    return Module(_cache.load_or_compile(data, engine, settings, directory, build),
-                  engine)
+    return Module(_load_or_compile(_cache.lookup(directory, data, _engines.cache_context(settings)),
+                                   engine, build), engine)
+
+
+def _load_or_compile(found: Lookup, engine: wasmtime.Engine,
+                     build: Callable[[bytes], wasmtime.Module]) -> wasmtime.Module:
+    """The compiled-module cache's load path, top to bottom: an entry of
+    ``found`` (a ``_cache.Lookup``) that wasmtime loads, else ``build`` the
+    module's bytes and store its serialized form."""
+    for path in found.entries():
+        try:
+            module = wasmtime.Module.deserialize_file(engine, path)
+        except wasmtime.WasmtimeError as e:
+            found.discard(path, first_line(e))   # another wasmtime's, or damaged
+            continue
+        found.used(path)
+        return module
+    module = build(found.wasm())
+    found.store(lambda write: serialize_to(module, write))
+    return module
 
 
 def serialize_to(module: wasmtime.Module, write: Callable[[memoryview], None],
