@@ -5,8 +5,10 @@ Exit status: the guest's exit code; 134 after a trap (as wasmtime), and
 after a limit that stops the guest (fuel, output; or memory the module
 needs to start); 124 when the time limit stopped it (as GNU timeout(1):
 wasmtime's CLI gives 134, a trap, which scripts cannot tell from a crash);
-2 for a usage error; 1 when the module cannot be loaded; 70 (EX_SOFTWARE)
-for a bug in pywasi. Nothing but the guest's own output ever goes to stdout,
+2 for a usage error (a bad ``--invoke`` too); 1 when the module cannot be
+loaded or has nothing to run; 70 (EX_SOFTWARE)
+for a bug in pywasi. Nothing but the guest's own output (and the results of an
+``--invoke``d export) ever goes to stdout,
 and no Python traceback reaches the user: every failure is a ``Failure`` (or
 an exception ``main`` does not know, a bug) that ``main`` alone turns into
 one stderr line (a trap: its report) and a status. A new flag or stage
@@ -26,7 +28,7 @@ __all__ = ["main", "command"]
 
 USAGE = """\
 usage: pywasi run [--dir HOST[::GUEST]]... [--env NAME[=VALUE]]... [--inherit-env] [-W LIMIT=VALUE]...
-                  [--deterministic] [--seed N] MODULE [ARGS...]
+                  [--deterministic] [--seed N] [--invoke NAME] MODULE [ARGS...]
        pywasi compile MODULE.wasm [-o MODULE.cwasm]
        pywasi --version
 
@@ -64,6 +66,8 @@ options for run:
   --deterministic       a reproducible run: virtual clocks (fixed start, fixed step per
                         read, sleeps return at once), seeded random bytes, sorted listings
   --seed N              the seed of those random bytes (default 0); implies --deterministic
+  --invoke NAME         call the export NAME instead of _start (after _initialize), with
+                        ARGS parsed by its parameter types; print its results
   --no-cache            compile without the compiled-module cache (read or write)
   --allow-precompiled   accept a precompiled MODULE (from `pywasi compile`): native code
   -h, --help            show this help
@@ -121,6 +125,7 @@ class RunOptions:
         self.trace_format = "text"
         self.deterministic = False
         self.seed: int | None = None
+        self.invoke: str | None = None  # --invoke NAME: the export to call
 
 
 # --dir HOST::GUEST::MODE: what a preopen of the command line may be besides
@@ -229,6 +234,8 @@ def parse_run(argv: Sequence[str]) -> RunOptions:
             value, i = _take_value(argv, i, "--seed")
             opts.seed = _count("--seed", value)
             opts.deterministic = True
+        elif arg == "--invoke" or arg.startswith("--invoke="):
+            opts.invoke, i = _take_value(argv, i, "--invoke")
         elif arg == "--no-cache":
             opts.cache = False
             i += 1
@@ -413,13 +420,12 @@ def run(opts: RunOptions) -> int:
             if "_start" in exports and "_initialize" in exports:
                 raise Failure(f"{opts.module} exports both _start and _initialize: "
                               f"neither a command nor a reactor")
-            if "_start" not in exports and "_initialize" in exports:
-                # As wasmtime's run: a reactor's _initialize is called (its
-                # trap or exit code is reported); there is nothing after it.
-                wasi.initialize(instance)
-                raise Failure(f"{opts.module} is a reactor (exports _initialize, no _start): "
-                              f"_initialize ran, nothing else to run")
-            code = wasi.start(instance, timeout=opts.timeout)
+            if opts.invoke is None and ("_start" in exports or not (
+                    "_initialize" in exports or "" in exports)):
+                code = wasi.start(instance, timeout=opts.timeout)
+            else:
+                code = _run_export(wasi, instance, opts, uses_wasi=bool(
+                    namespaces & {"wasi_snapshot_preview1", "wasi_unstable"}))
         except pywasi.WasiExit as e:  # proc_exit in _initialize
             code = e.code
         except pywasi.LimitExceeded as e:
@@ -436,6 +442,52 @@ def run(opts: RunOptions) -> int:
     # A POSIX exit status is 8 bits: a code above 255 would wrap (256 → 0,
     # "success"), so it is reported as 255.
     return code if 0 <= code <= 255 else 255
+
+
+def _run_export(wasi: Any, instance: Any, opts: RunOptions, *, uses_wasi: bool) -> int:
+    """As wasmtime's run when there is no ``_start`` to call, or --invoke
+    names another export: ``_initialize`` (if exported), then the export
+    (``--invoke NAME``, else the default export ``""``) with ARGS parsed by
+    its parameter types; its results are printed. A reactor with neither is
+    an error after its ``_initialize``: nothing of the program ran."""
+    from pywasi._engine import Function
+    from pywasi._invoke import InvokeError, format_results, parse_arguments, signature
+
+    exports = instance.exports
+    name = "" if opts.invoke is None else opts.invoke
+    target = exports.get(name)
+    if target is not None and not isinstance(target, Function):
+        raise Failure(f"{opts.module}: its export {name!r} is not a function", EXIT_USAGE)
+    if target is not None:
+        try:  # the arguments are checked before anything runs
+            params, results = signature(name, target.wasmtime_func.type(instance.store))
+            values = parse_arguments(name, params, opts.args)
+        except InvokeError as e:
+            raise Failure(str(e), EXIT_USAGE) from None
+    elif opts.invoke is not None:
+        raise Failure(f"{opts.module} has no function export named {name!r}", EXIT_USAGE)
+    if opts.timeout is not None:
+        # NOTE: the time limit is _start's (WASI.start); an export called
+        # here would run without it, so refuse rather than run unlimited.
+        raise UsageError("-W timeout applies to a command's _start; it cannot be used with "
+                         "--invoke or a module's default export yet")
+    if "memory" not in exports and not uses_wasi:
+        # A module of pure computation: nothing for WASI to bind to.
+        init = exports.get("_initialize")
+        if init is not None:
+            init()
+    elif "_start" in exports:  # --invoke on a command: bound, _start not run
+        wasi.finalize_bindings(instance)
+    else:
+        wasi.initialize(instance)  # runs _initialize
+    if target is None:
+        raise Failure(f"{opts.module} is a reactor (exports _initialize, no _start and no "
+                      f'default export ""): _initialize ran, nothing else to run '
+                      f"(call an export with --invoke NAME)")
+    out = format_results(results, target(*values))
+    sys.stdout.write(out)
+    sys.stdout.flush()
+    return 0
 
 
 def _open_trace(opts: RunOptions) -> tuple[Any, Any]:
