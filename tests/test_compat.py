@@ -76,7 +76,7 @@ def test_the_loaded_release_is_tested_and_every_binding_matches() -> None:
     assert int(metadata.version("wasmtime").split(".")[0]) in _ffi.TESTED_MAJORS
     assert _ffi.problems == []
     for name in ("define_unchecked", "trap_new", "memory_data", "memory_data_size",
-                 "module_new", "set_epoch_callback", "error_new"):
+                 "module_new", "set_epoch_callback", "error_new", "async_stack_size_set"):
         assert getattr(_ffi, name) is not None, name
     assert host_call_route() in {"accel", "ctypes"}
     with warnings.catch_warnings():

@@ -80,7 +80,8 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
         max_memory: int | None = None, max_open_files: int | None = None,
         max_output: int | None = None, capture_output: bool = True, check: bool = False,
         version: str | None = None, cache: bool | str | os.PathLike[str] | None = None,
-        deterministic: bool = False, clock: Any = None, random: Any = None) -> RunResult:
+        deterministic: bool = False, clock: Any = None, random: Any = None,
+        max_wasm_stack: int | None = None) -> RunResult:
     """Run a WASI command to its end and return a ``RunResult``.
 
     ``module``: a ``Module`` (reused as it is: compile it with
@@ -103,13 +104,16 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
     cap (within max(1 MiB, max_memory/16)): the host cannot see a refused
     ``memory.grow`` itself, only where memory ended.
 
+    ``max_wasm_stack``: bytes of wasm stack (``compile``'s; default
+    wasmtime's 512 KiB): a deeper call traps with "call stack exhausted".
+
     ``check=True`` raises ``RunError`` (carrying the result) unless the
     program exited with code 0.
 
     ``deterministic``, ``clock``, ``random``: a reproducible run, as
     ``WASI``'s (the same module, arguments and input give the same result).
     """
-    module = _module_for(module, timeout, fuel, cache)
+    module = _module_for(module, timeout, fuel, cache, max_wasm_stack)
     if version is None:
         namespaces = {ns for ns, _, _ in module.imports}
         version = "unstable" if "wasi_unstable" in namespaces and \
@@ -148,10 +152,15 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
     return result
 
 
-def _module_for(module: Any, timeout: float | None, fuel: int | None, cache: Any) -> Module:
+def _module_for(module: Any, timeout: float | None, fuel: int | None, cache: Any,
+                max_wasm_stack: int | None = None) -> Module:
     if not isinstance(module, Module):
         return compile(module, cache=cache, interruptible=timeout is not None,
-                       consume_fuel=fuel is not None)
+                       consume_fuel=fuel is not None, max_wasm_stack=max_wasm_stack)
+    if max_wasm_stack is not None and module.max_wasm_stack != max_wasm_stack:
+        raise ValueError(f"run(max_wasm_stack={max_wasm_stack}) with a compiled module needs one "
+                         f"compiled with it (this one has {module.max_wasm_stack}): "
+                         f"pywasi.compile(..., max_wasm_stack={max_wasm_stack})")
     if timeout is not None and not module.interruptible:
         raise ValueError("run(timeout=...) with a compiled module needs one compiled to be "
                          "interruptible: pywasi.compile(..., interruptible=True)")

@@ -41,6 +41,7 @@ from typing import Any
 
 from ._abi import Errno
 from ._engine import Instance, SharedMemory, StopSwitch, instantiate, new_store, store_switch
+from ._engine._engines import DEFAULT_WASM_STACK, wasm_stack
 from ._errors import LimitExceeded, PywasiError, WasiExit
 from ._syscalls._context import Context
 
@@ -106,7 +107,8 @@ class ThreadSpawn:
             if not isinstance(e, Exception):
                 raise  # an interrupt: it ends the program
             return _SPAWN_FAILED  # cannot link or start it (no memory, a trap in its start)
-        thread = threading.Thread(target=self._run, args=(entry, tid, start_arg),
+        stack = wasm_stack(module.engine)
+        thread = threading.Thread(target=self._run, args=(entry, tid, start_arg, stack),
                                   name=f"wasi-thread-{tid}", daemon=True)
         with self._lock:
             if self._ended:
@@ -114,8 +116,12 @@ class ThreadSpawn:
                 return _SPAWN_FAILED
             self._threads[tid] = thread
             try:
-                thread.start()
-            except RuntimeError:  # the host cannot start another thread
+                if stack <= DEFAULT_WASM_STACK:
+                    thread.start()
+                else:   # with native stack for the wasm stack
+                    from ._engine._stack import start_thread
+                    start_thread(thread, stack)
+            except (RuntimeError, ValueError, MemoryError):  # the host cannot start another thread
                 del self._threads[tid]
                 return _SPAWN_FAILED
         return tid
@@ -138,8 +144,11 @@ class ThreadSpawn:
         self._threads[tid] = threading.current_thread()  # a placeholder until it starts
         return tid
 
-    def _run(self, entry: Any, tid: int, start_arg: int) -> None:
+    def _run(self, entry: Any, tid: int, start_arg: int, stack: int) -> None:
         _running.tid = tid
+        if stack > DEFAULT_WASM_STACK:
+            from ._engine._stack import enter
+            enter(stack)
         try:
             entry(tid, start_arg)
         except WasiExit as e:

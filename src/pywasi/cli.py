@@ -54,6 +54,8 @@ options for run:
                         count; status 134)
   -W max-memory-size=BYTES  cap each linear memory at BYTES (K/M/G or KiB/MiB/GiB: powers
                         of 1024); memory.grow past it fails, malloc returns NULL
+  -W max-wasm-stack=BYTES  bytes of wasm stack before a call traps with "call stack
+                        exhausted" (default 512K, wasmtime's; at most 1G)
                         (several: -W timeout=2s,fuel=1000000)
   --max-open-files N    at most N descriptors open at once, stdio and --dir included
                         (an open past it fails with EMFILE)
@@ -118,6 +120,7 @@ class RunOptions:
         self.timeout: float | None = None
         self.fuel: int | None = None
         self.max_memory: int | None = None
+        self.max_wasm_stack: int | None = None
         self.max_open_files: int | None = None
         self.max_output: int | None = None
         self.trace: str | None = None  # "-": stderr, else a file
@@ -255,7 +258,8 @@ def _wasmtime_option(opts: RunOptions, item: str) -> None:
     """One ``-W NAME=VALUE`` (wasmtime's spelling of its limits)."""
     name, sep, value = item.partition("=")
     if not sep or not value:
-        raise UsageError(f"-W {item!r}: expected NAME=VALUE (timeout, fuel, max-memory-size)")
+        raise UsageError(f"-W {item!r}: expected NAME=VALUE (timeout, fuel, max-memory-size, "
+                         f"max-wasm-stack)")
     if name == "timeout":
         opts.timeout = _duration(value)
     elif name == "fuel":
@@ -264,8 +268,16 @@ def _wasmtime_option(opts: RunOptions, item: str) -> None:
         opts.max_memory = _bytes("-W max-memory-size", value)
         if not opts.max_memory:
             raise UsageError("-W max-memory-size must be at least 1 byte")
+    elif name == "max-wasm-stack":
+        from pywasi._engine._engines import check_wasm_stack
+        try:
+            opts.max_wasm_stack = check_wasm_stack(_bytes("-W max-wasm-stack", value),
+                                                   "-W max-wasm-stack")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     else:
-        raise UsageError(f"unknown -W option {name!r} (pywasi knows timeout, fuel, max-memory-size)")
+        raise UsageError(f"unknown -W option {name!r} (pywasi knows timeout, fuel, "
+                         f"max-memory-size, max-wasm-stack)")
 
 
 _DURATION_UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
@@ -341,7 +353,7 @@ def _internal_error(error: BaseException) -> int:
 
 
 def _compile(path: str, *, cache: bool, allow_precompiled: bool, interruptible: bool = False,
-             consume_fuel: bool = False) -> Any:
+             consume_fuel: bool = False, max_wasm_stack: int | None = None) -> Any:
     """``_engine.compile`` with its failures as a ``Failure`` (status 1) and
     the cache's warnings as ``pywasi: warning: ...`` lines."""
     import warnings
@@ -359,7 +371,7 @@ def _compile(path: str, *, cache: bool, allow_precompiled: bool, interruptible: 
         try:
             return compile_module(path, cache=None if cache else False,
                                   allow_precompiled=allow_precompiled, interruptible=interruptible,
-                                  consume_fuel=consume_fuel)
+                                  consume_fuel=consume_fuel, max_wasm_stack=max_wasm_stack)
         except FileNotFoundError:
             raise Failure(f"cannot read module {path!r}: no such file") from None
         except IsADirectoryError:
@@ -381,7 +393,8 @@ def run(opts: RunOptions) -> int:
     import pywasi
 
     module = _compile(opts.module, cache=opts.cache, allow_precompiled=opts.allow_precompiled,
-                      interruptible=opts.timeout is not None, consume_fuel=opts.fuel is not None)
+                      interruptible=opts.timeout is not None, consume_fuel=opts.fuel is not None,
+                      max_wasm_stack=opts.max_wasm_stack)
     namespaces = {m for m, _, _ in module.imports}
     # The ABI comes from the module: old programs import wasi_unstable.
     version = "unstable" if "wasi_unstable" in namespaces and \

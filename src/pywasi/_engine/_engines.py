@@ -5,12 +5,15 @@ features: the default one, whose compiled code has no epoch checks and
 counts no fuel; with epoch interruption (``EPOCH_SETTINGS``: modules that
 can spawn threads, and modules compiled ``interruptible`` for a timeout);
 with fuel (``FUEL_SETTINGS``, modules compiled ``consume_fuel``); and with
-both. A feature costs only the modules compiled for it. The settings tuples
-are part of the compiled-module cache key.
+both; each also per wasm stack size (``max_wasm_stack``). A feature costs
+only the modules compiled for it. The settings tuples are part of the
+compiled-module cache key, except the stack size, which does not change the
+code (see ``RUNTIME_SETTINGS``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
 import threading
@@ -18,13 +21,16 @@ from typing import Any, BinaryIO
 
 import wasmtime
 
+from . import _ffi
+
 __all__ = ["ENGINE_SETTINGS", "THREADS_SETTINGS", "EPOCH_SETTINGS", "FUEL_SETTINGS",
            "default_engine", "threads_engine", "engine_for", "settings_of", "has_epochs",
-           "has_fuel", "needs_threads", "cache_context", "wasmtime_version"]
+           "has_fuel", "needs_threads", "cache_context", "wasmtime_version", "wasm_stack",
+           "check_wasm_stack", "DEFAULT_WASM_STACK", "MAX_WASM_STACK", "RUNTIME_SETTINGS"]
 
-# (epochs, fuel) -> the engine; and each engine's id -> that key.
-_ENGINES: dict[tuple[bool, bool], wasmtime.Engine] = {}
-_FEATURES: dict[int, tuple[bool, bool]] = {}
+# (epochs, fuel, max_wasm_stack) -> the engine; and each engine's id -> that key.
+_ENGINES: dict[tuple[bool, bool, int], wasmtime.Engine] = {}
+_FEATURES: dict[int, tuple[bool, bool, int]] = {}
 _ENGINE_LOCK = threading.Lock()
 
 # Every setting of pywasi's engine, as (Config attribute, value). They decide
@@ -53,9 +59,26 @@ THREADS_SETTINGS = EPOCH_SETTINGS
 # fuel is used up (wasmtime: deterministic, costlier than epochs).
 FUEL_SETTINGS: tuple[tuple[str, Any], ...] = (("consume_fuel", True),)
 
+# The wasm stack: how deep wasm may call before it traps ("call stack
+# exhausted"). The default is wasmtime's own (its CLI's and wasmtime-py's):
+# a program that runs under ``wasmtime run`` runs the same here, and the
+# stack fits the native stack of any thread a caller may run a guest on (a
+# 1 MiB thread pool's too), so the guest runs on the caller's thread. A
+# larger one (``compile(..., max_wasm_stack=)``) runs the guest on a thread
+# of pywasi's with the native stack it needs (``_stack``).
+DEFAULT_WASM_STACK = 512 << 10
+# Above this, a worker thread's native stack is more address space than a
+# guest can reasonably want; refused rather than tried.
+MAX_WASM_STACK = 1 << 30
+# Settings that change what wasmtime allows at run time, not the code it
+# compiles (the serialized module is byte for byte the same): left out of the
+# compiled-module cache key, so an entry serves every stack size.
+RUNTIME_SETTINGS = frozenset({"max_wasm_stack"})
 
-def _settings(epochs: bool, fuel: bool) -> tuple[tuple[str, Any], ...]:
-    return ENGINE_SETTINGS + (EPOCH_SETTINGS if epochs else ()) + (FUEL_SETTINGS if fuel else ())
+
+def _settings(epochs: bool, fuel: bool, stack: int) -> tuple[tuple[str, Any], ...]:
+    return ENGINE_SETTINGS + (EPOCH_SETTINGS if epochs else ()) + (FUEL_SETTINGS if fuel else ()) \
+        + ((("max_wasm_stack", stack),) if stack != DEFAULT_WASM_STACK else ())
 
 
 def settings_of(engine: wasmtime.Engine) -> tuple[tuple[str, Any], ...] | None:
@@ -64,6 +87,31 @@ def settings_of(engine: wasmtime.Engine) -> tuple[tuple[str, Any], ...] | None:
     if features is None or _ENGINES.get(features) is not engine:
         return None
     return _settings(*features)
+
+
+def wasm_stack(engine: wasmtime.Engine) -> int:
+    """The bytes of wasm stack ``engine`` allows (wasmtime's default for an
+    engine that is not pywasi's: its own setting is unknown)."""
+    features = _FEATURES.get(id(engine))
+    if features is None or _ENGINES.get(features) is not engine:
+        return DEFAULT_WASM_STACK
+    return features[2]
+
+
+def check_wasm_stack(value: Any, option: str = "max_wasm_stack") -> int:
+    """``value`` as a wasm stack size, or a ``TypeError``/``ValueError``
+    that says what is accepted."""
+    if value is None:
+        return DEFAULT_WASM_STACK
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{option} must be an int (bytes), not {type(value).__name__}")
+    if not 1 <= value <= MAX_WASM_STACK:
+        raise ValueError(f"{option} must be between 1 byte and {MAX_WASM_STACK >> 20} MiB, "
+                         f"got {value}")
+    if value > _ASYNC_STACK_DEFAULT and _ffi.async_stack_size_set is None:
+        raise ValueError(f"{option} above {_ASYNC_STACK_DEFAULT >> 20} MiB needs "
+                         f"wasmtime_config_async_stack_size_set, which this wasmtime-py lacks")
+    return value
 
 
 _WASMTIME_VERSION: str | None = None
@@ -102,7 +150,8 @@ def cache_context(settings: tuple[tuple[str, Any], ...]) -> tuple[bytes, ...]:
     from it with ``settings``, as the compiled-module cache keys on it: the
     wasmtime build, the settings, the host architecture."""
     import platform
-    return (wasmtime_version().encode(), repr(settings).encode(), platform.machine().encode())
+    code = tuple(item for item in settings if item[0] not in RUNTIME_SETTINGS)
+    return (wasmtime_version().encode(), repr(code).encode(), platform.machine().encode())
 
 
 def has_epochs(engine: wasmtime.Engine) -> bool:
@@ -117,19 +166,21 @@ def has_fuel(engine: wasmtime.Engine) -> bool:
     return features is not None and features[1] and _ENGINES[features] is engine
 
 
-def engine_for(*, epochs: bool = False, fuel: bool = False) -> wasmtime.Engine:
-    """pywasi's engine with epoch interruption and/or fuel, made on first use.
+def engine_for(*, epochs: bool = False, fuel: bool = False,
+               stack: int = DEFAULT_WASM_STACK) -> wasmtime.Engine:
+    """pywasi's engine with epoch interruption and/or fuel, and ``stack``
+    bytes of wasm stack (checked: ``check_wasm_stack``), made on first use.
 
     ``memory_may_move = False`` on all of them: linear memory keeps its base
     address when it grows, so a host view of it only needs extending, never
     rebasing (see ``_memory``). Threads and shared memory are on so
     wasi-threads modules compile.
     """
-    key = (epochs, fuel)
+    key = (epochs, fuel, stack)
     with _ENGINE_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
-            engine = _ENGINES[key] = _new_engine(_settings(epochs, fuel))
+            engine = _ENGINES[key] = _new_engine(_settings(*key))
             _FEATURES[id(engine)] = key
         return engine
 
@@ -145,9 +196,21 @@ def threads_engine() -> wasmtime.Engine:
     return engine_for(epochs=True)
 
 
+# wasmtime's async stack size (2 MiB): a Config whose max_wasm_stack is above
+# it is invalid, and wasmtime-py 50/51 do not check that wasmtime refused to
+# make the engine: the process dies with SIGSEGV. Config does not wrap the
+# setter, so it is bound here; raised with the wasm stack (pywasi makes no
+# async calls: nothing is allocated for it).
+_ASYNC_STACK_DEFAULT = 2 << 20
+
+
 def _new_engine(settings: tuple[tuple[str, Any], ...]) -> wasmtime.Engine:
     config = wasmtime.Config()
     for name, value in settings:
+        if name == "max_wasm_stack" and value > _ASYNC_STACK_DEFAULT:
+            assert _ffi.async_stack_size_set is not None   # check_wasm_stack refused it
+            _ffi.async_stack_size_set(ctypes.cast(config.ptr(), ctypes.c_void_p),
+                                  value + _ASYNC_STACK_DEFAULT)
         setattr(config, name, value)
     return wasmtime.Engine(config)
 

@@ -28,6 +28,7 @@ from .._errors import CompatibilityWarning
 __all__ = [
     "RAW_CALLBACK", "FINALIZER", "EPOCH_CALLBACK", "own_symbol", "define_unchecked", "trap_new",
     "memory_data", "memory_data_size", "module_new", "set_epoch_callback", "error_new",
+    "async_stack_size_set",
     "LIVE", "register", "RELEASE", "RELEASE_ADDRESS", "TESTED_MAJORS", "problems",
     "warn_if_degraded",
 ]
@@ -50,6 +51,7 @@ _FALLBACK = {
     "wasmtime_store_epoch_deadline_callback":
         "stopping a program (timeout, threads) also interrupts the other programs running on "
         "its engine at that moment",
+    "wasmtime_config_async_stack_size_set": "a max_wasm_stack above 2 MiB is refused",
     "wasmtime_error_new":
         "stopping a program (timeout, threads) also interrupts the other programs running on "
         "its engine at that moment",
@@ -196,6 +198,9 @@ set_epoch_callback = _bind(
     "wasmtime_store_epoch_deadline_callback", None,
     [ctypes.c_void_p, EPOCH_CALLBACK, ctypes.c_void_p, FINALIZER])
 error_new = _bind("wasmtime_error_new", ctypes.c_void_p, [ctypes.c_char_p])
+# Config has no setter for it (see _engines: a max_wasm_stack above it needs it).
+async_stack_size_set = _bind("wasmtime_config_async_stack_size_set", None,
+                             [ctypes.c_void_p, ctypes.c_size_t])
 
 # Callbacks must outlive every linker and store that may call them: wasmtime
 # calls the finalizer with the env key when the last user is gone.

@@ -14,8 +14,8 @@ from . import _engines, _ffi
 from ._module import Module
 from ._shared import SharedMemory
 
-__all__ = ["ExitProbe", "Instance", "Exports", "Function", "Memory", "WeakMemory", "Global",
-           "trap_message"]
+__all__ = ["ExitProbe", "Instance", "Exports", "Function", "DeepFunction", "Memory", "WeakMemory",
+           "Global", "trap_message"]
 
 
 class ExitProbe(Protocol):
@@ -72,14 +72,30 @@ class Instance:
         if isinstance(error, wasmtime.Trap):
             if self.fuel is not None and error.trap_code is wasmtime.TrapCode.OUT_OF_FUEL:
                 return LimitExceeded("fuel", f"fuel of {self.fuel} used up")
-            return Trap(trap_message(error))
+            return Trap(trap_message(error, self.store.engine))
         if isinstance(error, wasmtime.WasmtimeError):
             return Trap(trap_message(error))
         return error
 
 
-def trap_message(e: BaseException) -> str:
-    return str(e).strip() or type(e).__name__
+def trap_message(e: BaseException, engine: wasmtime.Engine | None = None) -> str:
+    """The trap's report; a stack overflow's also says how to raise the
+    limit (``engine``'s wasm stack is the one that ran out)."""
+    text = str(e).strip() or type(e).__name__
+    if isinstance(e, wasmtime.Trap) and e.trap_code is wasmtime.TrapCode.STACK_OVERFLOW:
+        size = _engines.wasm_stack(engine) if engine is not None else _engines.DEFAULT_WASM_STACK
+        text += (f"\nThe wasm stack ({_size_text(size)}) is exhausted: give the program a larger "
+                 f"one with compile(..., max_wasm_stack=BYTES) or pywasi.run(..., "
+                 f"max_wasm_stack=BYTES), or `pywasi run -W max-wasm-stack=8M`.")
+    return text
+
+
+def _size_text(size: int) -> str:
+    if size % (1 << 20) == 0:
+        return f"{size >> 20} MiB"
+    if size % (1 << 10) == 0:
+        return f"{size >> 10} KiB"
+    return f"{size} bytes"
 
 
 class Exports(Mapping[str, Any]):
@@ -122,6 +138,9 @@ class Exports(Mapping[str, Any]):
 
 def _wrap_extern(owner: Instance, raw: Any) -> Any:
     if isinstance(raw, wasmtime.Func):
+        stack = _engines.wasm_stack(owner.store.engine)
+        if stack > _engines.DEFAULT_WASM_STACK:
+            return DeepFunction(owner, raw, stack)
         return Function(owner, raw)
     if isinstance(raw, wasmtime.Memory):
         return Memory(owner.store, raw)
@@ -156,6 +175,21 @@ class Function:
     @property
     def wasmtime_func(self) -> wasmtime.Func:
         return self._func
+
+
+class DeepFunction(Function):
+    """An export of a module compiled with a wasm stack larger than the
+    default: each call runs where the native stack holds it (``_stack``)."""
+
+    __slots__ = ("_stack",)
+
+    def __init__(self, owner: Instance, func: wasmtime.Func, stack: int) -> None:
+        super().__init__(owner, func)
+        self._stack = stack
+
+    def __call__(self, *args: Any) -> Any:
+        from ._stack import call   # not on the default stack's path
+        return call(self._stack, super().__call__, *args)
 
 
 class Memory:

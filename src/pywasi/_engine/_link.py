@@ -9,6 +9,7 @@ from typing import Any
 import wasmtime
 
 from .._errors import LimitExceeded, PywasiError, Trap
+from . import _engines
 from ._hostcall import define_raw
 from ._instance import Function, Global, Instance, Memory, trap_message
 from ._module import Import, Module, first_line, function_text, kind
@@ -100,9 +101,16 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
             memory = value
         _define_import(store, linker, imp, where, value, hosts, explicit)
     try:
-        raw = linker.instantiate(store, module._module)
+        # The module's start function, if any, runs here: with a large wasm
+        # stack, where the native stack holds it.
+        stack = _engines.wasm_stack(engine)
+        if stack <= _engines.DEFAULT_WASM_STACK:
+            raw = linker.instantiate(store, module._module)
+        else:
+            from ._stack import call
+            raw = call(stack, linker.instantiate, store, module._module)
     except wasmtime.Trap as e:
-        raise Trap(trap_message(e)) from None
+        raise Trap(trap_message(e, engine)) from None
     except wasmtime.WasmtimeError as e:
         if max_memory is not None and "exceeds memory limits" in str(e):
             raise LimitExceeded("memory", f"memory limit of {max_memory} bytes: "

@@ -89,6 +89,11 @@ class Module:
         return _engines.has_fuel(self.engine)
 
     @property
+    def max_wasm_stack(self) -> int:
+        """Bytes of wasm stack its calls may use (``compile(max_wasm_stack=)``)."""
+        return _engines.wasm_stack(self.engine)
+
+    @property
     def wasmtime_module(self) -> wasmtime.Module:
         return self._module
 
@@ -134,7 +139,7 @@ PRECOMPILED_MAGIC = b"\x7fELF"
 def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A001
             cache: bool | str | os.PathLike[str] | None = None,
             allow_precompiled: bool = False, interruptible: bool = False,
-            consume_fuel: bool = False) -> Module:
+            consume_fuel: bool = False, max_wasm_stack: int | None = None) -> Module:
     """Compile wasm (binary or WAT text) from bytes, or from a file path.
 
     ``interruptible``: the code checks wasmtime's epoch in every loop and
@@ -142,6 +147,12 @@ def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A
     module that can spawn threads always is). ``consume_fuel``: the code
     counts fuel, for ``instantiate(..., fuel=)``. Each costs run time (see
     the README's limits rows) and is off unless asked for.
+
+    ``max_wasm_stack``: bytes of wasm stack before a call traps with "call
+    stack exhausted" (default: wasmtime's 512 KiB; at most 1 GiB). It does
+    not change the code (one cache entry serves every size); a larger one
+    runs the module's calls on a thread of pywasi's with the native stack
+    it needs (docs/limits.md).
 
     ``cache``: None or True uses the compiled-module cache in its default
     directory (see ``_cache.cache_dir``), a path uses that directory, False
@@ -152,9 +163,13 @@ def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A
     """
     _ffi.warn_if_degraded()
     chosen = engine is None
+    stack = _engines.check_wasm_stack(max_wasm_stack)
     if engine is None:
         epochs = interruptible or _engines.needs_threads(_source_for_scan(source))
-        engine = _engines.engine_for(epochs=epochs, fuel=consume_fuel)
+        engine = _engines.engine_for(epochs=epochs, fuel=consume_fuel, stack=stack)
+    elif max_wasm_stack is not None:
+        raise ValueError("compile(max_wasm_stack=...) chooses pywasi's engine; with engine= "
+                         "set max_wasm_stack on that engine's wasmtime.Config instead")
     settings = _engines.settings_of(engine)
     use_cache = cache is not False and settings is not None
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -176,7 +191,8 @@ def compile(source: Source, *, engine: wasmtime.Engine | None = None,  # noqa: A
             if not (chosen and allow_precompiled):
                 raise
             # Its import section cannot be read: it may be a threads module.
-            return _load_precompiled(data, _engines.engine_for(epochs=True, fuel=consume_fuel),
+            return _load_precompiled(data, _engines.engine_for(epochs=True, fuel=consume_fuel,
+                                                               stack=stack),
                                      allow_precompiled)
 
     def build(wasm: bytes) -> wasmtime.Module:
