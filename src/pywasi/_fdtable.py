@@ -1,12 +1,21 @@
 """The descriptor table: the one gate every fd-taking syscall passes.
 
-Rights model (stated once, here): pywasi *enforces* rights. Each descriptor
-carries ``rights_base`` (what may be done to it) and ``rights_inheriting``
-(what descriptors opened through it may get). ``get(fd, needed)`` answers
-``BADF`` for an fd that is not open and ``NOTCAPABLE`` when the descriptor
-lacks any of the ``needed`` rights; no syscall checks rights anywhere else.
-Rights only ever narrow: ``fd_fdstat_set_rights`` may drop bits, never add
-them (see ``Descriptor.set_rights``).
+Rights policy (stated once, here; docs/sandbox.md for users): pywasi
+enforces the rights the *host* grants, and treats the rights a *guest* drops
+as advisory, as wasmtime does (preview1's rights were dropped from WASI after
+it; no program wasmtime runs may fail a rights check here). A descriptor's
+grant is what it is and how the host opened it: its kind (a directory
+cannot seek, stdin cannot be written), read or write access (chosen by
+path_open's base rights: FD_READ reads, FD_WRITE / FD_ALLOCATE /
+FD_FILESTAT_SET_SIZE write, as in wasmtime), and the host's restrictions
+(``pywasi.fs.ReadOnly``, ``--dir ...::ro``, a descriptor the host handed
+in read-only). ``get(fd, needed)`` answers ``BADF`` for an fd that is not
+open and ``NOTCAPABLE`` when the grant lacks any of the ``needed`` rights;
+no syscall checks rights anywhere else. What the guest narrows (path_open's
+rights, ``fd_fdstat_set_rights``, which may drop bits, never add them) is
+what ``fd_fdstat_get`` shows it, ``rights_base``; the grant is then kept in
+``rights_granted`` and checked only when the shown rights lack a bit, so
+the common case costs one test, as before.
 
 Numbering: the lowest free number is reused, as POSIX does, which is what
 wasi-libc's fd bookkeeping and many test suites expect.
@@ -56,7 +65,9 @@ class FdTable:
         if desc is None:
             raise WasiError(Errno.BADF)
         if needed & ~desc.rights_base:
-            raise WasiError(Errno.NOTCAPABLE)
+            granted = desc.rights_granted  # the guest narrowed it: advisory
+            if granted is None or needed & ~granted[0]:
+                raise WasiError(Errno.NOTCAPABLE)
         return desc
 
     def allocate(self, desc: Descriptor) -> int:

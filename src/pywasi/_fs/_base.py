@@ -28,8 +28,14 @@ class Descriptor:
     """Fields every descriptor has; subclasses set them in ``__init__``."""
 
     filetype: int = Filetype.UNKNOWN
+    # The rights the guest sees (fd_fdstat_get), as the host granted them or
+    # as the guest narrowed them since (path_open's rights, set_rights).
     rights_base: int = 0
     rights_inheriting: int = 0
+    # What the host granted, kept once the guest has narrowed the two above:
+    # (base, inheriting). The table enforces the grant, not the guest's
+    # narrowing (see _fdtable's rights policy); None: nothing was narrowed.
+    rights_granted: tuple[int, int] | None = None
 
     # -- fdstat ----------------------------------------------------------
     def fdflags(self) -> int:
@@ -39,11 +45,20 @@ class Descriptor:
         raise WasiError(Errno.NOTSUP)
 
     def set_rights(self, base: int, inheriting: int) -> None:
-        """Rights only narrow (spec: fd_fdstat_set_rights "can only remove")."""
+        """Rights only narrow (spec: fd_fdstat_set_rights "can only remove").
+        What the guest drops is shown, not enforced: the host's grant is kept
+        in ``rights_granted`` (the policy: ``_fdtable``)."""
         if base & ~self.rights_base or inheriting & ~self.rights_inheriting:
             raise WasiError(Errno.NOTCAPABLE)
+        if self.rights_granted is None:
+            self.rights_granted = (self.rights_base, self.rights_inheriting)
         self.rights_base = base
         self.rights_inheriting = inheriting
+
+    def granted_inheriting(self) -> int:
+        """The rights the host lets this descriptor hand down (path_open)."""
+        granted = self.rights_granted
+        return self.rights_inheriting if granted is None else granted[1]
 
     # -- data ------------------------------------------------------------
     def read(self, bufs: list[memoryview]) -> int:

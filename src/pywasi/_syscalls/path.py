@@ -40,6 +40,8 @@ _ALL_OFLAGS = _CREAT | _DIRECTORY | _EXCL | _TRUNC
 # it, so asking for it must not turn a directory open into ISDIR.
 _READ_RIGHTS = int(Rights.FD_READ | Rights.FD_READDIR)
 _WRITE_RIGHTS = int(Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE)
+_ACCESS_RIGHTS = _READ_RIGHTS | _WRITE_RIGHTS
+_FD_READ = int(Rights.FD_READ)
 
 _PATH_OPEN = int(Rights.PATH_OPEN)
 _PATH_CREATE_FILE = int(Rights.PATH_CREATE_FILE)
@@ -110,27 +112,37 @@ class PathCalls(Context):
             # refuses O_CREAT|O_DIRECTORY with EINVAL too.
             raise WasiError(Errno.INVAL)
         # Spec (path_open): CREAT needs PATH_CREATE_FILE, TRUNC needs
-        # PATH_FILESTAT_SET_SIZE, on the directory.
+        # PATH_FILESTAT_SET_SIZE, on the directory (granted: a ReadOnly tree
+        # has neither; dropped by the guest: advisory, see _fdtable).
         needed = _PATH_OPEN
         if oflags & _CREAT:
             needed |= _PATH_CREATE_FILE
         if oflags & _TRUNC:
             needed |= _PATH_FILESTAT_SET_SIZE
         directory, name = self._dir_at(fd, needed, path, path_len)
-        # NOTE: rights only narrow. Asking for a right the directory cannot
-        # hand down (not in its rights_inheriting) is NOTCAPABLE, as uvwasi
-        # (node:wasi) and wasi-common's rights model answer; current wasmtime
-        # ignores rights. wasi-libc, Rust std and Go all ask for a subset.
-        # (Checked once the path is read: one errno or the other only when
-        # both arguments are wrong.)
-        if (fs_rights_base | fs_rights_inheriting) & ~directory.rights_inheriting:
+        # The rights policy (_fdtable): the base rights asked choose the
+        # access, as in wasmtime; access the host does not let this directory
+        # hand down (a ReadOnly tree's writes) is NOTCAPABLE. Any other right
+        # asked beyond the grant is narrowed away silently: advisory, where
+        # uvwasi (node:wasi) refuses it -- wasmtime runs such programs (Go
+        # asks for every right but the socket ones).
+        granted = directory.granted_inheriting()
+        if fs_rights_base & _ACCESS_RIGHTS & ~granted:
             raise WasiError(Errno.NOTCAPABLE)
         # Positional, and "!= 0" rather than bool(): this runs once per file
         # opened (a keyword argument costs a lookup, bool() a call).
-        desc = directory.open_at(name, dirflags & _FOLLOW != 0, oflags, fdflags,
-                                 fs_rights_base & _READ_RIGHTS != 0,
-                                 fs_rights_base & _WRITE_RIGHTS != 0, fs_rights_base,
-                                 fs_rights_inheriting)
+        read = fs_rights_base & _READ_RIGHTS != 0
+        write = fs_rights_base & _WRITE_RIGHTS != 0
+        # The new descriptor's grant: what the directory hands down, less the
+        # access it was not opened with (the host opened it that way).
+        base = granted & ~((0 if read else _FD_READ) | (0 if write else _WRITE_RIGHTS))
+        desc = directory.open_at(name, dirflags & _FOLLOW != 0, oflags, fdflags, read, write,
+                                 base, granted)
+        if fs_rights_base & desc.rights_base != desc.rights_base or \
+                fs_rights_inheriting & desc.rights_inheriting != desc.rights_inheriting:
+            # Fewer rights asked than granted: shown, not enforced.
+            desc.set_rights(fs_rights_base & desc.rights_base,
+                            fs_rights_inheriting & desc.rights_inheriting)
         try:
             new_fd = self.fds.allocate(desc)
         except BaseException:
