@@ -54,12 +54,6 @@ class Descriptor:
             self.rights_granted = (self.rights_base, self.rights_inheriting)
         self.rights_base = base
         self.rights_inheriting = inheriting
-
-    def granted_inheriting(self) -> int:
-        """The rights the host lets this descriptor hand down (path_open)."""
-        granted = self.rights_granted
-        return self.rights_inheriting if granted is None else granted[1]
-
     # -- data ------------------------------------------------------------
     def read(self, bufs: list[memoryview]) -> int:
         raise WasiError(Errno.BADF)

@@ -126,7 +126,9 @@ class PathCalls(Context):
         # asked beyond the grant is narrowed away silently: advisory, where
         # uvwasi (node:wasi) refuses it -- wasmtime runs such programs (Go
         # asks for every right but the socket ones).
-        granted = directory.granted_inheriting()
+        # What the directory may hand down, as the host granted it.
+        granted_pair = directory.rights_granted
+        granted = directory.rights_inheriting if granted_pair is None else granted_pair[1]
         if fs_rights_base & _ACCESS_RIGHTS & ~granted:
             raise WasiError(Errno.NOTCAPABLE)
         # Positional, and "!= 0" rather than bool(): this runs once per file
@@ -138,11 +140,13 @@ class PathCalls(Context):
         base = granted & ~((0 if read else _FD_READ) | (0 if write else _WRITE_RIGHTS))
         desc = directory.open_at(name, dirflags & _FOLLOW != 0, oflags, fdflags, read, write,
                                  base, granted)
-        if fs_rights_base & desc.rights_base != desc.rights_base or \
-                fs_rights_inheriting & desc.rights_inheriting != desc.rights_inheriting:
-            # Fewer rights asked than granted: shown, not enforced.
-            desc.set_rights(fs_rights_base & desc.rights_base,
-                            fs_rights_inheriting & desc.rights_inheriting)
+        base, inheriting = desc.rights_base, desc.rights_inheriting
+        if fs_rights_base & base != base or fs_rights_inheriting & inheriting != inheriting:
+            # Fewer rights asked than granted (wasi-libc's every open): shown,
+            # not enforced -- Descriptor.set_rights on a new descriptor, inlined.
+            desc.rights_granted = (base, inheriting)
+            desc.rights_base = fs_rights_base & base
+            desc.rights_inheriting = fs_rights_inheriting & inheriting
         try:
             new_fd = self.fds.allocate(desc)
         except BaseException:
