@@ -21,6 +21,7 @@ if _TYPE_CHECKING:
     from ._run import RunError, RunResult, run
     from ._determinism import Clock, SeededRandom, VirtualClock
     from ._trace import Trace, TraceEvent
+    from ._engine._withmemory import CallerMemory, with_memory
 
 __version__ = "0.1.0"
 
@@ -28,14 +29,15 @@ __all__ = [
     "WASI", "run", "RunResult", "RunError", "compile", "instantiate", "Module", "Instance",
     "Function", "Memory", "Global", "PywasiError", "PreopenError", "LinkError", "Trap",
     "LimitExceeded", "WasiExit", "CompatibilityWarning", "Trace", "TraceEvent", "Clock",
-    "VirtualClock", "SeededRandom", "__version__",
+    "VirtualClock", "SeededRandom", "with_memory", "CallerMemory", "__version__",
 ]
 
 # Imported on first use: the pywasi command never needs them, and a module
 # import is ~0.5M instructions of every start-up (callgrind).
 _LAZY = {"run": "_run", "RunResult": "_run", "RunError": "_run", "Trace": "_trace",
          "TraceEvent": "_trace", "Clock": "_determinism", "VirtualClock": "_determinism",
-         "SeededRandom": "_determinism"}
+         "SeededRandom": "_determinism", "with_memory": "_engine._withmemory",
+         "CallerMemory": "_engine._withmemory"}
 
 
 def __getattr__(name: str) -> object:

@@ -122,6 +122,9 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
     instance.link = (module, complete)
     for host in hosts:
         instance._attach(host)
+        if hasattr(host, "bind_memory"):   # with_memory functions: the memory is known now
+            exported = instance.exports.get("memory")
+            host.bind_memory(exported if isinstance(exported, (Memory, SharedMemory)) else memory)
     return instance
 
 
@@ -224,6 +227,14 @@ def _define_import(store: wasmtime.Store, linker: wasmtime.Linker, imp: Import, 
         if not isinstance(ty, wasmtime.FuncType):
             raise LinkError(f"import {where}: the module imports a {kind(ty)}, "
                             f"a Python callable can only be a function")
+        if getattr(value, "_pywasi_with_memory", False):
+            from ._withmemory import MemoryImports
+            imports = next((h for h in hosts if isinstance(h, MemoryImports)), None)
+            if imports is None:
+                imports = MemoryImports()
+                hosts.append(imports)
+            imports.define(linker, imp.module, imp.name, ty, value)
+            return
         linker.define_func(imp.module, imp.name, ty, value)
         return
     raise LinkError(f"import {where}: cannot import a {type(value).__name__}")
