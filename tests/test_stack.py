@@ -15,6 +15,7 @@ import pathlib
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,6 +25,14 @@ from test_threads import PRELUDE, program
 from wasmbuild import build_c
 
 STACK = build_c("stack")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_worker_left() -> Iterator[None]:
+    """Other tests count threads and descriptors: end the idle workers."""
+    yield
+    _stack.stop_idle()
+    assert not [t for t in threading.enumerate() if t.name == "pywasi-wasm-stack"]
 DEEP = "300000"   # ~16 MiB of wasm stack
 BIG = 32 << 20
 

@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 from .._errors import PywasiError
 from ._engines import DEFAULT_WASM_STACK
 
-__all__ = ["HEADROOM", "native_stack", "start_thread", "call", "enter"]
+__all__ = ["HEADROOM", "IDLE_SECONDS", "native_stack", "start_thread", "call", "enter",
+           "stop_idle"]
 
 # Native stack beyond the wasm stack: the frames above the call's entry and
 # Python's host calls made at the deepest point. A main thread's usual 8 MiB:
@@ -84,7 +85,7 @@ class _Worker:
     """A thread of pywasi's with native stack for ``stack`` bytes of wasm,
     running one handed-over call at a time."""
 
-    __slots__ = ("stack", "job", "outcome", "given", "done")
+    __slots__ = ("stack", "job", "outcome", "given", "done", "thread")
 
     def __init__(self, stack: int) -> None:
         self.stack = stack
@@ -94,6 +95,7 @@ class _Worker:
         self.given.acquire()
         self.done = threading.Lock()    # released when its outcome is set
         self.done.acquire()
+        self.thread = threading.Thread(target=self.loop, name="pywasi-wasm-stack", daemon=True)
 
     def loop(self) -> None:
         enter(self.stack)
@@ -107,14 +109,30 @@ class _Worker:
                     if self.job is None:
                         return  # its last caller was interrupted and left it
                 self.given.acquire()  # taken just now: its job is being handed over
-            assert self.job is not None
+            if self.job is None:
+                return  # stop_idle
             fn, args = self.job
             try:
                 self.outcome = (True, fn(*args))
             except BaseException as e:  # noqa: BLE001 - handed to the caller
                 self.outcome = (False, e)
+            # Nothing of the call may stay alive while this thread idles (its
+            # instance, store and descriptors).
+            del fn, args
             self.job = None
             self.done.release()
+
+
+def stop_idle() -> None:
+    """End every idle worker now (they end by themselves after
+    ``IDLE_SECONDS``), and wait for them."""
+    with _IDLE_LOCK:
+        workers = [w for idle in _idle.values() for w in idle]
+        _idle.clear()
+    for worker in workers:
+        worker.given.release()   # with no job: it ends
+    for worker in workers:
+        worker.thread.join()
 
 
 def call(wasm_stack: int, fn: Callable[..., T], *args: Any) -> T:
@@ -132,9 +150,8 @@ def call(wasm_stack: int, fn: Callable[..., T], *args: Any) -> T:
     if worker is None:
         worker = _Worker(wasm_stack)
         worker.job = (fn, args)
-        thread = threading.Thread(target=worker.loop, name="pywasi-wasm-stack", daemon=True)
         try:
-            start_thread(thread, wasm_stack)
+            start_thread(worker.thread, wasm_stack)
         except (RuntimeError, ValueError, MemoryError) as e:
             raise PywasiError(f"cannot start a thread with {native_stack(wasm_stack) >> 20} MiB "
                               f"of native stack for a wasm stack of {wasm_stack} bytes: "
