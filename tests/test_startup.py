@@ -50,6 +50,60 @@ def test_hello_world_imports_only_what_it_needs(tmp_path: pathlib.Path) -> None:
     assert sorted(modules & NOT_AT_STARTUP) == []
 
 
+# Every module ``pywasi run`` of a hello world may import beyond what
+# ``import wasmtime`` itself loads (typing, re, ctypes, pathlib, ...: the floor
+# of a wasmtime-py tool, docs/performance.md "Start-up"). A module that is not
+# here fails the test below: if the run really needs it, add it here (and say
+# why in the commit); if only some runs need it, import it where it is used
+# (the help text of each entry: what needs it).
+RUN_MODULES = frozenset({
+    # pywasi's own run path: the command, the API, the engine facade, the
+    # syscalls (one import object of every function), stdio and the preopen
+    # descriptors, the compiled-module cache (a hit: its lookup and checksum).
+    "pywasi", "pywasi.cli", "pywasi._abi", "pywasi._abi._errno", "pywasi._abi._layout",
+    "pywasi._abi._signatures", "pywasi._abi._types", "pywasi._accel", "pywasi._native",
+    "pywasi._cache", "pywasi._dispatch", "pywasi._errors", "pywasi._fdtable", "pywasi._memory",
+    "pywasi._threads", "pywasi._wasi",
+    "pywasi._engine", "pywasi._engine._engines", "pywasi._engine._ffi", "pywasi._engine._hostcall",
+    "pywasi._engine._instance", "pywasi._engine._link", "pywasi._engine._module",
+    "pywasi._engine._shared", "pywasi._engine._stores",
+    "pywasi._fs", "pywasi._fs._base", "pywasi._fs._dir", "pywasi._fs._file", "pywasi._fs._resolve",
+    "pywasi._fs._stat", "pywasi._fs._stream",
+    "pywasi._syscalls", "pywasi._syscalls._context", "pywasi._syscalls.args_env",
+    "pywasi._syscalls.clock", "pywasi._syscalls.fd", "pywasi._syscalls.fs_fd",
+    "pywasi._syscalls.path", "pywasi._syscalls.poll", "pywasi._syscalls.proc",
+    "pywasi._syscalls.random", "pywasi._syscalls.sock", "pywasi._syscalls.unstable",
+    # The standard library they use: the fd table's free list (heapq), stdio
+    # (fcntl, termios, select, array), the cache's checksum and key digest
+    # (zlib; _sha256, _sha2 from 3.12), the end of the command (atexit,
+    # threading), weak references to stores, poll's timeouts (math).
+    "__future__", "heapq", "_heapq", "array", "fcntl", "termios", "select", "zlib", "_sha256",
+    "_sha2", "atexit", "threading", "_weakrefset", "weakref", "math",
+    # What the interpreter's stdio may load in a subprocess (its locale).
+    "encodings.ascii", "encodings.latin_1",
+})
+
+_BASELINE = "import sys, wasmtime; sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)))"
+
+
+def test_pywasi_run_imports_only_its_run_path(tmp_path: pathlib.Path) -> None:
+    """The allow-list above, against a real run of the command (a cache
+    hit: every start after the first). The floor is what ``import wasmtime``
+    loads in the same interpreter, so the list names only what pywasi adds."""
+    hello = str(build_c("hello"))
+    for _ in range(2):  # the first compiles and stores, the second loads from the cache
+        proc, modules = _run_cli(tmp_path / "cache", "run", hello)
+        assert proc.returncode == 0, proc.stderr
+    floor = subprocess.run([sys.executable, "-c", _BASELINE], capture_output=True, timeout=120)
+    _, _, names = floor.stderr.rpartition(b"MODULES ")
+    added = modules - set(names.decode().split())
+    unexpected = sorted(added - RUN_MODULES)
+    assert not unexpected, (
+        f"`pywasi run` of a hello world imported {unexpected}, which are not in "
+        f"tests/test_startup.py's RUN_MODULES. Import them where they are used (lazily) if only "
+        f"some runs need them; else add them to RUN_MODULES, saying what needs them.")
+
+
 _WRITE_AND_EXIT = """(module
   (import "wasi_snapshot_preview1" "path_open" (func $open
     (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
