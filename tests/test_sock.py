@@ -275,6 +275,14 @@ def test_rights_the_guest_drops_are_advisory(listener: socket.socket) -> None:
         assert peer.recv(1) == b"x"
         assert g.sock_shutdown(conn, Sdflags.WR) == Errno.SUCCESS
         assert g.accept(conn)[0] == Errno.NOTCAPABLE
+    # Narrowed on the listener, what it hands down is narrowed as shown only.
+    listening = g.wasi._fds.get(3)
+    listening.set_rights(listening.rights_base, int(Rights.FD_READ))
+    with connect(listener) as peer:
+        _, conn = g.accept(3)
+        assert g.wasi._fds.get(conn).rights_base == Rights.FD_READ
+        assert g.send(conn, b"y")[0] == Errno.SUCCESS
+        assert peer.recv(1) == b"y"
 
 
 def test_user_socket_is_duplicated_not_taken(listener: socket.socket) -> None:

@@ -105,7 +105,13 @@ class ListeningSocket(SocketDescriptor):
         # accept(2) does not pass O_NONBLOCK on to the new socket on Linux;
         # Python's accept() sets the connection blocking either way.
         conn.setblocking(not nonblock)
-        return StreamSocket(conn, self.rights_inheriting)
+        # The connection's grant is what the host lets this socket hand down;
+        # what the guest narrowed is shown on it, not enforced (_fdtable).
+        granted = self.rights_granted
+        stream = StreamSocket(conn, self.rights_inheriting if granted is None else granted[1])
+        if granted is not None:
+            stream.set_rights(stream.rights_base & self.rights_inheriting, 0)
+        return stream
 
 
 class StreamSocket(SocketDescriptor):
