@@ -10,6 +10,8 @@ also becomes a trap, with a message that says so, never a crash of the host.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._abi._errno import Errno
 
 __all__ = ["PywasiError", "Trap", "LimitExceeded", "WasiExit", "WasiError", "GuestFault", "ProcExit",
@@ -34,6 +36,11 @@ class LimitExceeded(Trap):
         super().__init__(message)
         self.limit = limit
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions unpickle by calling the class with ``args`` (here the
+        # message alone): the fields go back through the constructor.
+        return type(self), (self.limit, str(self)), self.__dict__
+
 
 class WasiExit(PywasiError):
     """The guest called ``proc_exit`` inside an export called from Python
@@ -42,6 +49,9 @@ class WasiExit(PywasiError):
     def __init__(self, code: int) -> None:
         super().__init__(f"the program exited with code {code}")
         self.code = code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.code,), self.__dict__
 
 
 class CompatibilityWarning(RuntimeWarning):

@@ -73,6 +73,9 @@ class RunError(PywasiError):
         super().__init__(f"the program {what}")
         self.result = result
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.result,), self.__dict__
+
 
 def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] = (),
         env: Mapping[str, str] | None = None, preopens: Mapping[str, Any] | None = None,

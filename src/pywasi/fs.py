@@ -468,6 +468,21 @@ class Overlay:
     def wasi_preopen(self, guest: bytes, now: Callable[[], int] = time.time_ns) -> Directory:
         return self.upper.wasi_preopen(guest, now)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with its contents: over a host directory, the lower tree
+        is read whole now (the copy, in another process or on another
+        machine, needs no host path) and ``changes()`` of the copy still
+        compares against the lower tree as it was."""
+        state = self.__dict__.copy()
+        if self._host is not None:
+            after = self.upper._digests(self._host)
+            before = _lower_digests(self._host, after)
+            for path, (kind, _) in before.items():
+                if kind == "lazy":  # unchanged, never read: its bytes are the lower file's
+                    before[path] = ("file", hashlib.sha256(self.upper.read(path)).digest())
+            state.update(_host=None, _before=before)
+        return state
+
     def __repr__(self) -> str:
         return f"Overlay({self.lower!r})"
 

@@ -35,7 +35,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Union
+from typing import Any, Union
 
 from .._abi import Errno, Fdflags, Filetype, Oflags, Whence
 from .._errors import WasiError
@@ -133,6 +133,72 @@ class MemoryTree:
         self.max_entries = max_entries
         self.used_bytes = 0
         self.used_entries = 0
+
+    # Pickling (a tree sent to a worker process and back): the nodes as one
+    # flat list, the root first, each directory's entries as (name, index),
+    # so a deep tree does not recurse through pickle and a hard link stays
+    # one node; the lock is made anew. An overlay's lower host tree is read
+    # whole here (a lazy node's entries and bytes): the copy holds the
+    # contents, not the host's fd.
+    def __getstate__(self) -> dict[str, object]:
+        with self.lock:
+            index = {id(self.root): 0}
+            pending: list[Node] = [self.root]
+            nodes: list[tuple[str, int, int, int, int, int, object]] = []
+            while len(nodes) < len(pending):
+                node = pending[len(nodes)]
+                payload: object
+                if isinstance(node, DirNode):
+                    children: list[tuple[str, int]] = []
+                    for name, child in node.entries.items():
+                        if id(child) not in index:
+                            index[id(child)] = len(pending)
+                            pending.append(child)
+                        children.append((name, index[id(child)]))
+                    kind, payload = "dir", children
+                elif isinstance(node, FileNode):
+                    kind, payload = "file", node.data
+                elif isinstance(node, LinkNode):
+                    kind, payload = "link", node.target
+                else:
+                    raise TypeError(f"MemoryFS: cannot pickle a {type(node).__name__}")
+                nodes.append((kind, node.ino, node.nlink, node.atim, node.mtim, node.ctim,
+                              payload))
+            return {"nodes": nodes, "next_ino": self._next_ino, "max_bytes": self.max_bytes,
+                    "max_entries": self.max_entries, "used_bytes": self.used_bytes,
+                    "used_entries": self.used_entries}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.lock = threading.RLock()
+        self._next_ino = state["next_ino"]
+        self.max_bytes = state["max_bytes"]
+        self.max_entries = state["max_entries"]
+        self.used_bytes = state["used_bytes"]
+        self.used_entries = state["used_entries"]
+        nodes: list[Node] = []
+        for kind, ino, nlink, atim, mtim, ctim, payload in state["nodes"]:
+            node: Node
+            if kind == "dir":
+                node = DirNode(ino, 0, None)
+            elif kind == "file":
+                node = FileNode(ino, 0)
+                # Unpickled, the buffer is the tree's own (no second copy of
+                # the data); copy.copy of a tree shares it, as shallow copies do.
+                node.data = payload if type(payload) is bytearray else bytearray(payload)
+            else:
+                node = LinkNode(ino, 0, payload)
+            node.nlink, node.atim, node.mtim, node.ctim = nlink, atim, mtim, ctim
+            nodes.append(node)
+        for node, (kind, *_, payload) in zip(nodes, state["nodes"]):
+            if isinstance(node, DirNode):
+                for name, i in payload:
+                    child = nodes[i]
+                    node.entries[name] = child
+                    if isinstance(child, DirNode):
+                        child.parent = node
+        root = nodes[0]
+        assert isinstance(root, DirNode)
+        self.root = root
 
     def new_ino(self) -> int:
         ino = self._next_ino
