@@ -11,6 +11,8 @@ one concern per module:
 - ``_engines``: the engines, their settings (part of the cache key), and
   which one a module needs;
 - ``_module``: ``compile`` and ``Module``, precompiled modules;
+- ``_pickled``: a ``Module`` pickled, and loaded in another process (once
+  per process, by its code's digest); imported only when used;
 - ``_stores``: stores, and the ``StopSwitch`` that traps a program's stores
   at an epoch tick;
 - ``_shared``: shared memories and the wasmtime-py 50/51 workaround;

@@ -26,7 +26,8 @@ from . import _ffi
 __all__ = ["ENGINE_SETTINGS", "THREADS_SETTINGS", "EPOCH_SETTINGS", "FUEL_SETTINGS",
            "default_engine", "threads_engine", "engine_for", "settings_of", "has_epochs",
            "has_fuel", "needs_threads", "cache_context", "wasmtime_version", "wasm_stack",
-           "check_wasm_stack", "DEFAULT_WASM_STACK", "MAX_WASM_STACK", "RUNTIME_SETTINGS"]
+           "check_wasm_stack", "DEFAULT_WASM_STACK", "MAX_WASM_STACK", "RUNTIME_SETTINGS",
+           "engine_with"]
 
 # (epochs, fuel, max_wasm_stack) -> the engine; and each engine's id -> that key.
 _ENGINES: dict[tuple[bool, bool, int], wasmtime.Engine] = {}
@@ -152,6 +153,21 @@ def cache_context(settings: tuple[tuple[str, Any], ...]) -> tuple[bytes, ...]:
     import platform
     code = tuple(item for item in settings if item[0] not in RUNTIME_SETTINGS)
     return (wasmtime_version().encode(), repr(code).encode(), platform.machine().encode())
+
+
+def engine_with(settings: tuple[tuple[str, Any], ...]) -> wasmtime.Engine | None:
+    """pywasi's engine made with ``settings`` (what ``settings_of`` gave for
+    it, in this or another process), None if pywasi makes no such engine."""
+    stack = dict(settings).get("max_wasm_stack", DEFAULT_WASM_STACK)
+    try:
+        stack = check_wasm_stack(stack)
+    except (TypeError, ValueError):
+        return None
+    features = (("epoch_interruption", True) in settings, ("consume_fuel", True) in settings,
+                stack)
+    if _settings(*features) != settings:
+        return None
+    return engine_for(epochs=features[0], fuel=features[1], stack=stack)
 
 
 def has_epochs(engine: wasmtime.Engine) -> bool:

@@ -50,12 +50,20 @@ class Import(NamedTuple):
 class Module:
     """A compiled module (``WebAssembly.Module``)."""
 
-    __slots__ = ("_module", "engine", "_imports")
+    __slots__ = ("_module", "engine", "_imports", "_code_digest", "__weakref__")
 
     def __init__(self, module: wasmtime.Module, engine: wasmtime.Engine) -> None:
         self._module = module
         self.engine = engine
         self._imports: tuple[Import, ...] | None = None
+        self._code_digest: bytes | None = None   # SHA-256 of its serialized code, once pickled
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        """Pickled as its compiled code, loaded without compiling (and once
+        per process) by ``_pickled.load``. Unpickling runs that native code:
+        unpickle only what you would run (``_pickled``'s docstring)."""
+        from . import _pickled
+        return _pickled.reduce(self, int(protocol))
 
     @property
     def import_entries(self) -> tuple[Import, ...]:
