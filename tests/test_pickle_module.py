@@ -54,6 +54,16 @@ def test_a_module_pickles_and_runs_in_every_protocol(hello: pywasi.Module, proto
     assert pywasi.run(copy).stdout == b"hello\n"
 
 
+def test_the_code_can_travel_out_of_band(hello: pywasi.Module) -> None:
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(hello, protocol=5, buffer_callback=buffers.append)
+    assert len(buffers) == 1 and len(data) < 1000
+    fresh()
+    # As a transport hands it back: a read-only view of memory it holds.
+    copy = pickle.loads(data, buffers=[memoryview(bytes(buffers[0].raw()))])
+    assert pywasi.run(copy).stdout == b"hello\n"
+
+
 def test_the_pickle_is_plain_data_for_one_loader(hello: pywasi.Module) -> None:
     form, header, digest, code = args_of(hello, 4)
     assert form == _pickled.FORMAT

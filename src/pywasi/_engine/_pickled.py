@@ -4,9 +4,11 @@ and how another process loads it (process pools, Dask, Ray).
 A pickled ``Module`` is plain data for one module-level loader (``load``),
 as numpy's ``ndarray.__reduce__`` is: a format number, a header saying what
 the code was compiled for (wasmtime's version, the machine, pywasi's engine
-settings: epochs, fuel, ...), the SHA-256 of the code, and the code itself: wasmtime's serialized form,
-the bytes ``pywasi compile`` writes. It carries no wasm: the code alone is
-what a worker runs (CPython for WASI: 27 MB pickled, its wasm 26 MB), and
+settings: epochs, fuel, ...), the SHA-256 of the code, and the code itself:
+wasmtime's serialized form, the bytes ``pywasi compile`` writes. It carries
+no wasm: the code alone is what a worker runs (CPython for WASI: 25.6 MB
+pickled, its wasm 26.3 MB; both again would double what every task of a
+pool may carry), and
 the workers of one pool or cluster run the same pywasi and wasmtime on the
 same machine type. Where one does not, ``load`` says what differs (before
 wasmtime is asked, from the header; wasmtime's own refusal -- a CPU that
@@ -69,8 +71,8 @@ def wasmtime_release() -> str:
 
 def reduce(module: Any, protocol: int) -> tuple[Any, ...]:
     """``Module.__reduce_ex__``: ``(load, plain data)``. With pickle
-    protocol 5 the code is a ``PickleBuffer``, which Ray and Dask send out
-    of band (no copy into the pickle stream)."""
+    protocol 5 the code is a ``PickleBuffer``, which a transport may send
+    out of band (no copy into the pickle stream)."""
     settings = _engines.settings_of(module.engine)
     if settings is None:
         raise TypeError("cannot pickle a Module compiled with an engine of your own: pywasi "
