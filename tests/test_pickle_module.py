@@ -78,6 +78,11 @@ def test_the_pickle_is_plain_data_for_one_loader(hello: pywasi.Module) -> None:
     assert copy.engine is both.engine
     result = pywasi.run(copy, timeout=5, fuel=10_000)
     assert result.stdout == b"hello\n" and result.fuel_consumed
+    # And its stack size.
+    deep = pywasi.compile(build_wat(HELLO), cache=False, max_wasm_stack=2 << 20)
+    copy = pickle.loads(pickle.dumps(deep))
+    assert copy.max_wasm_stack == 2 << 20 and copy.engine is deep.engine
+    assert pywasi.run(copy).stdout == b"hello\n"
 
 
 def test_a_process_loads_each_code_once(hello: pywasi.Module, monkeypatch: pytest.MonkeyPatch
