@@ -4,7 +4,9 @@ never a crash; a process loads each code once."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -132,6 +134,29 @@ def test_a_damaged_pickle_is_a_clear_error(hello: pywasi.Module) -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.split()
     assert lines[0] == "PywasiError" and "loaded" not in lines, out.stdout
+
+
+def test_a_damaged_header_is_a_clear_error(hello: pywasi.Module) -> None:
+    form, header, digest, code = args_of(hello, 4)
+    for bad in ((form, None, digest, code), (form, header, digest[:-1], code),
+                (form, header, "digest", code)):
+        with pytest.raises(pywasi.PywasiError, match="damaged"):
+            _pickled.load(*bad)
+
+
+def test_a_process_forked_while_a_load_holds_the_lock_can_load(hello: pywasi.Module) -> None:
+    data = pickle.dumps(hello)
+    fresh()
+    with _pickled._LOCK:
+        pid = os.fork()
+        if pid == 0:  # the child: a load must not wait for the parent's lock
+            signal.alarm(60)
+            try:
+                pickle.loads(data)
+            finally:
+                os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def test_a_module_another_process_cannot_load_is_an_error_naming_why(

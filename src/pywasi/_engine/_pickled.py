@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import os
 import pickle
 import platform
 import threading
@@ -54,6 +55,18 @@ _LOADED: weakref.WeakValueDictionary[bytes, Any] = weakref.WeakValueDictionary()
 _RECENT: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
 _LOCK = threading.Lock()
 _VERSION: str | None = None
+
+
+def _new_lock() -> None:
+    # A process forked while another thread loads (a pool started from a
+    # threaded driver) would inherit the lock held, and its first load
+    # would wait forever.
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock)
 
 
 def wasmtime_release() -> str:
@@ -96,6 +109,9 @@ def load(form: int, header: dict[str, Any], digest: bytes, code: Any) -> Any:
     if form != FORMAT:
         raise PywasiError(f"cannot load a pickled module of format {form!r} (this pywasi reads "
                           f"format {FORMAT}): pickle and unpickle with the same pywasi")
+    if not isinstance(header, dict) or not isinstance(digest, bytes) or len(digest) != 32:
+        raise PywasiError("the pickled module is damaged: its header or digest is not what "
+                          "pywasi writes")
     with _LOCK:
         module = _LOADED.get(digest)
         if module is None:
