@@ -19,6 +19,7 @@ from ._wasi import WASI, PreopenError
 
 if _TYPE_CHECKING:
     from ._run import RunError, RunResult, run
+    from ._cancel import CancelToken
     from ._determinism import Clock, SeededRandom, VirtualClock
     from ._trace import Trace, TraceEvent
     from ._engine._withmemory import CallerMemory, with_memory
@@ -29,7 +30,7 @@ __all__ = [
     "WASI", "run", "RunResult", "RunError", "compile", "instantiate", "Module", "Instance",
     "Function", "Memory", "Global", "PywasiError", "PreopenError", "LinkError", "Trap",
     "LimitExceeded", "WasiExit", "CompatibilityWarning", "Trace", "TraceEvent", "Clock",
-    "VirtualClock", "SeededRandom", "with_memory", "CallerMemory", "__version__",
+    "VirtualClock", "SeededRandom", "with_memory", "CallerMemory", "CancelToken", "__version__",
 ]
 
 # Imported on first use: the pywasi command never needs them, and a module
@@ -37,7 +38,7 @@ __all__ = [
 _LAZY = {"run": "_run", "RunResult": "_run", "RunError": "_run", "Trace": "_trace",
          "TraceEvent": "_trace", "Clock": "_determinism", "VirtualClock": "_determinism",
          "SeededRandom": "_determinism", "with_memory": "_engine._withmemory",
-         "CallerMemory": "_engine._withmemory"}
+         "CallerMemory": "_engine._withmemory", "CancelToken": "_cancel"}
 
 
 def __getattr__(name: str) -> object:

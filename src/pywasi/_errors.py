@@ -29,8 +29,10 @@ class Trap(PywasiError):
 
 class LimitExceeded(Trap):
     """A limit stopped the guest (or, for "memory", kept it from starting):
-    ``limit`` is "timeout", "fuel", "output" or "memory"; the message names
-    the limit ("time limit of 2s reached")."""
+    ``limit`` is "timeout", "cancelled", "fuel", "output" or "memory"; the
+    message names the limit ("time limit of 2s reached"). A cancel is one
+    more limit, not a class of its own: a run stopped from outside ends as
+    one stopped by its deadline, through the same ending (``_cancel``)."""
 
     def __init__(self, limit: str, message: str) -> None:
         super().__init__(message)

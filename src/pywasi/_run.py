@@ -28,8 +28,8 @@ class RunResult:
     ``exit_code``: the guest's exit code, None when it did not exit (a trap,
     or a limit stopped it). ``stdout``/``stderr``: what it wrote (bytes;
     None without ``capture_output``), up to the moment it ended. ``limit``:
-    None, or the limit that ended it: "timeout", "fuel", "output", "memory"
-    (see ``run``). ``trap``: the trap's message, or None. ``fuel_consumed``:
+    None, or the limit that ended it: "timeout", "cancelled", "fuel",
+    "output", "memory" (see ``run``). ``trap``: the trap's message, or None. ``fuel_consumed``:
     with a module that counts fuel, how much the run used. ``memory_peak``:
     bytes of linear memory at its largest (memories only grow: their size at
     the end). ``wall_time``: seconds from instantiation to the end.
@@ -84,7 +84,7 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
         max_output: int | None = None, capture_output: bool = True, check: bool = False,
         version: str | None = None, cache: bool | str | os.PathLike[str] | None = None,
         deterministic: bool = False, clock: Any = None, random: Any = None,
-        max_wasm_stack: int | None = None) -> RunResult:
+        max_wasm_stack: int | None = None, cancel: Any = None) -> RunResult:
     """Run a WASI command to its end and return a ``RunResult``.
 
     ``module``: a ``Module`` (reused as it is: compile it with
@@ -110,13 +110,21 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
     ``max_wasm_stack``: bytes of wasm stack (``compile``'s; default
     wasmtime's 512 KiB): a deeper call traps with "call stack exhausted".
 
+    ``cancel``: a ``pywasi.CancelToken`` (stops the run from the thread
+    that sets it) or a ``threading.Event`` (anything with ``is_set()``;
+    watched by a small thread while the run lasts). Setting it stops the
+    guest wherever it is, as the timeout does: ``limit`` is "cancelled",
+    the output written until then is in the result.
+
     ``check=True`` raises ``RunError`` (carrying the result) unless the
     program exited with code 0.
 
     ``deterministic``, ``clock``, ``random``: a reproducible run, as
     ``WASI``'s (the same module, arguments and input give the same result).
     """
-    module = _module_for(module, timeout, fuel, cache, max_wasm_stack)
+    module = _module_for(module, timeout is not None or cancel is not None, fuel, cache,
+                         "run(timeout=...)" if cancel is None else "run(cancel=...)",
+                         max_wasm_stack)
     if version is None:
         namespaces = {ns for ns, _, _ in module.imports}
         version = "unstable" if "wasi_unstable" in namespaces and \
@@ -134,7 +142,7 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
     began = time.perf_counter()
     try:
         instance = instantiate(module, wasi.get_import_object(), fuel=fuel, max_memory=max_memory)
-        exit_code = wasi.start(instance, timeout=timeout)
+        exit_code = wasi.start(instance, timeout=timeout, cancel=cancel)
     except LimitExceeded as e:
         limit, trap = e.limit, str(e)
     except Trap as e:
@@ -155,17 +163,19 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
     return result
 
 
-def _module_for(module: Any, timeout: float | None, fuel: int | None, cache: Any,
-                max_wasm_stack: int | None = None) -> Module:
+def _module_for(module: Any, stoppable: bool, fuel: int | None, cache: Any,
+                what: str = "run(timeout=...)", max_wasm_stack: int | None = None) -> Module:
+    """``module`` compiled for what the run asks: epochs when it can be
+    stopped (a timeout, a cancel), fuel when it is metered."""
     if not isinstance(module, Module):
-        return compile(module, cache=cache, interruptible=timeout is not None,
+        return compile(module, cache=cache, interruptible=stoppable,
                        consume_fuel=fuel is not None, max_wasm_stack=max_wasm_stack)
     if max_wasm_stack is not None and module.max_wasm_stack != max_wasm_stack:
         raise ValueError(f"run(max_wasm_stack={max_wasm_stack}) with a compiled module needs one "
                          f"compiled with it (this one has {module.max_wasm_stack}): "
                          f"pywasi.compile(..., max_wasm_stack={max_wasm_stack})")
-    if timeout is not None and not module.interruptible:
-        raise ValueError("run(timeout=...) with a compiled module needs one compiled to be "
+    if stoppable and not module.interruptible:
+        raise ValueError(f"{what} with a compiled module needs one compiled to be "
                          "interruptible: pywasi.compile(..., interruptible=True)")
     if fuel is not None and not module.consume_fuel:
         raise ValueError("run(fuel=...) with a compiled module needs one compiled to count "

@@ -23,9 +23,12 @@ thread is stopped wherever it is:
   (``Context.when_readable``, ``Context.when_writable``). NOTE: path_open
   of a FIFO is not cancelled: the end waits for it, as a single-threaded
   program would hang there too.
-The same ending stops a program at its time limit (``begin``'s
-``timeout``, with or without threads): a timer decides the outcome (a
-``LimitExceeded``) and stops every thread as above.
+The same ending stops a program at its time limit or when it is cancelled
+(``begin``'s ``timeout`` and ``cancels``, with or without threads; armed by
+``_cancel.Alarm``): the first to fire decides the outcome (a
+``LimitExceeded``) and stops every thread as above. A bounded call into a
+reactor (``Instance.call``) is such a program too, begun and ended around
+the one call.
 ``WASI.start`` (the thread that runs ``_start``) joins every thread before
 it returns the outcome, so no Python thread of the program is left. Outcomes
 come from host state (``Instance._outcome`` reads what proc_exit recorded),
@@ -42,7 +45,7 @@ from typing import Any
 from ._abi import Errno
 from ._engine import Instance, SharedMemory, StopSwitch, instantiate, new_store, store_switch
 from ._engine._engines import DEFAULT_WASM_STACK, wasm_stack
-from ._errors import LimitExceeded, PywasiError, WasiExit
+from ._errors import PywasiError, WasiExit
 from ._syscalls._context import Context
 
 __all__ = ["ThreadSpawn", "MAX_THREAD_ID"]
@@ -78,7 +81,10 @@ class ThreadSpawn:
         # Held while the cancel pipe is written or closed: a time limit's
         # timer may write it as ``end`` closes it (the number could be reused).
         self._cancel_lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._alarm: Any = None  # a _cancel.Alarm while a deadline or cancel is armed
+        # Which begin..end the program is in: a stop decided for an earlier
+        # one (a late timer) must not end the next call into a reactor.
+        self._generation = 0
 
     def __repr__(self) -> str:
         return "<wasi-threads thread-spawn>"
@@ -160,25 +166,33 @@ class ThreadSpawn:
                 self._threads.pop(tid, None)
 
     # -- the program ------------------------------------------------------
-    def begin(self, instance: Instance, timeout: tuple[float, str] | None = None) -> None:
-        """``WASI.start`` is about to run ``instance``'s ``_start``: the
-        threads it spawns are instances of the same module. ``timeout``:
-        (seconds, how the limit is named), the program's time limit."""
+    def begin(self, instance: Instance, timeout: tuple[float, str] | None = None,
+              cancels: tuple[Any, ...] = ()) -> None:
+        """``WASI.start`` is about to run ``instance``'s ``_start`` (or
+        ``Instance.call`` one of its exports): the threads it spawns are
+        instances of the same module. ``timeout``: (seconds, how the limit
+        is named), the program's time limit; ``cancels``: what cancels it
+        (``CancelToken``s, events)."""
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+            self._ended = False
+            self._outcome = None
+        self._main_left.clear()
         self._program = instance
         self._switch = store_switch(instance.store)
         read, self._cancel_write = os.pipe()
         self._ctx.set_cancel_fd(read)
-        if timeout is not None:
-            seconds, shown = timeout
-            limit = LimitExceeded("timeout", f"time limit of {shown} reached")
-            self._timer = threading.Timer(seconds, self._end_from_thread, (limit,))
-            self._timer.daemon = True
-            self._timer.start()
+        if timeout is not None or cancels:
+            from ._cancel import Alarm  # only when asked: start-up
+            self._alarm = Alarm(lambda outcome: self._interrupt(outcome, generation), timeout,
+                                cancels)
 
-    def _decide(self, outcome: Outcome) -> bool:
-        """Record the program's outcome if none is yet; True if this one is it."""
+    def _decide(self, outcome: Outcome, generation: int | None = None) -> bool:
+        """Record the program's outcome if none is yet; True if this one is
+        it. ``generation``: the begin..end an alarm was armed for."""
         with self._lock:
-            if self._ended:
+            if self._ended or generation not in (None, self._generation):
                 return False
             self._ended, self._outcome = True, outcome
             return True
@@ -211,6 +225,21 @@ class ThreadSpawn:
         self._stop_others()
         # The main thread may sit in memory.atomic.wait (joining us):
         # keep waking it until it has left wasm.
+        self._wake_until_main_left()
+
+    def _interrupt(self, outcome: Outcome, generation: int) -> None:
+        """The alarm: a deadline passed or a cancel was set, in a timer, a
+        watcher or the thread that set a ``CancelToken`` (which must not be
+        held: an event loop's, say). A threads program's main thread may sit
+        in memory.atomic.wait; a thread of its own keeps waking it."""
+        if not self._decide(outcome, generation):
+            return
+        self._stop_others()
+        program = self._program
+        if program is not None and isinstance(program.imported_memory, SharedMemory):
+            threading.Thread(target=self._wake_until_main_left, daemon=True).start()
+
+    def _wake_until_main_left(self) -> None:
         while not self._main_left.wait(_WAKE_INTERVAL):
             self._wake()
 
@@ -229,10 +258,9 @@ class ThreadSpawn:
             running[0].join(_WAKE_INTERVAL)
             if running[0].is_alive():
                 self._wake()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer.join()
-            self._timer = None
+        if self._alarm is not None:
+            self._alarm.disarm()
+            self._alarm = None
         with self._cancel_lock:
             if self._cancel_write is not None:
                 os.close(self._cancel_write)

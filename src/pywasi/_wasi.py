@@ -199,21 +199,25 @@ class WASI:
         instance._attach(self._ctx)
         self._bound = True
 
-    def start(self, instance: Instance, *, timeout: float | None = None) -> int:
+    def start(self, instance: Instance, *, timeout: float | None = None,
+              cancel: Any = None) -> int:
         """Run the command's ``_start``; returns its exit code (0 when ``_start``
         returns). With ``return_on_exit=False`` the process exits instead.
 
-        ``timeout`` (seconds of wall-clock time, for a module compiled with
-        ``interruptible=True``): then the program is stopped wherever it is
-        -- running wasm, in every thread, or blocked in poll_oneoff, fd_read,
-        fd_write, sock_accept, sock_recv, sock_send -- and ``start`` raises
-        ``LimitExceeded`` (``limit == "timeout"``). A limit that stops the
-        guest (fuel, output) raises it too; another trap raises ``Trap``."""
+        ``timeout`` (seconds of wall-clock time) and ``cancel`` (a
+        ``pywasi.CancelToken``, a ``threading.Event`` or anything with
+        ``is_set()``), for a module compiled with ``interruptible=True``:
+        when the time is up or the cancel is set, the program is stopped
+        wherever it is -- running wasm, in every thread, or blocked in
+        poll_oneoff, fd_read, fd_write, sock_accept, sock_recv, sock_send --
+        and ``start`` raises ``LimitExceeded`` (``limit == "timeout"`` or
+        ``"cancelled"``). A limit that stops the guest (fuel, output) raises
+        it too; another trap raises ``Trap``."""
         if self._trace is not None:  # its exit or trap line after the run
-            return int(self._trace.run(lambda: self._start(instance, timeout)))
-        return self._start(instance, timeout)
+            return int(self._trace.run(lambda: self._start(instance, timeout, cancel)))
+        return self._start(instance, timeout, cancel)
 
-    def _start(self, instance: Instance, timeout: float | None) -> int:
+    def _start(self, instance: Instance, timeout: float | None, cancel: Any) -> int:
         seconds = _check_timeout(timeout)
         exports = self._check_instance(instance, "start")
         if "_initialize" in exports:
@@ -225,18 +229,21 @@ class WASI:
         shared = instance.imported_memory if isinstance(instance.imported_memory, SharedMemory) else None
         if "memory" not in exports and shared is None:
             raise PywasiError("start(): the instance does not export a memory named 'memory'")
-        if seconds is not None and not has_epochs(instance.store.engine):
-            raise PywasiError("start(timeout=...) needs a module compiled to be interruptible: "
+        cancels = _cancels(cancel)
+        if (seconds is not None or cancels) and not has_epochs(instance.store.engine):
+            what = "timeout" if seconds is not None else "cancel"
+            raise PywasiError(f"start({what}=...) needs a module compiled to be interruptible: "
                               "pywasi.compile(..., interruptible=True)")
         self._started = True
         self.finalize_bindings(instance, None if "memory" in exports else shared)
         _flush_python_stdio()
         spawner = self._thread_spawn
-        if seconds is not None or instance.link is not None and instance.link[1].get(
+        if seconds is not None or cancels or instance.link is not None and instance.link[1].get(
                 "wasi", {}).get("thread-spawn") is spawner:
-            # A wasi-threads program, or one with a time limit: every thread
-            # has ended when this returns.
-            spawner.begin(instance, None if seconds is None else (seconds, _duration(seconds)))
+            # A wasi-threads program, or one with a time limit or a cancel:
+            # every thread has ended when this returns.
+            spawner.begin(instance, None if seconds is None else (seconds, _duration(seconds)),
+                          cancels)
             outcome = spawner.end(outcome_of_start(entry))
             _flush_python_stdio()
             if isinstance(outcome, BaseException):
@@ -386,6 +393,16 @@ def _check_timeout(timeout: Any) -> float | None:
     if not timeout > 0 or timeout != timeout or timeout == float("inf"):
         raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout}")
     return float(timeout)
+
+
+def _cancels(cancel: Any) -> tuple[Any, ...]:
+    """``cancel=`` (one, or a tuple: ``run_async`` passes the caller's and
+    its task's) as the tuple ``ThreadSpawn.begin`` takes."""
+    if cancel is None:
+        return ()
+    from ._cancel import check_cancel  # only when asked: start-up
+    return tuple(check_cancel(c) for c in (cancel if isinstance(cancel, tuple) else (cancel,))
+                 if c is not None)
 
 
 def _duration(seconds: float) -> str:
