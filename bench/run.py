@@ -5,6 +5,7 @@ API), node:wasi, wasmtime's own WASI (through wasmtime-py) and natively.
     python bench/run.py --only W5-LIMITS,YOSYS-LIMITS,PY-RUNS    # issue 13's rows
     python bench/run.py --only W1-TRACE,W3-TRACE                   # the trace (issue 14)
     python bench/run.py --only W3-MEM                              # a MemoryFS (issue 15)
+    python bench/run.py --only PY-ASYNC,PAR2                       # run_async, parallel guests (issue 25)
 
 What it does, in order:
 1. builds bench/c/*.c twice: to wasm32-wasi with ``python -m ziglang cc`` (the
@@ -417,6 +418,22 @@ def workloads(quick: bool, scratch: pathlib.Path, yosys: Program | str,
     else:
         runs.wasm = python.wasm
     ws.append(runs)
+    # Issue 25, in one process each (drivers/pywasi_async.py, its own
+    # interleaved timing on stderr): run_async's cost over run(), and two
+    # CPU-bound guests (W5 on 64 MiB) on two threads against one.
+    run_async = Workload("PY-ASYNC", 'CPython -c "print(1)": await pywasi.run_async() against '
+                         "pywasi.run() in one process (cache warm)", None, ["-c", "print(1)"],
+                         _in_process_check("PY-ASYNC", r"^1$", "stdout"),
+                         runners=("pywasi-async",), max_reps=1)
+    if isinstance(python, str):
+        run_async.skip_reason = python
+    else:
+        run_async.wasm = python.wasm
+    ws.append(run_async)
+    ws.append(Workload("PAR2", "SHA-256 over 64 MiB (W5), two guests at once on two threads "
+                       "against one alone, in one process", "w5_sha256", ["64"],
+                       _in_process_check("PAR2", r"^w5 mib=64 sha256=[0-9a-f]{64}$", "stderr"),
+                       runners=("pywasi-par2",), max_reps=1))
     return ws
 
 
@@ -438,13 +455,28 @@ def _py_runs_check(o: Outcome) -> str | None:
     return bad
 
 
+# The summary line of each drivers/pywasi_async.py process, by row.
+IN_PROCESS_LINES: dict[str, list[dict[str, float]]] = {}
+
+
+def _in_process_check(key: str, pattern: str, stream: str) -> Callable[[Outcome], str | None]:
+    def check(o: Outcome) -> str | None:
+        bad = _expect(pattern, o.stdout if stream == "stdout" else o.stderr, key)
+        found = re.search(r"^runs=\d+ (.*)$", o.stderr, re.M)
+        if found:
+            IN_PROCESS_LINES.setdefault(key, []).append(
+                {k: float(v) for k, v in (kv.split("=") for kv in found.group(1).split())})
+        return bad or (None if found else f"{key}: no summary line on stderr")
+    return check
+
+
 # pywasi run with each limit that changes the compiled code, opted into by
 # the *-LIMITS rows only.
 LIMIT_RUNNERS = ("pywasi-cli", "pywasi-timeout", "pywasi-fuel")
 # pywasi run with a whole trace, opted into by the *-TRACE rows only.
 TRACE_RUNNERS = ("pywasi-cli", "pywasi-trace")
 OPT_IN_RUNNERS = {"pywasi-timeout", "pywasi-fuel", "pywasi-runs", "pywasi-trace",
-                  "pywasi-memory", "wasmtime-cli", "python-floor"}
+                  "pywasi-memory", "wasmtime-cli", "python-floor", "pywasi-async", "pywasi-par2"}
 IN_PROCESS_RUNS = 50
 # START also runs the wasmtime CLI and the floor of any Python tool.
 START_RUNNERS = ("pywasi-cli", "pywasi-api", "node", "wasmtime", "wasmtime-cli", "python-floor")
@@ -488,6 +520,10 @@ def make_runners() -> list[Runner]:
                True, [py, "-m", "pywasi", "run"]),
         Runner("pywasi-runs", f"pywasi.run() x{IN_PROCESS_RUNS} in one process",
                True, [py, str(DRIVERS / "pywasi_runs.py"), "--runs", str(IN_PROCESS_RUNS)]),
+        Runner("pywasi-async", "pywasi.run() and run_async(), alternately, in one process",
+               True, [py, str(DRIVERS / "pywasi_async.py"), "async", "--runs", "20"]),
+        Runner("pywasi-par2", "pywasi.run(): one guest, then two on two threads, in one process",
+               True, [py, str(DRIVERS / "pywasi_async.py"), "par2", "--runs", "5"]),
         Runner("native", "native (gcc -O2)", False, [], None if gcc else "no gcc/cc on PATH"),
         _wasmtime_cli_runner(),
         # Python's own start-up, printing the row's line (START only): the
@@ -872,6 +908,23 @@ def _limits_report(ws: list[Workload], results: dict[str, dict[str, Cell]]) -> l
                 f"| `pywasi run`, a process per run | {per_process('pywasi-cli')} |",
                 f"| node:wasi, a process per run | {per_process('node')} |",
                 f"| pywasi.run() over node:wasi | {ratio} |"]
+    if IN_PROCESS_LINES:
+        out += ["", "Issue 25, in one process (drivers/pywasi_async.py, interleaved; medians "
+                    "over the processes' own medians):", "",
+                "| row | measured | target | met? |", "|---|---|---|---|"]
+    lines = IN_PROCESS_LINES.get("PY-ASYNC")
+    if lines:
+        extra = statistics.median(x["extra_ms"] for x in lines)
+        out.append(f"| PY-ASYNC | run() {statistics.median(x['run_ms'] for x in lines):.1f} ms, "
+                   f"run_async() {statistics.median(x['async_ms'] for x in lines):.1f} ms: "
+                   f"{extra:+.2f} ms a run | ≤ +1 ms | {'yes' if extra <= 1.0 else '**no**'} |")
+    lines = IN_PROCESS_LINES.get("PAR2")
+    if lines:
+        speedup = statistics.median(x["speedup"] for x in lines)
+        out.append(f"| PAR2 | one guest {statistics.median(x['one_s'] for x in lines):.2f} s, "
+                   f"two at once {statistics.median(x['two_s'] for x in lines):.2f} s: "
+                   f"{speedup:.2f}× the throughput | ≥ 1.7× | "
+                   f"{'yes' if speedup >= 1.7 else '**no**'} |")
     return out
 
 
@@ -902,7 +955,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="OUT", help="also write every sample as JSON")
     ap.add_argument("--only", metavar="KEYS", help="comma-separated: START,W1,W2,W3,W4,W5,YOSYS,"
                                                      "PY-V,PY-COLD,YOSYS-V,YOSYS-COLD,"
-                                                     "W5-LIMITS,YOSYS-LIMITS,PY-RUNS,W1-TRACE,W3-TRACE,W3-MEM")
+                                                     "W5-LIMITS,YOSYS-LIMITS,PY-RUNS,W1-TRACE,W3-TRACE,W3-MEM,"
+                                                     "PY-ASYNC,PAR2")
     ap.add_argument("--reps", type=int, help="rounds per workload (default 3 quick, 5 full)")
     ap.add_argument("--runners", metavar="NAMES",
                     help="comma-separated subset of pywasi-cli,pywasi-api,node,wasmtime,native "

@@ -1,6 +1,6 @@
 """Stopping a run from outside: ``cancel=`` (a ``pywasi.CancelToken`` or a
-``threading.Event``) on ``pywasi.run`` and ``wasi.start``, in every place a
-guest can be: computing, asleep in poll_oneoff, blocked reading a pipe
+``threading.Event``) on ``pywasi.run`` and ``wasi.start``, and cancelling
+the asyncio task awaiting ``pywasi.run_async``, in every place a guest can be: computing, asleep in poll_oneoff, blocked reading a pipe
 nobody writes, in sock_accept, and in every thread of a wasi-threads
 program. A cancel must stop the guest within 0.5 s of being set (issue 25,
 item 1), the bound test_limits holds the timeout to: generous for an epoch
@@ -9,6 +9,8 @@ tick and a pipe write, meaningful on a loaded 2-core machine.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import socket
 import threading
@@ -110,15 +112,16 @@ def assert_cancelled_in_time(elapsed: float) -> None:
     assert CANCEL_AFTER <= elapsed < CANCEL_AFTER + STOP_WITHIN, elapsed
 
 
+@pytest.mark.parametrize("route", ["run", "start"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("where", PLACES)
-def test_cancel_stops_a_run_wherever_the_guest_is(where: str, kind: str,
+def test_cancel_stops_a_run_wherever_the_guest_is(where: str, kind: str, route: str,
                                                   interruptible: pywasi.Module) -> None:
     cancel = KINDS[kind]()
     with place(where, interruptible) as (module, kwargs):
         began = time.monotonic()
         set_later(cancel)
-        if "sockets" not in kwargs:
+        if route == "run":
             result = pywasi.run(module, cancel=cancel, **kwargs)
             outcome: Any = (result.limit, result.trap, result.exit_code)
         else:
@@ -243,3 +246,121 @@ def test_an_object_with_only_is_set_is_watched(interruptible: pywasi.Module) -> 
     assert pywasi.run(interruptible, args=["limits", "spin"], cancel=flag).limit == "cancelled"
     assert_cancelled_in_time(time.monotonic() - began)
 
+
+
+# -- run_async ------------------------------------------------------------------
+
+def arun(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_run_async_gives_what_run_gives(interruptible: pywasi.Module) -> None:
+    result = arun(pywasi.run_async(interruptible, args=["limits", "hello"]))
+    assert (result.exit_code, result.stdout, result.limit) == (0, b"hello\n", None)
+    # every keyword of run(): here a timeout
+    result = arun(pywasi.run_async(interruptible, args=["limits", "spin"], timeout=0.2))
+    assert (result.limit, result.exit_code) == ("timeout", None)
+
+
+@pytest.mark.parametrize("where", PLACES)
+def test_cancelling_the_task_stops_the_guest_wherever_it_is(where: str,
+                                                           interruptible: pywasi.Module) -> None:
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+
+    async def main() -> float:
+        with place(where, interruptible) as (module, kwargs):
+            task = asyncio.ensure_future(pywasi.run_async(module, executor=executor, **kwargs))
+            await asyncio.sleep(CANCEL_AFTER)
+            assert not task.done()  # the loop ran on while the guest is blocked
+            began = time.monotonic()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return time.monotonic() - began
+
+    try:
+        elapsed = arun(main())
+        assert elapsed < STOP_WITHIN, elapsed
+        assert wasi_threads() == []
+        # The executor's one thread is free again: nothing runs on the task's behalf.
+        assert executor.submit(lambda: 42).result(timeout=5) == 42
+    finally:
+        executor.shutdown()
+
+
+@pytest.mark.parametrize("how", ["asyncio.wait_for"] + (["asyncio.timeout"]
+                                                        if hasattr(asyncio, "timeout") else []))
+def test_a_deadline_on_the_task_stops_the_guest(how: str, interruptible: pywasi.Module) -> None:
+    async def main() -> None:
+        run = pywasi.run_async(interruptible, args=["limits", "sleep"])
+        if how == "asyncio.wait_for":
+            await asyncio.wait_for(run, CANCEL_AFTER)
+        else:
+            async with asyncio.timeout(CANCEL_AFTER):  # Python 3.11+
+                await run
+
+    began = time.monotonic()
+    with pytest.raises(TimeoutError):
+        arun(main())
+    assert_cancelled_in_time(time.monotonic() - began)
+
+
+def test_the_loop_stays_responsive_while_guests_run(interruptible: pywasi.Module) -> None:
+    async def main() -> int:
+        runs = [asyncio.ensure_future(pywasi.run_async(interruptible, args=["limits", "spin"],
+                                                       timeout=0.5)) for _ in range(2)]
+        ticks = 0
+        while not all(r.done() for r in runs):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert [r.result().limit for r in runs] == ["timeout", "timeout"]
+        return ticks
+
+    assert arun(main()) > 5  # a loop blocked by the guests would tick once or twice
+
+
+def test_a_run_still_queued_when_its_task_is_cancelled_never_starts(
+        interruptible: pywasi.Module) -> None:
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    reads: list[int] = []
+
+    class Stdin:
+        def read(self, n: int = -1) -> bytes:
+            reads.append(n)
+            return b""
+
+    async def main() -> None:
+        busy = asyncio.ensure_future(pywasi.run_async(interruptible, executor=executor,
+                                                      args=["limits", "spin"]))
+        queued = asyncio.ensure_future(pywasi.run_async(interruptible, executor=executor,
+                                                        args=["limits", "read"], stdin=Stdin()))
+        await asyncio.sleep(0.1)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        busy.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await busy
+
+    try:
+        arun(main())
+        executor.submit(lambda: None).result(timeout=5)  # anything queued has run by now
+    finally:
+        executor.shutdown()
+    assert reads == []
+
+
+def test_run_async_takes_the_callers_cancel_too(interruptible: pywasi.Module) -> None:
+    for kind in KINDS.values():
+        cancel = kind()
+        set_later(cancel)
+        result = arun(pywasi.run_async(interruptible, args=["limits", "spin"], cancel=cancel))
+        assert result.limit == "cancelled"
+
+
+def test_run_async_needs_an_interruptible_module() -> None:
+    with pytest.raises(ValueError, match=r"run_async\(\).*interruptible=True"):
+        arun(pywasi.run_async(pywasi.compile(LIMITS), args=["limits", "hello"]))
+    # bytes or a path: compiled interruptible
+    result = arun(pywasi.run_async(LIMITS, args=["limits", "hello"]))
+    assert result.exit_code == 0

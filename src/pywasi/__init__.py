@@ -18,7 +18,7 @@ from ._errors import CompatibilityWarning, LimitExceeded, PywasiError, Trap, Was
 from ._wasi import WASI, PreopenError
 
 if _TYPE_CHECKING:
-    from ._run import RunError, RunResult, run
+    from ._run import RunError, RunResult, run, run_async
     from ._cancel import CancelToken
     from ._determinism import Clock, SeededRandom, VirtualClock
     from ._trace import Trace, TraceEvent
@@ -27,7 +27,7 @@ if _TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "WASI", "run", "RunResult", "RunError", "compile", "instantiate", "Module", "Instance",
+    "WASI", "run", "run_async", "RunResult", "RunError", "compile", "instantiate", "Module", "Instance",
     "Function", "Memory", "Global", "PywasiError", "PreopenError", "LinkError", "Trap",
     "LimitExceeded", "WasiExit", "CompatibilityWarning", "Trace", "TraceEvent", "Clock",
     "VirtualClock", "SeededRandom", "with_memory", "CallerMemory", "CancelToken", "__version__",
@@ -35,7 +35,7 @@ __all__ = [
 
 # Imported on first use: the pywasi command never needs them, and a module
 # import is ~0.5M instructions of every start-up (callgrind).
-_LAZY = {"run": "_run", "RunResult": "_run", "RunError": "_run", "Trace": "_trace",
+_LAZY = {"run": "_run", "run_async": "_run", "RunResult": "_run", "RunError": "_run", "Trace": "_trace",
          "TraceEvent": "_trace", "Clock": "_determinism", "VirtualClock": "_determinism",
          "SeededRandom": "_determinism", "with_memory": "_engine._withmemory",
          "CallerMemory": "_engine._withmemory", "CancelToken": "_cancel"}

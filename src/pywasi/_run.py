@@ -8,7 +8,9 @@ isolated from each other; the module is compiled once and reused.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -19,7 +21,7 @@ from ._engine._stores import UNLIMITED_FUEL
 from ._errors import LimitExceeded, PywasiError, Trap
 from ._wasi import WASI
 
-__all__ = ["run", "RunResult", "RunError"]
+__all__ = ["run", "run_async", "RunResult", "RunError"]
 
 
 class RunResult:
@@ -84,7 +86,8 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
         max_output: int | None = None, capture_output: bool = True, check: bool = False,
         version: str | None = None, cache: bool | str | os.PathLike[str] | None = None,
         deterministic: bool = False, clock: Any = None, random: Any = None,
-        max_wasm_stack: int | None = None, cancel: Any = None) -> RunResult:
+        max_wasm_stack: int | None = None, cancel: Any = None,
+        sockets: Iterable[Any] = ()) -> RunResult:
     """Run a WASI command to its end and return a ``RunResult``.
 
     ``module``: a ``Module`` (reused as it is: compile it with
@@ -92,7 +95,7 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
     ``fuel``), or wasm bytes or a path, compiled here with what the limits
     need (through the compiled-module cache; ``cache`` as ``compile``'s).
     ``args`` is the guest's whole argv (``args[0]`` its program name);
-    ``env``, ``preopens`` and ``stdin`` are ``WASI``'s (``stdin`` bytes by
+    ``env``, ``preopens``, ``sockets`` and ``stdin`` are ``WASI``'s (``stdin`` bytes by
     default: empty input). ``capture_output=False`` lets the guest write to
     this process's stdout and stderr instead.
 
@@ -132,6 +135,7 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
     out: list[bytes] = []
     err: list[bytes] = []
     wasi = WASI(version=version, args=list(args), env=env, preopens=preopens, stdin=stdin,
+                sockets=sockets,
                 stdout=out.append if capture_output else 1,
                 stderr=err.append if capture_output else 2,
                 max_open_files=max_open_files, max_output=max_output,
@@ -160,6 +164,76 @@ def run(module: Module | bytes | str | os.PathLike[str], *, args: Iterable[str] 
                        memory_peak=peak, wall_time=wall_time)
     if check and exit_code != 0:
         raise RunError(result)
+    return result
+
+
+async def run_async(module: Module | bytes | str | os.PathLike[str], *,
+                    executor: concurrent.futures.Executor | None = None,
+                    **kwargs: Any) -> RunResult:
+    """``await`` a ``run()``: every keyword of ``run``, and ``executor``.
+
+    The guest runs off the event loop, on ``executor`` (a
+    ``concurrent.futures`` executor you size; None: the loop's default
+    executor, ``loop.set_default_executor``), so the loop stays responsive
+    and wasm runs without the GIL, guests in parallel. Cancelling the
+    awaiting task (``task.cancel()``, ``asyncio.timeout``,
+    ``asyncio.wait_for``) cancels the run as ``cancel=`` does: the guest is
+    stopped wherever it is, this coroutine waits for its thread to be free
+    again, and the task ends with ``CancelledError`` -- nothing keeps running
+    on its behalf. A run still queued in the executor never starts.
+
+    So that the task's cancel can stop the guest, a ``Module`` must be
+    compiled ``interruptible=True`` (bytes or a path are compiled so).
+    """
+    import asyncio  # only here: the pywasi command never needs it
+
+    from ._cancel import CancelToken, check_cancel
+
+    if isinstance(module, Module) and not module.interruptible:
+        raise ValueError("run_async() with a compiled module needs one compiled to be "
+                         "interruptible, so that cancelling the task stops the guest: "
+                         "pywasi.compile(..., interruptible=True)")
+    if "cancel" in kwargs:
+        check_cancel(kwargs["cancel"])
+    token = CancelToken()
+    cancel = kwargs.pop("cancel", None)
+    loop = asyncio.get_running_loop()
+    left = loop.create_future()  # done once the worker has left run()
+    lock = threading.Lock()
+    started = False
+
+    def release() -> None:
+        if not left.done():
+            left.set_result(None)
+
+    def work() -> RunResult | None:
+        nonlocal started
+        with lock:
+            if token.is_set():
+                return None  # cancelled while it waited for a thread
+            started = True
+        try:
+            return run(module, cancel=token if cancel is None else (cancel, token), **kwargs)
+        finally:
+            try:
+                loop.call_soon_threadsafe(release)
+            except RuntimeError:
+                pass  # the loop is closed: nobody waits
+
+    future = loop.run_in_executor(executor, work)
+    try:
+        result = await future
+    except asyncio.CancelledError:
+        token.set()
+        with lock:
+            running = started
+        while running and not left.done():
+            try:
+                await asyncio.shield(left)
+            except asyncio.CancelledError:
+                continue  # cancelled again: the guest is already stopping
+        raise
+    assert result is not None  # None only when the token was set: by our cancel
     return result
 
 
