@@ -31,7 +31,7 @@ from typing import Any
 
 from ._abi import Errno, Signature, errno_from_host
 from ._engine import RAW_CALLBACK, trap_pointer
-from ._errors import GuestFault, ProcExit, WasiError
+from ._errors import GuestFault, LimitExceeded, ProcExit, WasiError
 
 __all__ = ["HostFunction", "HostState", "errno_of"]
 
@@ -69,6 +69,9 @@ class HostState:
     # which ``instantiate`` links when a module imports it.
     thread_spawn: Any = None
     memory_cell: Any = None  # an _accel.MemoryCell, made by the first fast_path()
+    # WASI(max_output=): the ``_fs._output.OutputBudget`` stdout and stderr
+    # share (not imported here: start-up).
+    output_budget: Any = None
 
     def __init__(self) -> None:
         self._pending = _Pending()
@@ -96,6 +99,14 @@ class HostState:
     def take_interrupt(self) -> BaseException | None:
         exc, self.interrupt = self.interrupt, None
         return exc
+
+    def limit_reached(self) -> LimitExceeded | None:
+        """The limit a trap was the doing of: the output limit, once a write
+        passed it (the write trapped, the guest unwound)."""
+        budget = self.output_budget
+        if budget is not None and budget.exceeded:
+            return LimitExceeded("output", budget.message())
+        return None
 
 
 class HostFunction:

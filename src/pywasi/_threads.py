@@ -44,11 +44,12 @@ from typing import Any
 
 from ._abi import Errno
 from ._engine import Instance, SharedMemory, StopSwitch, instantiate, new_store, store_switch
-from ._engine._engines import DEFAULT_WASM_STACK, wasm_stack
-from ._errors import PywasiError, WasiExit
+from ._engine._engines import DEFAULT_WASM_STACK, has_epochs, wasm_stack
+from ._errors import LimitExceeded, PywasiError, Trap, WasiExit
 from ._syscalls._context import Context
 
-__all__ = ["ThreadSpawn", "MAX_THREAD_ID"]
+__all__ = ["ThreadSpawn", "MAX_THREAD_ID", "check_timeout", "duration", "cancels_of",
+           "outcome_of_start"]
 
 MAX_THREAD_ID = 0x1FFFFFFF
 _SPAWN_FAILED = -int(Errno.AGAIN)
@@ -243,6 +244,50 @@ class ThreadSpawn:
         while not self._main_left.wait(_WAKE_INTERVAL):
             self._wake()
 
+    def call(self, instance: Instance, func: Any, args: tuple[Any, ...], *, timeout: Any,
+             cancel: Any, max_output: Any) -> Any:
+        """``Instance.call`` with a deadline, a cancel or an output cap: the
+        call is a program of its own, begun and ended as ``WASI.start``'s
+        run is, so the same ending stops it wherever it is. Its results, or
+        the exception; a limit that stopped it leaves the instance refusing
+        calls (``Instance.stopped``)."""
+        seconds = check_timeout(timeout)
+        cancels = cancels_of(cancel)
+        if (seconds is not None or cancels) and not has_epochs(instance.store.engine):
+            what = "timeout" if seconds is not None else "cancel"
+            raise PywasiError(f"call({what}=...) needs a module compiled to be interruptible: "
+                              "pywasi.compile(..., interruptible=True)")
+        budget = self._ctx.output_budget
+        if max_output is not None:
+            if isinstance(max_output, bool) or not isinstance(max_output, int) or max_output < 0:
+                raise ValueError(f"max_output must be a non-negative int, got {max_output!r}")
+            if budget is None:
+                raise PywasiError("call(max_output=...) needs the WASI object to count output: "
+                                  "WASI(..., max_output=BYTES), the cap of all the instance writes")
+        if self._program is not None:
+            raise PywasiError("call(): another bounded call or the program is running in this "
+                              "WASI environment")
+        saved = None if budget is None else (budget.limit, budget.shown)
+        if max_output is not None and budget.written + max_output < budget.limit:
+            budget.limit, budget.shown = budget.written + max_output, max_output
+        try:
+            self.begin(instance, None if seconds is None else (seconds, duration(seconds)),
+                       cancels)
+            outcome = self.end(_outcome_of_call(func, args))
+        finally:
+            if saved is not None:
+                budget.limit, budget.shown = saved
+        if isinstance(outcome, _Returned):
+            switch = store_switch(instance.store)
+            if switch is not None:
+                switch.stopped = False  # the ending stopped it: the next call may run
+            return outcome.value
+        if isinstance(outcome, Trap) and not isinstance(outcome, LimitExceeded):
+            outcome = self._ctx.limit_reached() or outcome
+        if isinstance(outcome, LimitExceeded):
+            instance._refuse_calls(outcome)
+        raise outcome
+
     def end(self, outcome: Outcome) -> Outcome:
         """Called by ``WASI.start`` once ``_start`` has returned or failed:
         decide (if no thread did first), stop and join every thread, and
@@ -271,6 +316,51 @@ class ThreadSpawn:
         self._program = None
         outcome, self._outcome = self._outcome, None  # no exception (and its frames) kept
         return outcome
+
+
+class _Returned:
+    """A bounded call's results, told apart from an exit code or an error."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _outcome_of_call(func: Any, args: tuple[Any, ...]) -> Outcome:
+    try:
+        return _Returned(func(*args))
+    except BaseException as e:  # WasiExit, a Trap, an interrupt: raised once all have ended
+        return e
+
+
+def check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    if not timeout > 0 or timeout != timeout or timeout == float("inf"):
+        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout}")
+    return float(timeout)
+
+
+def cancels_of(cancel: Any) -> tuple[Any, ...]:
+    """``cancel=`` (one, or a tuple: ``run_async`` passes the caller's and
+    its task's) as the tuple ``ThreadSpawn.begin`` takes."""
+    if cancel is None:
+        return ()
+    from ._cancel import check_cancel  # only when asked: start-up
+    return tuple(check_cancel(c) for c in (cancel if isinstance(cancel, tuple) else (cancel,))
+                 if c is not None)
+
+
+def duration(seconds: float) -> str:
+    """A time limit as people write it: 500ms, 2s, 1.5s, 1m."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    if seconds < 1 and (seconds * 1000) == int(seconds * 1000):
+        return f"{int(seconds * 1000)}ms"
+    return f"{seconds:g}s"
 
 
 def outcome_of_start(entry: Any) -> Outcome:

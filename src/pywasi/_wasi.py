@@ -24,7 +24,7 @@ from ._fs._dir import DIR_INHERITING, DIR_RIGHTS, HostDirectory
 from ._fs._stream import open_stdio
 from ._memory import GuestMemory, MemorySource
 from ._syscalls import Syscalls, build_imports
-from ._threads import ThreadSpawn, outcome_of_start
+from ._threads import ThreadSpawn, cancels_of, check_timeout, duration, outcome_of_start
 
 __all__ = ["WASI", "PreopenError"]
 
@@ -148,6 +148,7 @@ class WASI:
 
         self._ctx = Syscalls(args=arg_list, environ=environ, fds=fds,
                              unstable=version == "unstable")
+        self._ctx.output_budget = self._output
         if deterministic or clock is not None or random is not None:
             _reproducible(self._ctx, deterministic, clock, random)
         self._trace: Any = None
@@ -218,7 +219,7 @@ class WASI:
         return self._start(instance, timeout, cancel)
 
     def _start(self, instance: Instance, timeout: float | None, cancel: Any) -> int:
-        seconds = _check_timeout(timeout)
+        seconds = check_timeout(timeout)
         exports = self._check_instance(instance, "start")
         if "_initialize" in exports:
             raise PywasiError("start(): the instance exports _initialize (a reactor); use initialize()")
@@ -229,7 +230,7 @@ class WASI:
         shared = instance.imported_memory if isinstance(instance.imported_memory, SharedMemory) else None
         if "memory" not in exports and shared is None:
             raise PywasiError("start(): the instance does not export a memory named 'memory'")
-        cancels = _cancels(cancel)
+        cancels = cancels_of(cancel)
         if (seconds is not None or cancels) and not has_epochs(instance.store.engine):
             what = "timeout" if seconds is not None else "cancel"
             raise PywasiError(f"start({what}=...) needs a module compiled to be interruptible: "
@@ -242,7 +243,7 @@ class WASI:
                 "wasi", {}).get("thread-spawn") is spawner:
             # A wasi-threads program, or one with a time limit or a cancel:
             # every thread has ended when this returns.
-            spawner.begin(instance, None if seconds is None else (seconds, _duration(seconds)),
+            spawner.begin(instance, None if seconds is None else (seconds, duration(seconds)),
                           cancels)
             outcome = spawner.end(outcome_of_start(entry))
             _flush_python_stdio()
@@ -263,10 +264,10 @@ class WASI:
         return code
 
     def _limit_of(self, error: BaseException) -> BaseException:
-        """A trap is the output limit's when a write passed it."""
-        if self._output is not None and self._output.exceeded and isinstance(error, Trap) \
-                and not isinstance(error, LimitExceeded):
-            return LimitExceeded("output", self._output.message())
+        """A trap is the output limit's when a write passed it (a thread's
+        trap: the main instance's calls say so themselves)."""
+        if isinstance(error, Trap) and not isinstance(error, LimitExceeded):
+            return self._ctx.limit_reached() or error
         return error
 
     @property
@@ -383,35 +384,6 @@ def _check_count(name: str, value: Any) -> None:
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if value < 0:
         raise ValueError(f"{name} must not be negative, got {value}")
-
-
-def _check_timeout(timeout: Any) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-    if not timeout > 0 or timeout != timeout or timeout == float("inf"):
-        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout}")
-    return float(timeout)
-
-
-def _cancels(cancel: Any) -> tuple[Any, ...]:
-    """``cancel=`` (one, or a tuple: ``run_async`` passes the caller's and
-    its task's) as the tuple ``ThreadSpawn.begin`` takes."""
-    if cancel is None:
-        return ()
-    from ._cancel import check_cancel  # only when asked: start-up
-    return tuple(check_cancel(c) for c in (cancel if isinstance(cancel, tuple) else (cancel,))
-                 if c is not None)
-
-
-def _duration(seconds: float) -> str:
-    """A time limit as people write it: 500ms, 2s, 1.5s, 1m."""
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    if seconds < 1 and (seconds * 1000) == int(seconds * 1000):
-        return f"{int(seconds * 1000)}ms"
-    return f"{seconds:g}s"
 
 
 def _flush_python_stdio() -> None:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import wasmtime
 
-from .._errors import GuestFault, LimitExceeded, Trap, WasiExit
+from .._errors import GuestFault, LimitExceeded, PywasiError, Trap, WasiExit
 from . import _engines, _ffi
 from ._module import Module
 from ._shared import SharedMemory
@@ -19,17 +19,22 @@ __all__ = ["ExitProbe", "Instance", "Exports", "Function", "DeepFunction", "Memo
 
 
 class ExitProbe(Protocol):
-    """A host bound to an instance that can end the program (the WASI object)."""
+    """A host bound to an instance that can end the program (the WASI
+    object's context): what a failed call means, and the ending that bounds
+    a call (``thread_spawn``: ``_threads.ThreadSpawn``)."""
+
+    thread_spawn: Any
 
     def take_exit(self) -> int | None: ...
     def take_interrupt(self) -> BaseException | None: ...
+    def limit_reached(self) -> LimitExceeded | None: ...
 
 
 class Instance:
     """An instantiated module (``WebAssembly.Instance``)."""
 
     __slots__ = ("store", "_instance", "exports", "_hosts", "module", "imported_memory", "link",
-                 "fuel", "max_memory")
+                 "fuel", "max_memory", "stopped", "fuel_consumed", "_call_fuel")
 
     def __init__(self, store: wasmtime.Store, instance: wasmtime.Instance,
                  module: wasmtime.Module | None = None) -> None:
@@ -48,6 +53,14 @@ class Instance:
         # thread's store gets the same).
         self.fuel: int | None = None
         self.max_memory: int | None = None
+        # Why the instance refuses calls, once a limit stopped one (None: it
+        # does not): its memory and globals are as the guest left them at
+        # any instruction, a C function's stack pointer and locks included.
+        self.stopped: str | None = None
+        # What the last ``call(..., fuel=N)`` used, and that call's N while
+        # it runs (the message when it runs out).
+        self.fuel_consumed: int | None = None
+        self._call_fuel: int | None = None
 
     @classmethod
     def wrap(cls, store: wasmtime.Store, instance: wasmtime.Instance) -> Instance:
@@ -56,6 +69,69 @@ class Instance:
 
     def _attach(self, host: ExitProbe) -> None:
         self._hosts.append(host)
+
+    def call(self, name: str, *args: Any, timeout: float | None = None, fuel: int | None = None,
+             cancel: Any = None, max_output: int | None = None) -> Any:
+        """Call the exported function ``name`` with ``args``, bounded by its
+        own limits; without any, the same as ``exports[name](*args)``.
+
+        ``timeout`` (seconds) and ``cancel`` (a ``pywasi.CancelToken`` or a
+        ``threading.Event``): the call is stopped wherever it is, as
+        ``wasi.start``'s run is (a module compiled ``interruptible=True``).
+        ``fuel``: a fresh budget for this call (a module compiled
+        ``consume_fuel=True``; within what ``instantiate(fuel=)`` left);
+        ``fuel_consumed`` says what it used. ``max_output``: bytes this call
+        may write to stdout and stderr together (the WASI object must count
+        them: ``WASI(max_output=)``, its cap for the instance's whole life).
+        ``timeout``, ``cancel`` and ``max_output`` need the instance bound
+        to a WASI object (``initialize``, ``finalize_bindings``).
+
+        A limit that stops the call raises ``LimitExceeded`` (``.limit``:
+        "timeout", "cancelled", "fuel", "output"), and from then on the
+        instance refuses every call (``stopped`` says why): the guest was
+        abandoned at an arbitrary instruction (mid-malloc, holding a lock,
+        its C stack pointer not restored), so its state cannot be trusted;
+        make a new instance. Any other trap leaves it callable, as before."""
+        func = self.exports.get(name)
+        if not isinstance(func, Function):
+            raise PywasiError(f"call(): the instance has no exported function named {name!r}")
+        if timeout is None and fuel is None and cancel is None and max_output is None:
+            return func(*args)
+        if self.stopped is not None:
+            raise PywasiError(self.stopped)
+        host = None
+        if timeout is not None or cancel is not None or max_output is not None:
+            host = next((h for h in self._hosts if h.thread_spawn is not None), None)
+            if host is None:
+                raise PywasiError("call(timeout=, cancel=, max_output=) needs the instance bound "
+                                  "to a WASI object: wasi.initialize(instance) or "
+                                  "wasi.finalize_bindings(instance)")
+        if fuel is None:
+            assert host is not None  # a timeout, cancel or max_output
+            return host.thread_spawn.call(self, func, args, timeout=timeout, cancel=cancel,
+                                          max_output=max_output)
+        if isinstance(fuel, bool) or not isinstance(fuel, int) or fuel < 0:
+            raise ValueError(f"fuel must be a non-negative int, got {fuel!r}")
+        if not _engines.has_fuel(self.store.engine):
+            raise PywasiError("call(fuel=...) needs a module compiled to count fuel: "
+                              "pywasi.compile(..., consume_fuel=True)")
+        before = int(self.store.get_fuel())
+        budget = min(fuel, before)
+        self._call_fuel = fuel if fuel <= before else None  # else the instance's runs out
+        self.store.set_fuel(budget)
+        try:
+            if host is None:
+                return func(*args)
+            return host.thread_spawn.call(self, func, args, timeout=timeout, cancel=cancel,
+                                          max_output=max_output)
+        finally:
+            used = budget - int(self.store.get_fuel())
+            self.fuel_consumed, self._call_fuel = used, None
+            self.store.set_fuel(before - used)
+
+    def _refuse_calls(self, limit: LimitExceeded) -> None:
+        self.stopped = (f"the instance was stopped by its {limit.limit} limit ({limit}) and "
+                        f"refuses further calls: its memory may be half-updated; make a new one")
 
     def _outcome(self, error: BaseException) -> BaseException:
         """What a failed export call means: an exit, an interrupt the host
@@ -69,9 +145,19 @@ class Instance:
             code = host.take_exit()
             if code is not None:
                 return WasiExit(code)
+        if isinstance(error, (wasmtime.Trap, wasmtime.WasmtimeError)):
+            for host in self._hosts:
+                limit = host.limit_reached()
+                if limit is not None:
+                    self._refuse_calls(limit)
+                    return limit
         if isinstance(error, wasmtime.Trap):
-            if self.fuel is not None and error.trap_code is wasmtime.TrapCode.OUT_OF_FUEL:
-                return LimitExceeded("fuel", f"fuel of {self.fuel} used up")
+            if error.trap_code is wasmtime.TrapCode.OUT_OF_FUEL:
+                fuel = self.fuel if self._call_fuel is None else self._call_fuel
+                if fuel is not None:
+                    limit = LimitExceeded("fuel", f"fuel of {fuel} used up")
+                    self._refuse_calls(limit)
+                    return limit
             return Trap(trap_message(error, self.store.engine))
         if isinstance(error, wasmtime.WasmtimeError):
             return Trap(trap_message(error))
@@ -161,6 +247,8 @@ class Function:
         self._func = func
 
     def __call__(self, *args: Any) -> Any:
+        if self._owner.stopped is not None:
+            raise PywasiError(self._owner.stopped)
         try:
             return self._func(self._owner.store, *args)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as e:

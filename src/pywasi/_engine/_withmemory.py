@@ -141,6 +141,13 @@ class MemoryImports:
         error, self._pending.error = self._pending.error, None
         return error
 
+    # The rest of ``_instance.ExitProbe``: no limit of its own, no ending
+    # that bounds a call (the WASI object's context has those).
+    thread_spawn = None
+
+    def limit_reached(self) -> None:
+        return None
+
     def bind_memory(self, memory: Any) -> None:
         """``memory``: the instance's ``Memory``, ``SharedMemory`` or None."""
         if memory is None:

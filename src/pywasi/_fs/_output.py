@@ -26,10 +26,14 @@ __all__ = ["OutputBudget", "LimitedOutput"]
 class OutputBudget:
     """Bytes the guest may still write to stdout and stderr together."""
 
-    __slots__ = ("limit", "written", "exceeded", "_lock")
+    __slots__ = ("limit", "shown", "written", "exceeded", "_lock")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        # The limit as its message names it: WASI(max_output=)'s, or a
+        # bounded call's (``Instance.call(max_output=)`` lowers ``limit``
+        # to what is written so far plus its own cap, for the call).
+        self.shown = limit
         self.written = 0
         self.exceeded = False
         self._lock = threading.Lock()  # wasi-threads: threads write at once
@@ -50,7 +54,7 @@ class OutputBudget:
                 self.exceeded = False
 
     def message(self) -> str:
-        return f"output limit of {self.limit} bytes reached"
+        return f"output limit of {self.shown} bytes reached"
 
 
 class LimitedOutput(Descriptor):
