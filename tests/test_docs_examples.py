@@ -41,6 +41,8 @@ def workdir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.
     # As the README builds them (the same flags, through the tests' cache).
     shutil.copy(build_c("reactor_cat", flags=["-mexec-model=reactor"]), tmp_path / "lib.wasm")
     shutil.copy(build_c("host_json"), tmp_path / "host_json.wasm")
+    shutil.copy(build_c("reactor_session", flags=["-mexec-model=reactor"]),
+                tmp_path / "reactor_session.wasm")   # docs/sessions.md
     # docs/internals.md: examples/demo.wat built for wasi_unstable, as it says.
     demo = (ROOT / "examples" / "demo.wat").read_text()
     (tmp_path / "old.wasm").write_text(demo.replace("wasi_snapshot_preview1", "wasi_unstable"))
@@ -73,5 +75,11 @@ def test_every_python_example_runs_as_written(page: pathlib.Path, workdir: pathl
         assert "hello world\n" in out   # the wasi_unstable demo
     if page.name == "limits.md":
         assert namespace["result"].stdout == b"hello world\n"
+        assert namespace["turn"] == 1003 and "\n2003\n" in out
+    if page.name == "sessions.md":  # each print as its comment says (#25 item 7)
+        assert out.splitlines() == [
+            "(1001, b'')", "(2002, b'')", "timeout time limit of 200ms reached", "(1003, b'')",
+            "output 5000", "cancelled", "(200, b'42\\n')", "(504, b'took too long\\n')",
+            "cancelled"]
     assert [p.name for p in workdir.iterdir() if p.name.endswith(".cwasm")] == []
     os.chdir(workdir)   # an example must not leave another directory current
