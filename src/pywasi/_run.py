@@ -173,7 +173,7 @@ async def run_async(module: Module | bytes | str | os.PathLike[str], *,
     """``await`` a ``run()``: every keyword of ``run``, and ``executor``.
 
     The guest runs off the event loop, on ``executor`` (a
-    ``concurrent.futures`` executor you size; None: the loop's default
+    ``concurrent.futures.ThreadPoolExecutor`` you size; None: the loop's default
     executor, ``loop.set_default_executor``), so the loop stays responsive
     and wasm runs without the GIL, guests in parallel. Cancelling the
     awaiting task (``task.cancel()``, ``asyncio.timeout``,
