@@ -215,3 +215,15 @@ def test_a_worker_is_reused_and_hands_back_exceptions(monkeypatch: pytest.Monkey
             break
         deadline.wait(0.05)
     assert _stack._idle[other] == [] and worker.job is None
+
+
+def test_the_end_of_a_threads_program_wakes_a_waiter_on_the_larger_stacks_engine() -> None:
+    """A shared memory belongs to the engine it was made on: waking its
+    waiters at the end must instantiate the helper there (it was always the
+    default threads engine's: "cross-Store instantiation" when the thread
+    was still registered, a race)."""
+    from test_threads import BLOCK, SPAWN, STARTED, WAIT_STARTED
+    source = program(main=f"{SPAWN} {WAIT_STARTED} (call $proc_exit (i32.const 7))",
+                     thread=f"{STARTED} {BLOCK['wait']}")
+    result = pywasi.run(source, max_wasm_stack=BIG, timeout=60.0)
+    assert (result.exit_code, result.trap) == (7, None)

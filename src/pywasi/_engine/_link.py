@@ -89,7 +89,7 @@ def instantiate(module: Module, import_object: Mapping[str, Mapping[str, Any]] |
             complete.setdefault(imp.module, {})[name] = value
         if value is None and threads and isinstance(imp.type, wasmtime.MemoryType) \
                 and imp.type.is_shared:
-            value = SharedMemory(wasmtime.SharedMemory(engine, capped(imp.type, max_memory)))
+            value = SharedMemory(wasmtime.SharedMemory(engine, capped(imp.type, max_memory)), engine)
             complete.setdefault(imp.module, {})[name] = value
         if value is None:
             if namespace is None:

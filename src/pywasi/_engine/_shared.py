@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ctypes
+import weakref
 
 import wasmtime
 from wasmtime import _ffi as ffi
@@ -19,12 +20,17 @@ class SharedMemory:
     instance of every thread. ``buffer``, ``size`` and ``grow`` as ``Memory``'s;
     its base address never moves."""
 
-    __slots__ = ("_memory",)
+    __slots__ = ("_memory", "_engine")
 
     stable = True
 
-    def __init__(self, memory: wasmtime.SharedMemory) -> None:
+    def __init__(self, memory: wasmtime.SharedMemory,
+                 engine: wasmtime.Engine | None = None) -> None:
         self._memory = memory
+        # The engine it was made on (None: the threads engine): waking its
+        # waiters instantiates a helper there, as a memory cannot cross
+        # engines (a module compiled with a larger wasm stack has its own).
+        self._engine = engine
 
     @property
     def buffer(self) -> memoryview:
@@ -83,12 +89,12 @@ class SharedMemory:
         ``memory.atomic.wait`` never reaches an epoch check until woken. A
         woken thread of a stopped program traps at its next loop or call
         (~60 ms for 16 MiB on the machine this was written on)."""
-        engine = threads_engine()
+        engine = self._engine or threads_engine()
         store = wasmtime.Store(engine)
         store.set_epoch_deadline(1 << 62)  # this helper must not be stopped
         linker = wasmtime.Linker(engine)
         self.define(linker, store, "env", "memory")
-        notify_all = linker.instantiate(store, _notifier()).exports(store)["notify_all"]
+        notify_all = linker.instantiate(store, _notifier(engine)).exports(store)["notify_all"]
         assert isinstance(notify_all, wasmtime.Func)
         notify_all(store, self.locate()[1])
 
@@ -119,19 +125,19 @@ def define_workaround_used() -> bool:
 
 
 _DEFINE_WORKAROUND = False
-_NOTIFIER: wasmtime.Module | None = None
+_NOTIFIERS: weakref.WeakKeyDictionary[wasmtime.Engine, wasmtime.Module] = weakref.WeakKeyDictionary()
 
 
-def _notifier() -> wasmtime.Module:
-    global _NOTIFIER
-    if _NOTIFIER is None:
+def _notifier(engine: wasmtime.Engine) -> wasmtime.Module:
+    notifier = _NOTIFIERS.get(engine)
+    if notifier is None:
         # Accepts any shared memory32 up to 4 GiB (a smaller import is a subtype).
-        _NOTIFIER = wasmtime.Module(threads_engine(), """(module
+        notifier = _NOTIFIERS[engine] = wasmtime.Module(engine, """(module
           (import "env" "memory" (memory 0 65536 shared))
           (func (export "notify_all") (param $end i32) (local $a i32)
             (loop $next
               (drop (memory.atomic.notify (local.get $a) (i32.const -1)))
               (local.set $a (i32.add (local.get $a) (i32.const 4)))
               (br_if $next (i32.lt_u (local.get $a) (local.get $end))))))""")
-    return _NOTIFIER
+    return notifier
 
