@@ -571,3 +571,14 @@ def test_writes_that_wait_for_room_still_write_everything_in_order(
     assert not reader.is_alive()
     assert bytes(got) == expected
     assert sum(pieces) == len(got) and len(pieces) > 4  # the cancellable route, in pieces
+
+
+def test_a_waiting_thread_of_a_fuel_program_is_woken() -> None:
+    """A module compiled to count fuel has an engine of its own, whose
+    stores start with no fuel: the wake pass at the end of the program runs
+    there, with fuel of its own (else it would stop on its first
+    instruction and leave the waiter asleep)."""
+    waiting = program(f"{SPAWN} {WAIT_STARTED} (call $proc_exit (i32.const 6))",
+                      f"{STARTED} {BLOCK['wait']}")
+    result = pywasi.run(waiting, fuel=10**12, timeout=60.0)
+    assert (result.exit_code, result.trap) == (6, None)

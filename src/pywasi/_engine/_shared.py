@@ -10,7 +10,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from .._errors import LimitExceeded
-from ._engines import threads_engine
+from ._engines import has_fuel, threads_engine
 
 __all__ = ["SharedMemory", "define_workaround_used", "capped"]
 
@@ -92,6 +92,9 @@ class SharedMemory:
         engine = self._engine or threads_engine()
         store = wasmtime.Store(engine)
         store.set_epoch_deadline(1 << 62)  # this helper must not be stopped
+        if has_fuel(engine):
+            # A fuel engine's store starts empty: enough for a pass over 4 GiB.
+            store.set_fuel(1 << 40)
         linker = wasmtime.Linker(engine)
         self.define(linker, store, "env", "memory")
         notify_all = linker.instantiate(store, _notifier(engine)).exports(store)["notify_all"]
