@@ -23,6 +23,7 @@ if _TYPE_CHECKING:
     from ._determinism import Clock, SeededRandom, VirtualClock
     from ._trace import Trace, TraceEvent
     from ._engine._withmemory import CallerMemory, with_memory
+    from ._preinit import PreinitError, preinitialize
 
 __version__ = "0.1.0"
 
@@ -30,7 +31,8 @@ __all__ = [
     "WASI", "run", "run_async", "RunResult", "RunError", "compile", "instantiate", "Module", "Instance",
     "Function", "Memory", "Global", "PywasiError", "PreopenError", "LinkError", "Trap",
     "LimitExceeded", "WasiExit", "CompatibilityWarning", "Trace", "TraceEvent", "Clock",
-    "VirtualClock", "SeededRandom", "with_memory", "CallerMemory", "CancelToken", "__version__",
+    "VirtualClock", "SeededRandom", "with_memory", "CallerMemory", "CancelToken", "preinitialize",
+    "PreinitError", "__version__",
 ]
 
 # Imported on first use: the pywasi command never needs them, and a module
@@ -38,7 +40,8 @@ __all__ = [
 _LAZY = {"run": "_run", "run_async": "_run", "RunResult": "_run", "RunError": "_run", "Trace": "_trace",
          "TraceEvent": "_trace", "Clock": "_determinism", "VirtualClock": "_determinism",
          "SeededRandom": "_determinism", "with_memory": "_engine._withmemory",
-         "CallerMemory": "_engine._withmemory", "CancelToken": "_cancel"}
+         "CallerMemory": "_engine._withmemory", "CancelToken": "_cancel", "preinitialize": "_preinit",
+         "PreinitError": "_preinit"}
 
 
 def __getattr__(name: str) -> object:
