@@ -19,6 +19,8 @@ from wasmbuild import build_c, build_wat
 # OpenSSL's SHA-256 (a module of 1 MiB or more, hashed once).
 NOT_AT_STARTUP = frozenset({
     "socket", "selectors", "pywasi._fs._socket", "tempfile", "shutil", "random", "_hashlib",
+    # pre-initialisation: `pywasi wizer` and pywasi.preinitialize only
+    "pywasi._preinit", "pywasi._wasm", "pywasi._wizer_cli",
 })
 
 # The command line's main(), then the names of every module it loaded.

@@ -21,7 +21,7 @@ import atexit
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["main", "command"]
@@ -30,6 +30,7 @@ USAGE = """\
 usage: pywasi run [--dir HOST[::GUEST]]... [--env NAME[=VALUE]]... [--inherit-env] [-W LIMIT=VALUE]...
                   [--deterministic] [--seed N] [--invoke NAME] MODULE [ARGS...]
        pywasi compile MODULE.wasm [-o MODULE.cwasm]
+       pywasi wizer [--init-func NAME] [--dir ...] [--env ...] [--deterministic] [--trace] -o OUT IN
        pywasi --version
 
 Runs a WebAssembly program built for WASI preview1 (or wasi_unstable).
@@ -76,6 +77,16 @@ options for run:
 
 compile: precompile MODULE to native code for this machine and wasmtime version
   -o, --output FILE     where to write it (default: MODULE with the suffix .cwasm)
+
+wizer: pre-initialise IN (as `wasmtime wizer`): run its init function once under
+this WASI (--dir, --env, --inherit-env, --deterministic, --seed, --trace* as for
+run; ARGS after IN are its arguments) and write a module that starts in the state
+it left (docs/preinit.md)
+  -f, --init-func NAME  the init function's export (default: wizer.initialize)
+  -o, --output FILE     where to write the new module (default: stdout; then the
+                        init's own stdout goes to stderr)
+  -r, --rename-func DST=SRC  export SRC as DST in the new module (replacing DST)
+  --keep-init-func[=true|false]  keep exporting the init function (default false)
 """
 
 EXIT_TRAP = 134
@@ -163,7 +174,11 @@ def _take_value(argv: Sequence[str], i: int, flag: str) -> tuple[str, int]:
     return argv[i + 1], i + 2
 
 
-def parse_run(argv: Sequence[str]) -> RunOptions:
+def parse_run(argv: Sequence[str],
+              extra: Callable[[Sequence[str], int], int | None] | None = None) -> RunOptions:
+    """``run``'s options; ``extra(argv, i)`` is asked about a flag ``run``
+    does not know (another subcommand's: ``wizer``) and returns the index
+    after it, or None."""
     opts = RunOptions()
     i = 0
     while i < len(argv):
@@ -245,6 +260,8 @@ def parse_run(argv: Sequence[str]) -> RunOptions:
         elif arg == "--allow-precompiled":
             opts.allow_precompiled = True
             i += 1
+        elif extra is not None and (after := extra(argv, i)) is not None:
+            i = after
         else:
             raise UsageError(f"unknown option {arg!r} (see pywasi run --help)")
     if i >= len(argv):
@@ -399,22 +416,9 @@ def run(opts: RunOptions) -> int:
     # The ABI comes from the module: old programs import wasi_unstable.
     version = "unstable" if "wasi_unstable" in namespaces and \
         "wasi_snapshot_preview1" not in namespaces else "preview1"
-    env = dict(os.environ) if opts.inherit_env else {}
-    env.update(opts.env)
     trace, trace_file = _open_trace(opts) if opts.trace is not None else (None, None)
-    try:
-        sockets: list[Any] = [*(_inherited_sockets() if opts.listenfd else []),
-                              *opts.tcplisten]
-        wasi = pywasi.WASI(version=version, args=[opts.module, *opts.args], env=env,
-                           preopens=dict((guest, _preopen(host, mode))
-                                         for host, guest, mode in opts.dirs),
-                           sockets=sockets, max_open_files=opts.max_open_files,
-                           max_output=opts.max_output, trace=trace,
-                           deterministic=opts.deterministic, random=opts.seed)
-    except (pywasi.PywasiError, ValueError, TypeError) as e:  # a flag's value
-        raise Failure(str(e), EXIT_USAGE) from None
-    except OSError as e:
-        raise Failure(str(e.strerror or e)) from None
+    wasi = new_wasi(opts, version, trace, lambda: [
+        *(_inherited_sockets() if opts.listenfd else []), *opts.tcplisten])
     try:
         _report_ephemeral_ports(wasi, opts.tcplisten)
         try:
@@ -501,6 +505,26 @@ def _run_export(wasi: Any, instance: Any, opts: RunOptions, *, uses_wasi: bool) 
     sys.stdout.write(out)
     sys.stdout.flush()
     return 0
+
+
+def new_wasi(opts: RunOptions, version: str, trace: Any,
+             sockets: Callable[[], list[Any]] = list, **more: Any) -> Any:
+    """The WASI of the options (args, env, preopens, limits, determinism),
+    a flag's bad value as a usage ``Failure``."""
+    import pywasi
+    env = dict(os.environ) if opts.inherit_env else {}
+    env.update(opts.env)
+    try:
+        return pywasi.WASI(version=version, args=[opts.module, *opts.args], env=env,
+                           preopens=dict((guest, _preopen(host, mode))
+                                         for host, guest, mode in opts.dirs),
+                           sockets=sockets(), max_open_files=opts.max_open_files,
+                           max_output=opts.max_output, trace=trace,
+                           deterministic=opts.deterministic, random=opts.seed, **more)
+    except (pywasi.PywasiError, ValueError, TypeError) as e:  # a flag's value
+        raise Failure(str(e), EXIT_USAGE) from None
+    except OSError as e:
+        raise Failure(str(e.strerror or e)) from None
 
 
 def _open_trace(opts: RunOptions) -> tuple[Any, Any]:
@@ -651,6 +675,9 @@ def _command(argv: list[str]) -> int:
         return 0
     if argv[0] == "compile":
         return compile_command(argv[1:])
+    if argv[0] == "wizer":
+        from pywasi._wizer_cli import wizer_command  # only for this subcommand: start-up
+        return wizer_command(argv[1:])
     if argv[0] == "run":
         opts = parse_run(argv[1:])
     elif argv[0].startswith("-"):
