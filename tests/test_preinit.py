@@ -338,3 +338,16 @@ def test_bad_input_is_a_preinit_error() -> None:
                       rename_funcs={"x": "nope"})
     with pytest.raises(TypeError, match="wasi must be a pywasi.WASI"):
         preinitialize(build_wat('(module (func (export "wizer.initialize")))'), wasi=object())
+
+
+def test_unknown_imports_trap_when_called() -> None:
+    wat = """(module (import "host" "call" (func $call (param i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "wizer.initialize")) (func (export "calls") (drop (call $call (i32.const 1)))))"""
+    with pytest.raises(PreinitError, match="cannot instantiate the module"):
+        preinitialize(build_wat(wat))
+    snapshot = preinitialize(build_wat(wat), unknown_imports_trap=True)
+    assert [i.name for s in _wasm.read_module(snapshot) if s.id == _wasm.IMPORT
+            for i in _wasm.read_imports(s.payload)] == ["call"]   # the output still imports it
+    with pytest.raises(PreinitError, match="calls trapped: .*it called host.call, an import nobody"):
+        preinitialize(build_wat(wat), init="calls", unknown_imports_trap=True)

@@ -86,6 +86,8 @@ def test_deterministic_trace_init_func_and_renames(tmp_path: pathlib.Path) -> No
     (["wizer", "-r", "nope", "m.wat"], 2, "expected DST=SRC"),
     (["wizer", "--keep-init-func=maybe", "m.wat"], 2, "expected true or false"),
     (["wizer", "-W", "fuel=10", "m.wat"], 2, "-W fuel is not an option of wizer"),
+    (["wizer", "-Wunknown-imports-trap=maybe", "m.wat"], 2, "expected y or n"),
+    (["wizer", "-f", "go", "-o", "x.wasm", "i.wat"], 1, "no module 'host' (an import the init never calls"),
     (["wizer", "--bogus", "m.wat"], 2, "unknown option '--bogus'"),
     (["wizer", "missing.wasm"], 1, "cannot pre-initialise missing.wasm: cannot read"),
     (["wizer", "m.wat"], 1, "does not export 'wizer.initialize'"),
@@ -96,12 +98,23 @@ def test_failures_are_one_line(tmp_path: pathlib.Path, args: list[str], status: 
                                words: str) -> None:
     (tmp_path / "m.wat").write_text("""(module (memory (export "memory") 1)
       (func (export "go")) (func (export "trap") unreachable))""")
+    (tmp_path / "i.wat").write_text("""(module (import "host" "call" (func))
+      (memory (export "memory") 1) (func (export "go")))""")
     proc = pywasi(*args, cwd=tmp_path)
     assert proc.returncode == status, proc.stderr
     assert proc.stdout == b""
     assert b"Traceback" not in proc.stderr
     assert words.encode() in proc.stderr, proc.stderr
     assert proc.stderr.count(b"\n") == 1
+
+
+def test_unknown_imports_trap(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "i.wat").write_text("""(module (import "host" "call" (func))
+      (memory (export "memory") 1) (func (export "go")))""")
+    proc = pywasi("wizer", "-W", "unknown-imports-trap=y", "-f", "go", "-o", "x.wasm", "i.wat",
+                  cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    assert (tmp_path / "x.wasm").read_bytes().startswith(b"\0asm")
 
 
 def test_help_names_the_subcommand() -> None:

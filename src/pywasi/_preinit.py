@@ -215,12 +215,19 @@ def _table_state(instance: Any, layout: _Layout) -> list[list[bytes]]:
     return state
 
 
+def _trap_when_called(entry: _wasm.Import) -> Any:
+    def unknown_import(*args: Any) -> Any:
+        raise Trap(f"it called {entry.module}.{entry.name}, an import nobody provides "
+                   f"(unknown_imports_trap)")
+    return unknown_import
+
+
 def _open_fds(wasi: Any) -> dict[int, Any]:
     return {fd: desc for fd, desc in enumerate(wasi._fds._entries) if desc is not None}
 
 
 def _run_init(compiled: Any, layout: _Layout, init: str, wasi: Any,
-              imports: Mapping[str, Mapping[str, Any]] | None) -> Any:
+              imports: Mapping[str, Mapping[str, Any]] | None, unknown_imports_trap: bool) -> Any:
     """Instantiate the instrumented copy and run what a pre-initialised
     instance has already run: the start function, ``_initialize``, the
     init function. Returns the instance, its state as the init left it."""
@@ -228,10 +235,17 @@ def _run_init(compiled: Any, layout: _Layout, init: str, wasi: Any,
     import_object = dict(wasi.get_import_object())
     for namespace, names in (imports or {}).items():
         import_object[namespace] = {**import_object.get(namespace, {}), **names}
+    if unknown_imports_trap:
+        for i in layout.imports:
+            if i.kind == _wasm.KIND_FUNC and i.name not in import_object.get(i.module, {}):
+                import_object.setdefault(i.module, {})[i.name] = _trap_when_called(i)
     try:
         instance = instantiate(compiled, import_object)
     except PywasiError as e:
-        raise PreinitError(f"cannot instantiate the module: {e}") from None
+        hint = "" if unknown_imports_trap else (
+            " (an import the init never calls: unknown_imports_trap=True, "
+            "-W unknown-imports-trap=y)")
+        raise PreinitError(f"cannot instantiate the module: {e}{hint}") from None
     tables_before = _table_state(instance, layout)
     fds_before = _open_fds(wasi)
     exports = instance.exports
@@ -426,7 +440,7 @@ def _wasi_version(layout: _Layout) -> str:
 def preinitialize(module: Any, *, init: str = DEFAULT_INIT, wasi: Any = None,
                   imports: Mapping[str, Mapping[str, Any]] | None = None,
                   keep_init_func: bool = False, rename_funcs: Mapping[str, str] | None = None,
-                  cache: Any = None) -> bytes:
+                  unknown_imports_trap: bool = False, cache: Any = None) -> bytes:
     """Run ``module``'s ``init`` export once and return a new module whose
     instances start in the state it left (Wizer's pre-initialisation).
 
@@ -438,8 +452,10 @@ def preinitialize(module: Any, *, init: str = DEFAULT_INIT, wasi: Any = None,
     not exported by the result; a start function runs and the start section
     is removed; a command's ``_start`` stays. ``keep_init_func`` keeps the
     init export; ``rename_funcs`` maps a new export name to an existing one
-    (``{"_start": "main2"}``), as ``wasmtime wizer -r dst=src``. ``cache``
-    is ``compile``'s. Raises ``PreinitError`` (one line) for what cannot be
+    (``{"_start": "main2"}``), as ``wasmtime wizer -r dst=src``.
+    ``unknown_imports_trap``: a function import neither WASI nor ``imports``
+    provides traps when called (``-W unknown-imports-trap=y``) instead of
+    failing the link. ``cache`` is ``compile``'s. Raises ``PreinitError`` (one line) for what cannot be
     snapshotted (docs/preinit.md) and when the init traps or exits.
     """
     if not isinstance(init, str) or not init:
@@ -463,7 +479,7 @@ def preinitialize(module: Any, *, init: str = DEFAULT_INIT, wasi: Any = None,
             compiled = compile_module(_instrument(layout), cache=cache)
         except PywasiError as e:
             raise PreinitError(str(e)) from None
-        instance = _run_init(compiled, layout, init, wasi, imports)
+        instance = _run_init(compiled, layout, init, wasi, imports, unknown_imports_trap)
         result = _rewrite(layout, init, keep_init_func, renames, _snapshot(instance, layout))
     finally:
         if own_wasi:

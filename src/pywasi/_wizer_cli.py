@@ -26,11 +26,24 @@ class WizerOptions:
         self.output: str | None = None
         self.renames: dict[str, str] = {}
         self.keep_init = False
+        self.unknown_imports_trap = False
 
 
 def _wizer_flag(wizer: WizerOptions, argv: Sequence[str], i: int) -> int | None:
     """One of wizer's own flags at ``argv[i]``: the index after it, or None."""
     arg = argv[i]
+    if arg.startswith("-W"):
+        # wasmtime's -W unknown-imports-trap=y: imports nobody provides trap
+        # when called. Other -W items are run's (and refused below).
+        value, after = (arg[2:], i + 1) if len(arg) > 2 else _take_value(argv, i, "-W")
+        items = [item.partition("=") for item in value.split(",")]
+        if not all(name == "unknown-imports-trap" for name, _, _ in items):
+            return None
+        for _, _, flag in items:
+            if flag not in ("", "y", "n", "true", "false"):
+                raise UsageError(f"-W unknown-imports-trap={flag}: expected y or n")
+            wizer.unknown_imports_trap = flag in ("", "y", "true")
+        return after
     if arg in ("-f", "--init-func") or arg.startswith("--init-func="):
         wizer.init, i = _take_value(argv, i, "--init-func" if arg.startswith("--") else arg)
         if not wizer.init:
@@ -87,6 +100,7 @@ def wizer_command(argv: Sequence[str]) -> int:
         try:
             result = preinitialize(wasm, init=wizer.init, wasi=wasi,
                                    keep_init_func=wizer.keep_init, rename_funcs=wizer.renames,
+                                   unknown_imports_trap=wizer.unknown_imports_trap,
                                    cache=None if opts.cache else False)
         except PreinitError as e:
             raise Failure(f"cannot pre-initialise {opts.module}: {e}") from None

@@ -176,9 +176,9 @@ def _take_value(argv: Sequence[str], i: int, flag: str) -> tuple[str, int]:
 
 def parse_run(argv: Sequence[str],
               extra: Callable[[Sequence[str], int], int | None] | None = None) -> RunOptions:
-    """``run``'s options; ``extra(argv, i)`` is asked about a flag ``run``
-    does not know (another subcommand's: ``wizer``) and returns the index
-    after it, or None."""
+    """``run``'s options; ``extra(argv, i)`` is asked first about each flag
+    (another subcommand's: ``wizer``) and returns the index after it, or
+    None to leave it to ``run``'s parsing."""
     opts = RunOptions()
     i = 0
     while i < len(argv):
@@ -188,6 +188,9 @@ def parse_run(argv: Sequence[str],
             break
         if not arg.startswith("-") or arg == "-":
             break
+        if extra is not None and (after := extra(argv, i)) is not None:
+            i = after
+            continue
         if arg in ("-h", "--help"):
             raise SystemExit(_print_help())
         if arg == "--dir" or arg.startswith("--dir="):
@@ -260,8 +263,6 @@ def parse_run(argv: Sequence[str],
         elif arg == "--allow-precompiled":
             opts.allow_precompiled = True
             i += 1
-        elif extra is not None and (after := extra(argv, i)) is not None:
-            i = after
         else:
             raise UsageError(f"unknown option {arg!r} (see pywasi run --help)")
     if i >= len(argv):
