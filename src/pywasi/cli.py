@@ -87,6 +87,8 @@ it left (docs/preinit.md)
                         init's own stdout goes to stderr)
   -r, --rename-func DST=SRC  export SRC as DST in the new module (replacing DST)
   --keep-init-func[=true|false]  keep exporting the init function (default false)
+  -W unknown-imports-trap=y  link imports that neither WASI nor pywasi provides as
+                        functions that trap when called (the init must not call them)
 """
 
 EXIT_TRAP = 134

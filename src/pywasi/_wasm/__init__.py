@@ -20,24 +20,8 @@ interpreter; wasm-tools' ``wasmparser``/``wasm-encoder`` are Rust.
 
 from ._leb import read_sleb, read_uleb, sleb, uleb
 from ._reader import Reader, WasmFormatError
-from ._sections import (
-    CUSTOM, DATA, DATACOUNT, ELEMENT, EXPORT, FUNCTION, GLOBAL, IMPORT, KIND_FUNC, KIND_GLOBAL,
-    KIND_MEMORY, KIND_TABLE, KIND_TAG, MEMORY, START, TABLE, TYPE, CODE, TAG, DataSegment,
-    ElementSegment, Export, Global, GlobalType, Import, MemoryType, Section, TableType,
-    const_f32, const_f64, const_i32, const_i64, custom_name, encode_data, encode_datacount,
-    encode_exports, encode_globals, encode_memories, read_data, read_datacount, read_elements,
-    read_exports, read_function_count, read_globals, read_imports, read_memories, read_module,
-    read_tables, section, write_module,
-)
+from . import _sections
+from ._sections import *  # noqa: F403  (the sections, their entries, readers and writers)
 
-__all__ = [
-    "read_uleb", "read_sleb", "uleb", "sleb", "Reader", "WasmFormatError", "Section",
-    "read_module", "write_module", "section", "custom_name", "CUSTOM", "TYPE", "IMPORT",
-    "FUNCTION", "TABLE", "MEMORY", "GLOBAL", "EXPORT", "START", "ELEMENT", "CODE", "DATA",
-    "DATACOUNT", "TAG", "KIND_FUNC", "KIND_TABLE", "KIND_MEMORY", "KIND_GLOBAL", "KIND_TAG",
-    "Import", "MemoryType", "TableType", "GlobalType", "Global", "Export", "DataSegment",
-    "ElementSegment", "read_imports", "read_memories", "read_tables", "read_globals",
-    "read_exports", "read_data", "read_datacount", "read_elements", "read_function_count",
-    "encode_memories", "encode_globals", "encode_exports", "encode_data", "encode_datacount",
-    "const_i32", "const_i64", "const_f32", "const_f64",
-]
+__all__ = ["read_uleb", "read_sleb", "uleb", "sleb", "Reader", "WasmFormatError",
+           *_sections.__all__]

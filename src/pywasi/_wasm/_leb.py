@@ -20,27 +20,17 @@ class WasmFormatError(PywasiError, ValueError):
 
 def read_uleb(data: bytes | memoryview, pos: int, bits: int = 32) -> tuple[int, int]:
     """An unsigned LEB128 of at most ``bits`` bits at ``data[pos]``."""
-    result = shift = 0
-    limit = -(-bits // 7)  # ceil(bits / 7) bytes at most
-    for i in range(limit):
-        try:
-            byte = data[pos + i]
-        except IndexError:
-            raise _error("an integer runs past the end of its section") from None
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            if result >> bits:
-                raise _error("an integer is too large for its type")
-            return result, pos + i + 1
-    raise _error("an integer is encoded in too many bytes")
+    return _read(data, pos, bits, signed=False)
 
 
 def read_sleb(data: bytes | memoryview, pos: int, bits: int = 32) -> tuple[int, int]:
     """A signed LEB128 of at most ``bits`` bits at ``data[pos]``."""
+    return _read(data, pos, bits, signed=True)
+
+
+def _read(data: bytes | memoryview, pos: int, bits: int, *, signed: bool) -> tuple[int, int]:
     result = shift = 0
-    limit = -(-bits // 7)
-    for i in range(limit):
+    for i in range(-(-bits // 7)):  # ceil(bits / 7) bytes at most
         try:
             byte = data[pos + i]
         except IndexError:
@@ -48,9 +38,10 @@ def read_sleb(data: bytes | memoryview, pos: int, bits: int = 32) -> tuple[int, 
         result |= (byte & 0x7F) << shift
         shift += 7
         if not byte & 0x80:
-            if byte & 0x40:
+            if signed and byte & 0x40:
                 result -= 1 << shift
-            if not -(1 << (bits - 1)) <= result < 1 << (bits - 1):
+            low, high = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+            if not low <= result < high:
                 raise _error("an integer is too large for its type")
             return result, pos + i + 1
     raise _error("an integer is encoded in too many bytes")

@@ -5,6 +5,8 @@ read and at which offset of the section."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._leb import WasmFormatError, read_sleb, read_uleb
 
 __all__ = ["Reader", "WasmFormatError", "REF_TYPES", "NUM_TYPES"]
@@ -57,23 +59,18 @@ class Reader:
         return view
 
     def u32(self) -> int:
-        return self._uleb(32)
+        return self._leb(read_uleb, 32)
 
     def u64(self) -> int:
-        return self._uleb(64)
-
-    def _uleb(self, bits: int) -> int:
-        try:
-            value, self.pos = read_uleb(self.data, self.pos, bits)
-        except WasmFormatError as e:
-            raise self.error(str(e)) from None
-        if self.pos > self.end:
-            raise self.error("an integer runs past the end")
-        return value
+        return self._leb(read_uleb, 64)
 
     def sleb(self, bits: int) -> int:
+        return self._leb(read_sleb, bits)
+
+    def _leb(self, read: Callable[[bytes | memoryview, int, int], tuple[int, int]],
+             bits: int) -> int:
         try:
-            value, self.pos = read_sleb(self.data, self.pos, bits)
+            value, self.pos = read(self.data, self.pos, bits)
         except WasmFormatError as e:
             raise self.error(str(e)) from None
         if self.pos > self.end:
@@ -107,8 +104,8 @@ class Reader:
         if flags & ~0xF:
             raise self.error(f"unknown limits flags 0x{flags:x}")
         bits = 64 if flags & 4 else 32
-        minimum = self._uleb(bits)
-        maximum = self._uleb(bits) if flags & 1 else None
+        minimum = self._leb(read_uleb, bits)
+        maximum = self._leb(read_uleb, bits) if flags & 1 else None
         page_log2 = self.u32() if memory and flags & 8 else None
         return flags, minimum, maximum, page_log2
 
