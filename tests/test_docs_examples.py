@@ -43,6 +43,8 @@ def workdir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.
     shutil.copy(build_c("host_json"), tmp_path / "host_json.wasm")
     shutil.copy(build_c("reactor_session", flags=["-mexec-model=reactor"]),
                 tmp_path / "reactor_session.wasm")   # docs/sessions.md
+    # README and docs/preinit.md: tests/c/preinit_command.c built as app.wasm, as they say.
+    shutil.copy(build_c("preinit_command"), tmp_path / "app.wasm")
     # docs/internals.md: examples/demo.wat built for wasi_unstable, as it says.
     demo = (ROOT / "examples" / "demo.wat").read_text()
     (tmp_path / "old.wasm").write_text(demo.replace("wasi_snapshot_preview1", "wasi_unstable"))
