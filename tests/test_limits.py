@@ -476,3 +476,27 @@ def test_cli_bad_limit_flags(flags: list[str], words: str) -> None:
     proc = cli(*flags, str(LIMITS), "hello")
     assert proc.returncode == 2, proc.stderr
     assert words.encode() in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_many_timeouts_at_once_on_one_engine_all_fire(interruptible: pywasi.Module) -> None:
+    """Every run with a timeout ends, however many stop at once on one
+    engine. A stop is an engine-wide epoch tick, and a tick can be lost to
+    a store whose epoch callback ran just before its own stop (it renews
+    the deadline past the tick): the ending keeps ticking until the run has
+    left wasm. Many short timeouts at once make that race likely; a lost
+    tick shows as a thread still spinning at the join."""
+    limits: list[str | None] = []
+    together = threading.Barrier(6)
+
+    def spins() -> None:
+        for _ in range(8):
+            together.wait(30)  # the six runs of a round start, and their timers fire, together
+            limits.append(pywasi.run(interruptible, args=["limits", "spin"], timeout=0.05).limit)
+
+    workers = [threading.Thread(target=spins, daemon=True) for _ in range(6)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert not any(w.is_alive() for w in workers), "a run's timeout never stopped it"
+    assert limits == ["timeout"] * 48

@@ -215,8 +215,23 @@ class ThreadSpawn:
             self._wake()
 
     def _wake(self) -> None:
+        """Make a stopped program's wasm notice, again: tick the epoch once
+        more, and notify a shared memory's waiters.
+
+        The tick is repeated because one can be lost: a store's epoch
+        callback that read ``stopped`` just before the stop gives the store
+        a deadline one past the epoch *as wasmtime reads it after the
+        callback*, which may already count the stop's own tick -- the store
+        then waits for a tick that never comes (seen: two runs with
+        timeouts on one engine, one spinning on). Ticks are engine-wide and
+        cheap; other stores' callbacks just renew their deadline."""
         program = self._program
-        memory = None if program is None else program.imported_memory
+        if program is None:
+            return
+        switch = self._switch
+        if switch is not None and switch.stopped:
+            switch.stop(program.store.engine)
+        memory = program.imported_memory
         if isinstance(memory, SharedMemory):
             memory.wake_waiters()
 
@@ -236,9 +251,10 @@ class ThreadSpawn:
         if not self._decide(outcome, generation):
             return
         self._stop_others()
-        program = self._program
-        if program is not None and isinstance(program.imported_memory, SharedMemory):
-            threading.Thread(target=self._wake_until_main_left, daemon=True).start()
+        # Until the main thread has left wasm, keep ticking (a tick can be
+        # lost, see _wake) and waking a shared memory's waiters; in a
+        # thread of its own, as this one may be a caller's (CancelToken.set).
+        threading.Thread(target=self._wake_until_main_left, daemon=True).start()
 
     def _wake_until_main_left(self) -> None:
         while not self._main_left.wait(_WAKE_INTERVAL):
