@@ -10,10 +10,13 @@ line and status 2, in the style of tests/test_cli_errors.py."""
 from __future__ import annotations
 
 import pathlib
+import subprocess
 
 import pytest
 
 from test_cli_errors import LOAD, TRAP, USAGE, assert_one_line, pywasi
+
+TIMEOUT = 124  # -W timeout's status (as GNU timeout's)
 from wasmbuild import build_wat
 
 P1 = "wasi_snapshot_preview1"
@@ -37,6 +40,7 @@ REACTOR = f"""(module
   (func (export "f64") (param f64) (result f64) local.get 0)
   (func (export "exit") (param i32) (call $exit (local.get 0)))
   (func (export "trap") unreachable)
+  (func (export "spin") (loop $forever (br $forever)))
   (func $g)
   (elem declare func $g)
   (func (export "refs") (result funcref externref) (ref.func $g) (ref.null extern))
@@ -125,6 +129,33 @@ def test_invoke_takes_the_exit_code_and_reports_a_trap(reactor: pathlib.Path) ->
     proc = pywasi("run", "--invoke", "trap", str(reactor), cwd=reactor.parent)
     assert proc.returncode == TRAP and b"unreachable" in proc.stderr
     assert b"Traceback" not in proc.stderr
+
+
+def test_a_time_limit_bounds_initialize_and_the_export_together(
+        reactor: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """-W timeout as wasmtime's: one deadline for the whole run, whichever
+    export is called; status 124 and the limit as the user wrote it."""
+    run = ["run", "-W", "timeout=300ms"]
+    proc = pywasi(*run, "--invoke", "types", str(reactor), "1", "2", "3", "4", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, b"init\n1\n2\n3\n4\n"), proc.stderr
+    proc = pywasi(*run, "--invoke", "exit", str(reactor), "7", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (7, b"init\n"), proc.stderr
+    proc = pywasi(*run, "--invoke", "trap", str(reactor), cwd=tmp_path)
+    assert proc.returncode == TRAP and b"unreachable" in proc.stderr
+    spins = "(loop $forever (br $forever))"
+    default_spins = tmp_path / "default-spins.wasm"
+    default_spins.write_bytes(build_wat(REACTOR.format(default=f'(func (export "") {spins})')))
+    init_spins = tmp_path / "init-spins.wasm"
+    init_spins.write_bytes(build_wat(REACTOR.format(default=DEFAULT).replace(
+        "(export \"_initialize\") (call $say (i32.const 16) (i32.const 5))",
+        f"(export \"_initialize\") {spins}")))
+    for flags, path, out in ((["--invoke", "spin"], reactor, b"init\n"), ([], default_spins, b"init\n"),
+                             (["--invoke", "types"], init_spins, b"")):  # stopped in _initialize
+        proc = pywasi(*run, *flags, str(path), *(["1"] * 4 if flags[1:] == ["types"] else []),
+                      cwd=tmp_path)
+        assert proc.stdout == out
+        assert_one_line(subprocess.CompletedProcess(proc.args, proc.returncode, b"", proc.stderr),
+                        TIMEOUT, "time limit of 300ms reached")
 
 
 def test_invoke_on_a_module_without_memory_or_wasi(tmp_path: pathlib.Path) -> None:

@@ -142,6 +142,7 @@ class RunOptions:
         self.deterministic = False
         self.seed: int | None = None
         self.invoke: str | None = None  # --invoke NAME: the export to call
+        self.deadline: float | None = None  # -W timeout's end (monotonic), from the first call
 
 
 # --dir HOST::GUEST::MODE: what a preopen of the command line may be besides
@@ -486,28 +487,51 @@ def _run_export(wasi: Any, instance: Any, opts: RunOptions, *, uses_wasi: bool) 
             raise Failure(str(e), EXIT_USAGE) from None
     elif opts.invoke is not None:
         raise Failure(f"{opts.module} has no function export named {name!r}", EXIT_USAGE)
-    if opts.timeout is not None:
-        # NOTE: the time limit is _start's (WASI.start); an export called
-        # here would run without it, so refuse rather than run unlimited.
-        raise UsageError("-W timeout applies to a command's _start; it cannot be used with "
-                         "--invoke or a module's default export yet")
     if "memory" not in exports and not uses_wasi:
-        # A module of pure computation: nothing for WASI to bind to.
+        # A module of pure computation: nothing for WASI to bind to (so no
+        # time limit either: instance.call's needs a WASI to stop it).
+        if opts.timeout is not None:
+            raise UsageError("-W timeout needs a module that uses WASI or exports its memory")
         init = exports.get("_initialize")
         if init is not None:
             init()
-    elif "_start" in exports:  # --invoke on a command: bound, _start not run
-        wasi.finalize_bindings(instance)
     else:
-        wasi.initialize(instance)  # runs _initialize
+        # As wasmtime's -W timeout: one deadline for _initialize and the
+        # export together, each call stopped wherever it is at the deadline.
+        wasi.finalize_bindings(instance)
+        if "_start" not in exports and "_initialize" in exports:
+            _bounded_call(instance, "_initialize", (), opts)
     if target is None:
         raise Failure(f"{opts.module} is a reactor (exports _initialize, no _start and no "
                       f'default export ""): _initialize ran, nothing else to run '
                       f"(call an export with --invoke NAME)")
-    out = format_results(results, target(*values))
+    out = format_results(results, _bounded_call(instance, name, values, opts))
     sys.stdout.write(out)
     sys.stdout.flush()
     return 0
+
+
+def _bounded_call(instance: Any, name: str, args: Sequence[Any], opts: RunOptions) -> Any:
+    """``instance.call(name, *args)`` within what is left of -W timeout
+    (counted from the first call: ``opts.deadline``)."""
+    import time
+
+    from pywasi import LimitExceeded
+    from pywasi._threads import duration
+
+    if opts.timeout is None:
+        return instance.call(name, *args)
+    if opts.deadline is None:
+        opts.deadline = time.monotonic() + opts.timeout
+    left = opts.deadline - time.monotonic()
+    try:
+        if left > 0:
+            return instance.call(name, *args, timeout=left)
+    except LimitExceeded as e:
+        if e.limit != "timeout":
+            raise
+    # Named as the user gave it, not by what was left of it for this call.
+    raise LimitExceeded("timeout", f"time limit of {duration(opts.timeout)} reached") from None
 
 
 def new_wasi(opts: RunOptions, version: str, trace: Any,
