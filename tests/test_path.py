@@ -300,14 +300,14 @@ def test_path_open_errno(box: Tree, path: bytes, kw: dict[str, int], errno: Errn
         assert _mem(inst, OUT, 4) == b"\xaa\xaa\xaa\xaa"  # nothing written on failure
 
 
-def test_path_open_with_directory_rights_the_guest_dropped(box: Tree) -> None:
+def test_path_open_needs_the_directory_rights_the_guest_removed(box: Tree) -> None:
     """The directory rights path_open needs (PATH_OPEN, PATH_CREATE_FILE for
-    CREAT, PATH_FILESTAT_SET_SIZE for TRUNC) are checked against what the
-    host granted; dropped by the guest they are advisory (docs/sandbox.md),
-    so every open works, as under wasmtime. This test asserted NOTCAPABLE
-    before #28 (the spec's letter, as uvwasi); Go's os.Root drops those
-    rights and then creates files. A host restriction still refuses:
-    test_memoryfs's ReadOnly tests."""
+    CREAT, PATH_FILESTAT_SET_SIZE for TRUNC), once the guest removed them
+    with fd_fdstat_set_rights, refuse the open: a deliberate drop is
+    enforced (docs/sandbox.md, as uvwasi and the spec). Between #28's first
+    slice and its refinement this test asserted SUCCESS (every drop was
+    advisory); rights only left out when path_open opened the directory stay
+    advisory (Go's os.Root: test_rights_policy)."""
     no_open = DIR_RIGHTS & ~int(Rights.PATH_OPEN)
     no_create = DIR_RIGHTS & ~int(Rights.PATH_CREATE_FILE)
     no_trunc = DIR_RIGHTS & ~int(Rights.PATH_FILESTAT_SET_SIZE)
@@ -326,9 +326,10 @@ def test_path_open_with_directory_rights_the_guest_dropped(box: Tree) -> None:
         _, got = _probe(calls[3 * i + 1:3 * i + 3], {PATH: b"new" if i == 1 else b"f"},
                         preopens={"/sandbox": box.preopen})
         results.append(Errno(got[ERR + 16 * i + 8]))
-    assert results == [Errno.SUCCESS] * 5
-    assert box.exists("new")
-    assert box.read("f") == b""  # truncated
+    assert results == [Errno.NOTCAPABLE, Errno.NOTCAPABLE, Errno.SUCCESS,
+                       Errno.NOTCAPABLE, Errno.SUCCESS]
+    assert not box.exists("new")
+    assert box.read("f") == b"content"
 
 
 def test_path_open_rights_of_the_new_descriptor(box: Tree) -> None:
@@ -508,8 +509,8 @@ def test_path_symlink_absolute_target_is_perm(box: Tree, version: str) -> None:
 def test_path_symlink_absolute_target_checks_come_after_the_fd_and_pointers(
         box: Tree) -> None:
     # The errors that come first still do: a bad fd, a file as the
-    # directory, a bad pointer for the new name (a trap). A right the guest
-    # dropped is advisory (docs/sandbox.md), not a missing right: PERM.
+    # directory, a right the guest removed with fd_fdstat_set_rights (which
+    # is enforced, docs/sandbox.md), a bad pointer for the new name (a trap).
     _, got = _probe([
         (ERR, "path_symlink", (PATH, 11, 99, PATH + 100, 4)),
         (ERR + 4, "path_symlink", (PATH, 11, 0, PATH + 100, 4)),  # stdin: not a directory
@@ -518,7 +519,7 @@ def test_path_symlink_absolute_target_checks_come_after_the_fd_and_pointers(
         (ERR + 12, "path_symlink", (PATH, 11, 3, PATH + 100, 4)),
     ], {PATH: b"/etc/passwd", PATH + 100: b"new1"}, preopens={"/sandbox": box.preopen})
     assert [Errno(v) for v in got.values()] == [Errno.BADF, Errno.NOTDIR, Errno.SUCCESS,
-                                                Errno.PERM]
+                                                Errno.NOTCAPABLE]
     with pytest.raises(pywasi.Trap):
         _probe([(ERR, "path_symlink", (PATH, 11, 3, 0xFFFFFFF0, 4))], {PATH: b"/etc/passwd"},
                preopens={"/sandbox": box.preopen})

@@ -131,7 +131,8 @@ COMMON: list[tuple[str, tuple[int, ...], Prepare, str]] = [
     ("fd_datasync", (5,), None, "fd_datasync(5) = SUCCESS"),
     ("fd_fdstat_set_rights", (5, READ | WRITE, 0), None,
      "fd_fdstat_set_rights(5, FD_READ|FD_WRITE, 0) = SUCCESS"),
-    ("fd_sync", (5,), None, "fd_sync(5) = SUCCESS"),  # dropped rights are advisory (#28)
+    # FD_SYNC was removed just above: enforced (docs/sandbox.md).
+    ("fd_sync", (5,), None, "fd_sync(5) = NOTCAPABLE"),
     ("fd_renumber", (5, 6), None, "fd_renumber(5, 6) = BADF"),
     ("fd_close", (5,), None, "fd_close(5) = SUCCESS"),
     ("path_create_directory", (DIR, STR, 1), text(STR, b"d"),

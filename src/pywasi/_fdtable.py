@@ -1,21 +1,46 @@
 """The descriptor table: the one gate every fd-taking syscall passes.
 
 Rights policy (stated once, here; docs/sandbox.md for users): pywasi
-enforces the rights the *host* grants, and treats the rights a *guest* drops
-as advisory, as wasmtime does (preview1's rights were dropped from WASI after
-it; no program wasmtime runs may fail a rights check here). A descriptor's
-grant is what it is and how the host opened it: its kind (a directory
-cannot seek, stdin cannot be written), read or write access (chosen by
-path_open's base rights: FD_READ reads, FD_WRITE / FD_ALLOCATE /
-FD_FILESTAT_SET_SIZE write, as in wasmtime), and the host's restrictions
-(``pywasi.fs.ReadOnly``, ``--dir ...::ro``, a descriptor the host handed
-in read-only). ``get(fd, needed)`` answers ``BADF`` for an fd that is not
-open and ``NOTCAPABLE`` when the grant lacks any of the ``needed`` rights;
-no syscall checks rights anywhere else. What the guest narrows (path_open's
-rights, ``fd_fdstat_set_rights``, which may drop bits, never add them) is
-what ``fd_fdstat_get`` shows it, ``rights_base``; the grant is then kept in
-``rights_granted`` and checked only when the shown rights lack a bit, so
-the common case costs one test, as before.
+enforces the rights the *host* grants and the rights a guest *removes* with
+``fd_fdstat_set_rights``; the rights a guest leaves out when it *asks* in
+path_open are advisory beyond the access they choose, as in wasmtime.
+
+- The host's grant: what a descriptor is (a directory cannot seek, stdin
+  cannot be written), read or write access (chosen by path_open's base
+  rights: FD_READ reads, FD_WRITE / FD_ALLOCATE / FD_FILESTAT_SET_SIZE
+  write, as in wasmtime), and the host's restrictions
+  (``pywasi.fs.ReadOnly``, ``--dir ...::ro``, a descriptor the host handed
+  in read-only).
+- Asked for in path_open (``fs_rights_base`` / ``fs_rights_inheriting``):
+  beyond the access, shown by ``fd_fdstat_get``, never refusing a call.
+  Go's ``os.Root`` opens a directory without its write rights and then
+  creates and truncates files under it (CREAT|TRUNC), which wasmtime runs.
+- Removed with ``fd_fdstat_set_rights`` (both ABIs; it may drop bits,
+  never add them: NOTCAPABLE): enforced. The grant narrows with what the
+  guest sees, so a later call needing a dropped right is NOTCAPABLE, and a
+  directory whose inheriting rights were dropped hands only the rest down
+  to what path_open opens under it. No real program calls it to drop a
+  right it then uses (the file calls of wasi-libc, Rust's std, Go's
+  syscall package and CPython never drop anything with it: Go's declares
+  it, none calls it); a program that does is sandboxing itself on purpose,
+  and the spec, node:wasi (uvwasi) and the wasi-testsuite
+  (truncation_rights, path_open_read_without_rights, fd_fdstat_set_rights)
+  all enforce it. wasmtime ignores it (its CI skips those tests as "working
+  with rights which are removed from wasmtime"), so enforcing it can only
+  fail a program that drops a right and then uses it.
+
+``get(fd, needed)`` answers ``BADF`` for an fd that is not open and
+``NOTCAPABLE`` when the grant lacks any of the ``needed`` rights; no
+syscall checks rights anywhere else. NOTE: NOTCAPABLE is the spec's errno
+for a missing right, and uvwasi's; the wasi-testsuite's truncation_rights
+expects PERM (wasi-common's mapping) and path_open_read_without_rights
+expects BADF for fd_read on a file not opened for reading (wasmtime's
+answer): we follow the spec and node, and wasi-libc's read() and write()
+turn NOTCAPABLE into EBADF, so a C program sees what it sees on wasmtime.
+What the guest sees is ``rights_base`` / ``rights_inheriting``; only
+while path_open left a right out is the wider grant kept in
+``rights_granted``, checked when the shown rights lack a bit, so the
+common case costs one test.
 
 Numbering: the lowest free number is reused, as POSIX does, which is what
 wasi-libc's fd bookkeeping and many test suites expect.
@@ -65,7 +90,7 @@ class FdTable:
         if desc is None:
             raise WasiError(Errno.BADF)
         if needed & ~desc.rights_base:
-            granted = desc.rights_granted  # the guest narrowed it: advisory
+            granted = desc.rights_granted  # path_open left it out: advisory
             if granted is None or needed & ~granted[0]:
                 raise WasiError(Errno.NOTCAPABLE)
         return desc

@@ -32,9 +32,10 @@ class Descriptor:
     # as the guest narrowed them since (path_open's rights, set_rights).
     rights_base: int = 0
     rights_inheriting: int = 0
-    # What the host granted, kept once the guest has narrowed the two above:
-    # (base, inheriting). The table enforces the grant, not the guest's
-    # narrowing (see _fdtable's rights policy); None: nothing was narrowed.
+    # What the descriptor may do, (base, inheriting), kept only while it is
+    # wider than the two above: the rights path_open was asked for are
+    # shown, not enforced (see _fdtable's rights policy). None: the shown
+    # rights are the grant.
     rights_granted: tuple[int, int] | None = None
 
     # -- fdstat ----------------------------------------------------------
@@ -46,14 +47,19 @@ class Descriptor:
 
     def set_rights(self, base: int, inheriting: int) -> None:
         """Rights only narrow (spec: fd_fdstat_set_rights "can only remove").
-        What the guest drops is shown, not enforced: the host's grant is kept
-        in ``rights_granted`` (the policy: ``_fdtable``)."""
-        if base & ~self.rights_base or inheriting & ~self.rights_inheriting:
+        What is removed here is enforced: it leaves the grant too, and only
+        it -- a right path_open left out stays advisory (the policy:
+        ``_fdtable``)."""
+        shown_base, shown_inheriting = self.rights_base, self.rights_inheriting
+        if base & ~shown_base or inheriting & ~shown_inheriting:
             raise WasiError(Errno.NOTCAPABLE)
-        if self.rights_granted is None:
-            self.rights_granted = (self.rights_base, self.rights_inheriting)
+        granted = self.rights_granted
+        if granted is not None:  # else the shown rights are the grant
+            self.rights_granted = (granted[0] & ~(shown_base & ~base),
+                                   granted[1] & ~(shown_inheriting & ~inheriting))
         self.rights_base = base
         self.rights_inheriting = inheriting
+
     # -- data ------------------------------------------------------------
     def read(self, bufs: list[memoryview]) -> int:
         raise WasiError(Errno.BADF)

@@ -105,13 +105,11 @@ class ListeningSocket(SocketDescriptor):
         # accept(2) does not pass O_NONBLOCK on to the new socket on Linux;
         # Python's accept() sets the connection blocking either way.
         conn.setblocking(not nonblock)
-        # The connection's grant is what the host lets this socket hand down;
-        # what the guest narrowed is shown on it, not enforced (_fdtable).
-        granted = self.rights_granted
-        stream = StreamSocket(conn, self.rights_inheriting if granted is None else granted[1])
-        if granted is not None:
-            stream.set_rights(stream.rights_base & self.rights_inheriting, 0)
-        return stream
+        # The connection gets what this socket hands down: the host's grant,
+        # less what the guest removed with fd_fdstat_set_rights, which is
+        # enforced (_fdtable). Only path_open makes a grant wider than the
+        # rights shown, so a listener's shown inheriting rights are its grant.
+        return StreamSocket(conn, self.rights_inheriting)
 
 
 class StreamSocket(SocketDescriptor):

@@ -112,8 +112,9 @@ class PathCalls(Context):
             # refuses O_CREAT|O_DIRECTORY with EINVAL too.
             raise WasiError(Errno.INVAL)
         # Spec (path_open): CREAT needs PATH_CREATE_FILE, TRUNC needs
-        # PATH_FILESTAT_SET_SIZE, on the directory (granted: a ReadOnly tree
-        # has neither; dropped by the guest: advisory, see _fdtable).
+        # PATH_FILESTAT_SET_SIZE, on the directory's grant (a ReadOnly tree
+        # has neither; left out when the guest opened the directory:
+        # advisory; removed with fd_fdstat_set_rights: refused -- _fdtable).
         needed = _PATH_OPEN
         if oflags & _CREAT:
             needed |= _PATH_CREATE_FILE
@@ -121,12 +122,14 @@ class PathCalls(Context):
             needed |= _PATH_FILESTAT_SET_SIZE
         directory, name = self._dir_at(fd, needed, path, path_len)
         # The rights policy (_fdtable): the base rights asked choose the
-        # access, as in wasmtime; access the host does not let this directory
-        # hand down (a ReadOnly tree's writes) is NOTCAPABLE. Any other right
+        # access, as in wasmtime; access this directory may not hand down (a
+        # ReadOnly tree's writes, FD_READ the guest removed from its
+        # inheriting rights with fd_fdstat_set_rights) is NOTCAPABLE. Any other right
         # asked beyond the grant is narrowed away silently: advisory, where
         # uvwasi (node:wasi) refuses it -- wasmtime runs such programs (Go
         # asks for every right but the socket ones).
-        # What the directory may hand down, as the host granted it.
+        # What the directory may hand down: its grant (less what the guest
+        # removed with fd_fdstat_set_rights, which narrowed it).
         granted_pair = directory.rights_granted
         granted = directory.rights_inheriting if granted_pair is None else granted_pair[1]
         if fs_rights_base & _ACCESS_RIGHTS & ~granted:
@@ -143,7 +146,7 @@ class PathCalls(Context):
         base, inheriting = desc.rights_base, desc.rights_inheriting
         if fs_rights_base & base != base or fs_rights_inheriting & inheriting != inheriting:
             # Fewer rights asked than granted (wasi-libc's every open): shown,
-            # not enforced -- Descriptor.set_rights on a new descriptor, inlined.
+            # not enforced; the grant is kept beside them (_fdtable).
             desc.rights_granted = (base, inheriting)
             desc.rights_base = fs_rights_base & base
             desc.rights_inheriting = fs_rights_inheriting & inheriting
