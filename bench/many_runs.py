@@ -123,19 +123,10 @@ def _dask_client(module: pywasi.Module, threads: int = 1) -> Iterator[tuple[Any,
 
 
 @contextlib.contextmanager
-def dask(module: pywasi.Module, batch: int) -> Iterator[Go]:
-    with _dask_client(module) as (client, shipped):
+def dask(module: pywasi.Module, batch: int, threads: int = 1) -> Iterator[Go]:
+    with _dask_client(module, threads) as (client, shipped):
         # pure=False: each run is a new task (no key hashed from the
         # arguments, which would make equal runs one task).
-        yield lambda n: client.gather(client.map(run_one, [shipped] * n, range(n), pure=False))
-
-
-@contextlib.contextmanager
-def dask_threads(module: pywasi.Module, batch: int) -> Iterator[Go]:
-    # Two threads per worker process: a guest runs without the GIL, so while
-    # one thread's task is being handed over by the worker's event loop the
-    # other's guest keeps the core busy.
-    with _dask_client(module, threads=2) as (client, shipped):
         yield lambda n: client.gather(client.map(run_one, [shipped] * n, range(n), pure=False))
 
 
@@ -212,7 +203,9 @@ def ship(module: pywasi.Module, path: str) -> dict[str, float]:
 
 BACKENDS: dict[str, Callable[[pywasi.Module, int], Any]] = {
     "one": one_process, "pool": pool, "pool-per-task": pool_per_task, "dask": dask,
-    "dask-threads": dask_threads, "dask-batched": dask_batched, "ray": ray}
+    # Two threads per worker: a guest runs without the GIL, so one thread's
+    # guest could keep the core busy while the other's task is handed over.
+    "dask-threads": functools.partial(dask, threads=2), "dask-batched": dask_batched, "ray": ray}
 LABELS = {"one": "one process, pywasi.run() in a loop (against itself: the noise)",
           "pool": "ProcessPoolExecutor(2), the module once per worker (initializer)",
           "pool-per-task": "ProcessPoolExecutor(2), the module in every task",

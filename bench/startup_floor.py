@@ -118,24 +118,23 @@ assert not trap
 '''
 
 
-def stdlib_of(env: dict[str, str], cmd: list[str]) -> list[str]:
-    """The standard-library modules ``cmd`` (a Python command line) imports
-    beyond those ``python -c pass`` imports."""
-    def imported(cmd: list[str]) -> set[str]:
-        err = subprocess.run([sys.executable, "-X", "importtime", *cmd], env=env,
-                             capture_output=True, text=True, check=True).stderr
-        return {m.group(1) for m in re.finditer(r"^import time:.*\|\s*([\w.]+)$", err, re.M)}
-    extra = imported(cmd) - imported(["-c", "pass"])
-    stdlib = pathlib.Path(os.__file__).parent.resolve()
+def imported(env: dict[str, str], cmd: list[str]) -> set[str]:
+    """The modules a Python command line imports."""
+    err = subprocess.run([sys.executable, "-X", "importtime", *cmd], env=env,
+                         capture_output=True, text=True, check=True).stderr
+    return {m.group(1) for m in re.finditer(r"^import time:.*\|\s*([\w.]+)$", err, re.M)}
+
+
+def stdlib(names: set[str]) -> list[str]:
+    """Those of ``names`` that are standard-library modules."""
+    root = pathlib.Path(os.__file__).parent.resolve()
 
     def is_stdlib(name: str) -> bool:
         top = name.split(".")[0]
-        if top in sys.builtin_module_names:
-            return True
-        found = [p for p in (stdlib / top, stdlib / f"{top}.py") if p.exists()]
-        dynload = list((stdlib / "lib-dynload").glob(f"{top}.*.so"))
-        return bool(found or dynload)
-    return sorted(n for n in extra if is_stdlib(n) and not n.startswith("__"))
+        return (top in sys.builtin_module_names or (root / top).exists()
+                or (root / f"{top}.py").exists()
+                or any((root / "lib-dynload").glob(f"{top}.*.so")))
+    return sorted(n for n in names if is_stdlib(n) and not n.startswith("__"))
 
 
 def wasmtime_cli() -> str | None:
@@ -169,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         bare = pathlib.Path(tmp, "bare.py")
         bare.write_text(BARE)
         library = pathlib.Path(wasmtime.__file__).parent / "linux-x86_64" / "_libwasmtime.so"
-        modules = stdlib_of(env, ["-m", "pywasi", "run", str(DEMO)])
-        # What pywasi's own modules add, were wasmtime-py not imported.
-        own = sorted(set(modules) - set(stdlib_of(env, ["-c", "import wasmtime"])))
+        # Beyond what python -c pass imports; and of those, what pywasi's own
+        # modules add, were wasmtime-py not imported.
+        baseline = imported(env, ["-c", "pass"])
+        modules = stdlib(imported(env, ["-m", "pywasi", "run", str(DEMO)]) - baseline)
+        own = sorted(set(modules) - imported(env, ["-c", "import wasmtime"]))
         rows: dict[str, list[str]] = {
             "python -c pass": [py, "-c", "pass"],
             f"stdlib of pywasi run ({len(modules)} modules)": [py, "-c", "import " + ", ".join(modules)],
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             "pywasi run": [py, "-m", "pywasi", "run", str(DEMO)],
             "node:wasi": ["node", "--no-warnings", str(HERE / "drivers" / "node_wasi.mjs"), str(wasm)],
         }
+        says_hello = {"bare binding", "pywasi run", "node:wasi", "wasmtime CLI"}
         cli = wasmtime_cli()
         if cli:
             rows["wasmtime CLI"] = [cli, "run", str(wasm)]
@@ -192,9 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 began = time.perf_counter()
                 done = subprocess.run(rows[name], env=env, capture_output=True)
                 elapsed = time.perf_counter() - began
-                if done.returncode != 0 or (name not in ("python -c pass",) and
-                                            not name.startswith(("stdlib", "import"))
-                                            and done.stdout != b"hello world\n"):
+                if done.returncode != 0 or (name in says_hello and done.stdout != b"hello world\n"):
                     raise SystemExit(f"{name} failed: {done.returncode} {done.stderr[-300:]!r}")
                 if rep:                        # the first round is the untimed warm-up
                     times[name].append(elapsed)

@@ -21,6 +21,7 @@ import atexit
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -142,7 +143,6 @@ class RunOptions:
         self.deterministic = False
         self.seed: int | None = None
         self.invoke: str | None = None  # --invoke NAME: the export to call
-        self.deadline: float | None = None  # -W timeout's end (monotonic), from the first call
 
 
 # --dir HOST::GUEST::MODE: what a preopen of the command line may be besides
@@ -492,38 +492,33 @@ def _run_export(wasi: Any, instance: Any, opts: RunOptions, *, uses_wasi: bool) 
         # time limit either: instance.call's needs a WASI to stop it).
         if opts.timeout is not None:
             raise UsageError("-W timeout needs a module that uses WASI or exports its memory")
-        init = exports.get("_initialize")
-        if init is not None:
-            init()
     else:
-        # As wasmtime's -W timeout: one deadline for _initialize and the
-        # export together, each call stopped wherever it is at the deadline.
-        wasi.finalize_bindings(instance)
-        if "_start" not in exports and "_initialize" in exports:
-            _bounded_call(instance, "_initialize", (), opts)
+        wasi.finalize_bindings(instance)  # --invoke on a command: bound, _start not run
+    # As wasmtime's -W timeout: one deadline for _initialize and the export
+    # together, each call stopped wherever it is at the deadline.
+    deadline = None if opts.timeout is None else time.monotonic() + opts.timeout
+    if "_start" not in exports and "_initialize" in exports:
+        _bounded_call(instance, "_initialize", (), deadline, opts.timeout)
     if target is None:
         raise Failure(f"{opts.module} is a reactor (exports _initialize, no _start and no "
                       f'default export ""): _initialize ran, nothing else to run '
                       f"(call an export with --invoke NAME)")
-    out = format_results(results, _bounded_call(instance, name, values, opts))
+    out = format_results(results, _bounded_call(instance, name, values, deadline, opts.timeout))
     sys.stdout.write(out)
     sys.stdout.flush()
     return 0
 
 
-def _bounded_call(instance: Any, name: str, args: Sequence[Any], opts: RunOptions) -> Any:
-    """``instance.call(name, *args)`` within what is left of -W timeout
-    (counted from the first call: ``opts.deadline``)."""
-    import time
-
+def _bounded_call(instance: Any, name: str, args: Sequence[Any], deadline: float | None,
+                  timeout: float | None) -> Any:
+    """``instance.call(name, *args)`` within what is left before ``deadline``
+    (``time.monotonic()``; -W timeout's ``timeout`` seconds from the start)."""
     from pywasi import LimitExceeded
     from pywasi._threads import duration
 
-    if opts.timeout is None:
+    if deadline is None or timeout is None:
         return instance.call(name, *args)
-    if opts.deadline is None:
-        opts.deadline = time.monotonic() + opts.timeout
-    left = opts.deadline - time.monotonic()
+    left = deadline - time.monotonic()
     try:
         if left > 0:
             return instance.call(name, *args, timeout=left)
@@ -531,7 +526,7 @@ def _bounded_call(instance: Any, name: str, args: Sequence[Any], opts: RunOption
         if e.limit != "timeout":
             raise
     # Named as the user gave it, not by what was left of it for this call.
-    raise LimitExceeded("timeout", f"time limit of {duration(opts.timeout)} reached") from None
+    raise LimitExceeded("timeout", f"time limit of {duration(timeout)} reached") from None
 
 
 def new_wasi(opts: RunOptions, version: str, trace: Any,
