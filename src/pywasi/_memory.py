@@ -18,9 +18,24 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from typing import Any, Protocol
 
 from ._errors import GuestFault
+
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class MemorySource(Protocol):
+        """Where the bytes live: answers (address, length) of linear memory now."""
+
+        def locate(self) -> tuple[int, int]: ...
+else:
+    class MemorySource:
+        """What ``GuestMemory`` reads from: any object with ``locate() ->
+        (address, length)``. A Protocol for mypy (above); at run time this
+        plain class only keeps the name importable."""
 
 __all__ = ["GuestMemory", "MemorySource"]
 
@@ -29,12 +44,6 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _IOVEC = struct.Struct("<II")
-
-
-class MemorySource(Protocol):
-    """Where the bytes live: answers (address, length) of linear memory now."""
-
-    def locate(self) -> tuple[int, int]: ...
 
 
 class GuestMemory:

@@ -7,7 +7,12 @@ resolver's host syscalls alike)."""
 from __future__ import annotations
 
 import os
-from typing import Any
+
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ACCEL"]
 

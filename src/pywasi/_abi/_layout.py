@@ -21,8 +21,14 @@ The numbers themselves are pinned against the witx in tests/test_abi.py.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
-from typing import Union
+
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    FieldSpec = tuple[str, str] | tuple[str, str, int]
 
 __all__ = [
     "Layout", "IOVEC", "CIOVEC", "FDSTAT", "FILESTAT", "FILESTAT_UNSTABLE",
@@ -38,9 +44,6 @@ _SCALARS: dict[str, tuple[int, str]] = {
     "u32": (4, "I"),
     "u64": (8, "Q"),
 }
-
-FieldSpec = Union[tuple[str, str], tuple[str, str, int]]
-
 
 def _align_up(value: int, align: int) -> int:
     return (value + align - 1) // align * align

@@ -25,24 +25,57 @@ with other values), and lacks ``sock_accept``.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    # (name, ((param, witx type), ...), ((success result, witx type), ...));
+    # None: noreturn.
+    _Spec = tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...] | None]
 
 __all__ = ["Signature", "PREVIEW1", "UNSTABLE"]
 
 
-class Signature(NamedTuple):
+class Signature:
     """One host function: ``name(params...) -> results`` in core wasm types.
 
-    A NamedTuple, not a dataclass: dataclasses import ``inspect``, ~8 ms of
-    every ``pywasi run`` start-up."""
+    A plain class, neither a dataclass (dataclasses import ``inspect``, ~8 ms
+    of every ``pywasi run`` start-up) nor a ``typing.NamedTuple`` (typing and
+    re, ~10 ms); immutable by convention, equal and hashed by value."""
+
+    __slots__ = ("name", "params", "results", "inputs", "outputs")
 
     name: str
     params: tuple[tuple[str, str], ...]
     results: tuple[str, ...]
     # The witx view, for what decodes calls (the trace): each parameter and
     # each success result as (name, witx type), before lowering.
-    inputs: tuple[tuple[str, str], ...] = ()
-    outputs: tuple[tuple[str, str], ...] = ()
+    inputs: tuple[tuple[str, str], ...]
+    outputs: tuple[tuple[str, str], ...]
+
+    def __init__(self, name: str, params: tuple[tuple[str, str], ...], results: tuple[str, ...],
+                 inputs: tuple[tuple[str, str], ...] = (),
+                 outputs: tuple[tuple[str, str], ...] = ()) -> None:
+        self.name = name
+        self.params = params
+        self.results = results
+        self.inputs = inputs
+        self.outputs = outputs
+
+    def _fields(self) -> tuple[object, ...]:
+        return self.name, self.params, self.results, self.inputs, self.outputs
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Signature):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"Signature(name={self.name!r}, params={self.params!r}, results={self.results!r}, "
+                f"inputs={self.inputs!r}, outputs={self.outputs!r})")
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -66,10 +99,6 @@ _LOWERING: dict[str, str] = {
     # (ptr, len)
     "string": "pair", "iovec_array": "pair", "ciovec_array": "pair",
 }
-
-# (name, ((param, witx type), ...), ((success result, witx type), ...));
-# None: noreturn.
-_Spec = tuple[str, tuple[tuple[str, str], ...], Optional[tuple[tuple[str, str], ...]]]
 
 _PREVIEW1_SPEC: tuple[_Spec, ...] = (
     ("args_get", (("argv", "pointer"), ("argv_buf", "pointer")), ()),

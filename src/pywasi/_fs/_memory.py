@@ -34,8 +34,6 @@ import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from typing import Any, Union
 
 from .._abi import Errno, Fdflags, Filetype, Oflags, Whence
 from .._errors import WasiError
@@ -43,6 +41,13 @@ from ._base import Descriptor, Directory
 from ._dir import DIR_INHERITING, DIR_RIGHTS, FILE_RIGHTS
 from ._resolve import MAX_SYMLINKS, open_beneath
 from ._stat import NOW, OMIT, resolve_times
+
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["MemoryTree", "MemoryDirectory", "MemoryFile", "Node", "DirNode", "FileNode",
            "LinkNode", "LowerTree", "LazyDirNode", "LazyFileNode", "read_whole"]
@@ -109,9 +114,6 @@ class DirNode(Node):
         if self.nlink == 0:
             return 0
         return 2 + sum(isinstance(n, DirNode) for n in self.entries.values())
-
-
-AnyNode = Union[FileNode, LinkNode, DirNode]
 
 
 class MemoryTree:

@@ -77,13 +77,18 @@ import os
 import stat
 import struct
 import sys
-from typing import NamedTuple
 
 from .._abi import Filetype
 from .._abi._errno import Errno
 from .._errors import WasiError
 from .._native import ACCEL
 from ._stat import filestat_values, lstat_at
+
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["ESCAPE_ERRNO", "MAX_SYMLINKS", "ParentDir", "at_parent", "open_beneath", "stat_beneath"]
 
@@ -113,7 +118,7 @@ _MAYBE_SYMLINK = frozenset({_host.ELOOP, _host.ENOTDIR, _host.EMLINK})
 _TRAILING = ""
 
 
-class ParentDir(NamedTuple):
+class ParentDir:
     """What ``at_parent`` yields.
 
     ``dir_fd``: a directory inside the tree (O_PATH on Linux; usable as the
@@ -122,11 +127,37 @@ class ParentDir(NamedTuple):
     component was "." or ".." (then ``dir_fd`` is that directory itself).
     ``trailing_slash``: the path demands a directory (it ended in "/", "." or
     ".."); e.g. ``path_unlink_file`` answers NOTDIR/ISDIR accordingly.
+
+    A plain class, not a ``typing.NamedTuple`` (typing and re: start-up);
+    it still unpacks, compares and prints as the 3-tuple it was.
     """
 
-    dir_fd: int
-    name: str
-    trailing_slash: bool
+    __slots__ = ("dir_fd", "name", "trailing_slash")
+
+    def __init__(self, dir_fd: int, name: str, trailing_slash: bool) -> None:
+        self.dir_fd = dir_fd
+        self.name = name
+        self.trailing_slash = trailing_slash
+
+    def _fields(self) -> tuple[int, str, bool]:
+        return self.dir_fd, self.name, self.trailing_slash
+
+    def __iter__(self) -> Iterator[int | str | bool]:
+        return iter(self._fields())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ParentDir):
+            return self._fields() == other._fields()
+        if isinstance(other, tuple):
+            return self._fields() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"ParentDir(dir_fd={self.dir_fd!r}, name={self.name!r}, "
+                f"trailing_slash={self.trailing_slash!r})")
 
 
 def _escape(path: str) -> WasiError:

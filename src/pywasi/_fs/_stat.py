@@ -24,7 +24,6 @@ import os
 import stat
 import sys
 import time
-from typing import Union
 
 from .._abi import Errno, Filetype, Fstflags
 from .._errors import WasiError
@@ -39,7 +38,7 @@ _U64 = (1 << 64) - 1
 # A resolved timestamp: nanoseconds since the epoch, or one of these.
 NOW = "now"
 OMIT = "omit"
-TimeSpec = Union[int, str]
+TimeSpec = int | str  # (PEP 604: a types.UnionType at run time, no typing import)
 
 _ATIM = int(Fstflags.ATIM)
 _ATIM_NOW = int(Fstflags.ATIM_NOW)

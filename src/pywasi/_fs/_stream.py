@@ -18,12 +18,17 @@ import os
 import select
 import stat
 import termios
-from collections.abc import Callable
-from typing import Any
 
 from .._abi import Errno, Fdflags, Filetype, Rights
 from .._errors import WasiError
 from ._base import Descriptor
+
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["HostStream", "write_nowait", "set_host_append_nonblock", "PyWriter", "PyReader", "open_stdio", "host_fdflags", "filetype_of_mode",
            "fdatasync"]

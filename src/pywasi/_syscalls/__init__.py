@@ -3,8 +3,6 @@ whose bound methods the dispatcher calls."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from .._abi import PREVIEW1, UNSTABLE, Errno
 from .._dispatch import HostFunction
 from .._errors import WasiError
@@ -18,6 +16,12 @@ from .proc import ProcCalls
 from .random import RandomCalls
 from .sock import SockCalls
 from .unstable import UnstableCalls
+
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Syscalls", "build_imports", "UNIMPLEMENTED"]
 

@@ -5,21 +5,26 @@ from __future__ import annotations
 
 import select
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from .._abi import Fdflags, Filetype
 from .._dispatch import HostState
-from .._engine import STOPPED_MESSAGE
-from .._errors import GuestFault
+from .._errors import STOPPED_MESSAGE, GuestFault
 from .._fdtable import FdTable
 from .._fs._base import Descriptor
 from .._fs._file import skip
-from .._memory import GuestMemory
+
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    from .._memory import GuestMemory
+
+    _T = TypeVar("_T")
 
 __all__ = ["Context", "UnboundMemory"]
-
-_T = TypeVar("_T")
 
 
 class UnboundMemory:

@@ -4,14 +4,18 @@ fd_prestat_get and fd_prestat_dir_name."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from .._abi import FDSTAT, PRESTAT, Errno, Fdflags, Preopentype, Rights
 from .._errors import WasiError
 from .._fs._dir import HostDirectory
 from .._fs._file import HostFile
 from .._fs._stream import HostStream
 from ._context import Context
+
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["FdCalls", "ALL_FDFLAGS"]
 

@@ -12,12 +12,16 @@ descriptor cannot do at all is answered by ``Descriptor``'s defaults.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .._abi import FILESTAT, FILESTAT_UNSTABLE, Advice, Errno, Rights, Whence, WhenceUnstable
 from .._errors import WasiError
 from .._fs._file import HostFile
 from ._context import Context
+
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["FsFdCalls"]
 

@@ -66,8 +66,7 @@ from .._abi import (
     Rights,
     Subclockflags,
 )
-from .._engine import STOPPED_MESSAGE
-from .._errors import GuestFault, WasiError
+from .._errors import STOPPED_MESSAGE, GuestFault, WasiError
 from ._context import Context
 
 __all__ = ["PollCalls"]

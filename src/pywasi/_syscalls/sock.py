@@ -10,13 +10,14 @@ socket); then the right the spec names (``FdTable.get``); then the flags
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .._abi import Errno, Fdflags, Riflags, Rights, Sdflags
 from .._errors import WasiError
 from .._fs._base import Descriptor
 from ._context import Context
 
+# Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
+# never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .._fs._socket import SocketDescriptor
 
