@@ -62,7 +62,7 @@ RUN_MODULES = frozenset({
     # pywasi's own run path: the command, the API, the engine facade, the
     # syscalls (one import object of every function), stdio and the preopen
     # descriptors, the compiled-module cache (a hit: its lookup and checksum).
-    "pywasi", "pywasi.cli", "pywasi._abi", "pywasi._abi._errno", "pywasi._abi._layout",
+    "pywasi", "pywasi.cli", "pywasi._abi", "pywasi._abi._enum", "pywasi._abi._errno", "pywasi._abi._layout",
     "pywasi._abi._signatures", "pywasi._abi._types", "pywasi._accel", "pywasi._native",
     "pywasi._cache", "pywasi._dispatch", "pywasi._errors", "pywasi._fdtable", "pywasi._memory",
     "pywasi._threads", "pywasi._wasi",

@@ -27,7 +27,6 @@ flushed when written unless ``flush=False``.
 
 from __future__ import annotations
 
-import enum
 import fnmatch
 import io
 import json
@@ -57,6 +56,13 @@ from ._abi import (
 )
 from ._dispatch import errno_of
 from ._errors import GuestFault, ProcExit, Trap
+
+# The ABI's flag sets are enum.IntFlag for mypy, ``_abi._enum``'s at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from enum import IntFlag
+else:
+    from ._abi._enum import IntFlag
 
 __all__ = ["Trace", "TraceEvent", "Pointer"]
 
@@ -212,7 +218,7 @@ def _plain(value: Any) -> Any:
 # -- names of enums and flags --------------------------------------------
 
 def _name(cls: Any, value: int, unstable: bool) -> str:
-    if issubclass(cls, enum.IntFlag):
+    if issubclass(cls, IntFlag):
         return _flag_names(cls, value, unstable)
     try:
         return str(cls(value).name)

@@ -7,12 +7,19 @@ Values are the spec's (WebAssembly/WASI legacy/preview1/witx/typenames.witx,
 from __future__ import annotations
 
 import errno as _host
-import enum
+
+# mypy checks these classes against the real enum (it takes any TYPE_CHECKING
+# as true); run time builds them with ``_enum``'s lighter twins (start-up).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from enum import IntEnum
+else:
+    from ._enum import IntEnum
 
 __all__ = ["Errno", "errno_from_host"]
 
 
-class Errno(enum.IntEnum):
+class Errno(IntEnum):
     """``$errno``. ``TOOBIG`` is the spec's ``2big`` (not a Python identifier)."""
 
     SUCCESS = 0

@@ -10,7 +10,13 @@ numbers its cases densely from 0; a witx ``flags`` gives case *n* the bit
 
 from __future__ import annotations
 
-import enum
+# mypy checks these classes against the real enum (it takes any TYPE_CHECKING
+# as true); run time builds them with ``_enum``'s lighter twins (start-up).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from enum import IntEnum, IntFlag
+else:
+    from ._enum import IntEnum, IntFlag
 
 __all__ = [
     "Clockid", "Whence", "WhenceUnstable", "Filetype", "Advice", "Fdflags",
@@ -20,7 +26,7 @@ __all__ = [
 ]
 
 
-class Clockid(enum.IntEnum):
+class Clockid(IntEnum):
     """``$clockid`` (tag u32)."""
 
     REALTIME = 0
@@ -29,7 +35,7 @@ class Clockid(enum.IntEnum):
     THREAD_CPUTIME_ID = 3
 
 
-class Whence(enum.IntEnum):
+class Whence(IntEnum):
     """``$whence`` (tag u8), preview1 order."""
 
     SET = 0
@@ -37,7 +43,7 @@ class Whence(enum.IntEnum):
     END = 2
 
 
-class WhenceUnstable(enum.IntEnum):
+class WhenceUnstable(IntEnum):
     """``$whence`` of wasi_unstable (snapshot 0): the same cases, another order."""
 
     CUR = 0
@@ -45,7 +51,7 @@ class WhenceUnstable(enum.IntEnum):
     SET = 2
 
 
-class Filetype(enum.IntEnum):
+class Filetype(IntEnum):
     """``$filetype`` (tag u8)."""
 
     UNKNOWN = 0
@@ -58,7 +64,7 @@ class Filetype(enum.IntEnum):
     SYMBOLIC_LINK = 7
 
 
-class Advice(enum.IntEnum):
+class Advice(IntEnum):
     """``$advice`` (tag u8)."""
 
     NORMAL = 0
@@ -69,7 +75,7 @@ class Advice(enum.IntEnum):
     NOREUSE = 5
 
 
-class Fdflags(enum.IntFlag):
+class Fdflags(IntFlag):
     """``$fdflags`` (repr u16)."""
 
     APPEND = 1 << 0
@@ -79,7 +85,7 @@ class Fdflags(enum.IntFlag):
     SYNC = 1 << 4
 
 
-class Fstflags(enum.IntFlag):
+class Fstflags(IntFlag):
     """``$fstflags`` (repr u16)."""
 
     ATIM = 1 << 0
@@ -88,13 +94,13 @@ class Fstflags(enum.IntFlag):
     MTIM_NOW = 1 << 3
 
 
-class Lookupflags(enum.IntFlag):
+class Lookupflags(IntFlag):
     """``$lookupflags`` (repr u32)."""
 
     SYMLINK_FOLLOW = 1 << 0
 
 
-class Oflags(enum.IntFlag):
+class Oflags(IntFlag):
     """``$oflags`` (repr u16)."""
 
     CREAT = 1 << 0
@@ -103,7 +109,7 @@ class Oflags(enum.IntFlag):
     TRUNC = 1 << 3
 
 
-class Rights(enum.IntFlag):
+class Rights(IntFlag):
     """``$rights`` (repr u64), in the spec's bit order."""
 
     FD_DATASYNC = 1 << 0
@@ -139,7 +145,7 @@ class Rights(enum.IntFlag):
     SOCK_ACCEPT = 1 << 29
 
 
-class Eventtype(enum.IntEnum):
+class Eventtype(IntEnum):
     """``$eventtype`` (tag u8)."""
 
     CLOCK = 0
@@ -147,50 +153,50 @@ class Eventtype(enum.IntEnum):
     FD_WRITE = 2
 
 
-class Eventrwflags(enum.IntFlag):
+class Eventrwflags(IntFlag):
     """``$eventrwflags`` (repr u16)."""
 
     FD_READWRITE_HANGUP = 1 << 0
 
 
-class Subclockflags(enum.IntFlag):
+class Subclockflags(IntFlag):
     """``$subclockflags`` (repr u16)."""
 
     SUBSCRIPTION_CLOCK_ABSTIME = 1 << 0
 
 
-class Riflags(enum.IntFlag):
+class Riflags(IntFlag):
     """``$riflags`` (repr u16)."""
 
     RECV_PEEK = 1 << 0
     RECV_WAITALL = 1 << 1
 
 
-class Roflags(enum.IntFlag):
+class Roflags(IntFlag):
     """``$roflags`` (repr u16)."""
 
     RECV_DATA_TRUNCATED = 1 << 0
 
 
-class Siflags(enum.IntFlag):
+class Siflags(IntFlag):
     """``$siflags``: the spec declares it a bare ``u16`` with no flags defined
     ("it must be set to zero"), so this set is empty."""
 
 
-class Sdflags(enum.IntFlag):
+class Sdflags(IntFlag):
     """``$sdflags`` (repr u8)."""
 
     RD = 1 << 0
     WR = 1 << 1
 
 
-class Preopentype(enum.IntEnum):
+class Preopentype(IntEnum):
     """``$preopentype`` (tag u8)."""
 
     DIR = 0
 
 
-class Signal(enum.IntEnum):
+class Signal(IntEnum):
     """``$signal`` (tag u8). ``NONE`` is reserved (POSIX ``kill(pid, 0)``)."""
 
     NONE = 0
@@ -229,7 +235,7 @@ class Signal(enum.IntEnum):
 # The witx name of each enum and flag set above: what decodes a call's
 # arguments by their witx types (the trace) looks them up here. wasi_unstable
 # has its own ``whence`` (``WhenceUnstable``).
-WITX_TYPES: dict[str, type[enum.IntEnum] | type[enum.IntFlag]] = {
+WITX_TYPES: dict[str, type[IntEnum] | type[IntFlag]] = {
     "clockid": Clockid, "whence": Whence, "filetype": Filetype, "advice": Advice,
     "fdflags": Fdflags, "fstflags": Fstflags, "lookupflags": Lookupflags, "oflags": Oflags,
     "rights": Rights, "eventtype": Eventtype, "eventrwflags": Eventrwflags,
