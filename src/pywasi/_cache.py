@@ -43,7 +43,6 @@ import stat
 import sys
 import threading
 import time
-import warnings
 import zlib
 
 # Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
@@ -109,6 +108,7 @@ class CacheWarning(UserWarning):
 
 
 def _warn(message: str) -> None:
+    import warnings  # here, not at start-up: a run that uses the cache quietly never needs it
     warnings.warn(f"compiled-module cache: {message}", CacheWarning, stacklevel=4)
 
 
@@ -483,6 +483,7 @@ def detach_writes() -> None:
 def _fork_writer(args: tuple[Any, ...]) -> bool:
     """Run ``_fill(*args)`` in a forked, detached child; False if fork failed
     (the caller writes another way). Returns at once in the parent."""
+    import warnings
     with warnings.catch_warnings():
         # Python 3.12+ warns about forking with threads alive: here they are
         # wasmtime's idle compile workers, which the child does not need.

@@ -32,8 +32,6 @@ import io
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
 
 from ._abi import (
     FDSTAT,
@@ -57,10 +55,13 @@ from ._abi import (
 from ._dispatch import errno_of
 from ._errors import GuestFault, ProcExit, Trap
 
-# The ABI's flag sets are enum.IntFlag for mypy, ``_abi._enum``'s at run time.
+# The ABI's flag sets are enum.IntFlag for mypy, ``_abi._enum``'s at run time;
+# the other names are for annotations only (mypy takes any TYPE_CHECKING as true).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from enum import IntFlag
+    from typing import Any
 else:
     from ._abi._enum import IntFlag
 

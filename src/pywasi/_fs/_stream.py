@@ -10,14 +10,12 @@ Three kinds, one class each:
 
 from __future__ import annotations
 
-import array
 import errno as _host
 import fcntl
 import io
 import os
 import select
 import stat
-import termios
 
 from .._abi import Errno, Fdflags, Filetype, Rights
 from .._errors import WasiError
@@ -242,6 +240,8 @@ def host_ready_nbytes(fd: int, writing: bool) -> int:
             if writing:
                 return 0
             return max(0, os.fstat(fd).st_size - os.lseek(fd, 0, os.SEEK_CUR))
+        import array  # here, not at start-up: only poll_oneoff asks (array imports
+        import termios  # collections.abc; ~0.5 ms of every start with termios)
         queued = array.array("i", [0])
         fcntl.ioctl(fd, termios.FIONREAD, queued)
         if not writing:
