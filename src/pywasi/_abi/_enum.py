@@ -87,7 +87,7 @@ class _EnumType(type):
 
     def __contains__(cls, value: object) -> bool:
         if isinstance(value, cls):
-            return value._name_ in cls._member_map_
+            return value.name in cls._member_map_
         return value in cls._value2member_map_
 
     @property
@@ -107,17 +107,21 @@ class IntEnum(int, metaclass=_EnumType):
 
     @property
     def name(self) -> str | None:
-        return self._name_
+        try:
+            return self._name_
+        except AttributeError:  # a flag composite, named on first use (start-up)
+            self._name_ = type(self)._compose_name_(self._value_)  # type: ignore[attr-defined]
+            return self._name_
 
     @property
     def value(self) -> int:
         return self._value_
 
     def __repr__(self) -> str:
-        cls = type(self).__name__
-        if self._name_ is None:
+        cls, name = type(self).__name__, self.name
+        if name is None:
             return f"<{cls}: {self._value_}>"
-        return f"<{cls}.{self._name_}: {self._value_}>"
+        return f"<{cls}.{name}: {self._value_}>"
 
     # As 3.11's IntEnum (ReprEnum): str() and format() are the int's.
     __str__ = int.__repr__
@@ -149,15 +153,18 @@ class IntFlag(IntEnum):
                 value += all_bits + 1
         pseudo = cls._value2member_map_.get(value)
         if pseudo is None:
-            names = [m._name_ for m in cls if m._value_ & value]
-            unknown = value & ~cls._flag_mask_
-            if unknown and names:
-                names.append(str(unknown))
             pseudo = int.__new__(cls, value)
-            pseudo._name_ = "|".join(names) or None
-            pseudo._value_ = value
+            pseudo._value_ = value  # its name: ``name``, when asked
             pseudo = cls._value2member_map_.setdefault(value, pseudo)
         return pseudo
+
+    @classmethod
+    def _compose_name_(cls, value: int) -> str | None:
+        names = [m._name_ for m in cls if m._value_ & value]
+        unknown = value & ~cls._flag_mask_
+        if unknown and names:
+            names.append(str(unknown))
+        return "|".join(names) or None
 
     def __or__(self, other: object) -> Any:
         if not isinstance(other, int):
