@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import enum
 import pickle
+import sys
 import warnings
 from typing import Any
 
@@ -59,6 +60,8 @@ def _scope(cls: Any, **extra: object) -> dict[str, Any]:
             "m1": members[1] if len(members) > 1 else members[0] if members else None, **extra}
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10's enum has the str() and composite "
+                    "names 3.11 changed; _abi._enum follows 3.11 (and 3.12, 3.13) everywhere")
 @pytest.mark.parametrize("witx", sorted(CLASSES))
 def test_behaves_as_the_standard_library(witx: str) -> None:
     ours = CLASSES[witx]

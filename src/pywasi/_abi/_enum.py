@@ -3,22 +3,26 @@
 Importing ``enum`` and building the ABI's twenty classes with it cost ~6 ms
 of wall time at every ``pywasi run`` start-up (2026-12-08, shared 2-core VM:
 the WASI layer's modules imported alone, medians of 21 interleaved runs, 45.7
-ms with enum, 39.3 ms with these; ``import pywasi._abi`` 29.6 -> 20.7 ms). mypy checks the ABI against the real ``enum`` (``_errno``/``_types``
-import these names only when not TYPE_CHECKING), so what is kept here is the
-run-time behaviour of CPython 3.11's classes that pywasi and its users reach:
+ms with enum, 39.3 ms with these; ``import pywasi._abi`` 29.6 -> 20.7 ms).
+mypy checks the ABI against the real ``enum`` (``_errno``/``_types`` import
+these names only when not TYPE_CHECKING), so what is kept here is the
+run-time behaviour of CPython 3.11's classes (3.12's and 3.13's are the same
+here; 3.10's str() and composite names differ, and these follow 3.11 there
+too) that pywasi and its users reach:
 
 * a member is an ``int`` (hash, equality, arithmetic, ``str()`` and
   ``format()`` as the int's) with ``name`` and ``value``; ``repr`` is
   ``<Errno.BADF: 8>``; members are singletons (``Errno(8) is Errno.BADF``,
   also through pickle and copy);
 * the class: ``Errno(8)`` (``ValueError`` for a value it lacks),
-  ``Errno["BADF"]``, iteration in definition order, ``len``, ``in``,
-  ``__members__``;
+  ``Errno["BADF"]``, iteration in definition order, ``len``, ``in`` (a
+  plain int answers as in 3.12; 3.11 raises TypeError), ``__members__``;
 * a flag set: ``|``, ``&``, ``^`` with a member or an int give a member of
   the set (a composite for several bits, named ``"A|B"``, unknown bits kept
-  and named by their number); ``~`` complements within the defined bits (and any unknown ones);
-  ``Flag(value)`` accepts any int (3.11's KEEP boundary), ``flag in flags``
-  and iterating a composite give its defined bits.
+  and named by their number); ``~`` complements within the defined bits
+  (and any unknown ones); ``Flag(value)`` accepts any int (3.11's KEEP
+  boundary); ``flag in flags`` and iterating a composite give its defined
+  bits.
 
 Not kept: aliases, ``auto()``, methods or non-int values in a class body,
 ``_missing_`` hooks, functional creation -- the ABI uses none of them.
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from typing import Any
 
 __all__ = ["IntEnum", "IntFlag"]
@@ -91,8 +95,9 @@ class _EnumType(type):
         return value in cls._value2member_map_
 
     @property
-    def __members__(cls) -> dict[str, Any]:
-        return dict(cls._member_map_)
+    def __members__(cls) -> Mapping[str, Any]:
+        from types import MappingProxyType
+        return MappingProxyType(cls._member_map_)
 
     def __repr__(cls) -> str:
         kind = "flag" if issubclass(cls, IntFlag) else "enum"
