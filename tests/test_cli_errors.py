@@ -271,19 +271,28 @@ def test_trap_is_a_trap_report(tmp_path: pathlib.Path, case: str) -> None:
 
 # -- a bug in pywasi -----------------------------------------------------------------
 
+# A bug in each route of `pywasi run`: the full one (pywasi.instantiate) and
+# the lean one (_lean, a compiled-module cache hit: the second run).
 _BUGGY_COMMAND = """\
-import pywasi, pywasi.cli
-def instantiate(*args, **kwargs):
+import pywasi, pywasi.cli, pywasi._lean
+def bug(*args, **kwargs):
     raise KeyError("a stand-in for a bug")
-pywasi.instantiate = instantiate
+pywasi.instantiate = bug
+pywasi._lean._shape = bug
 pywasi.cli.command()
 """
 
 
+@pytest.mark.parametrize("route", ["full", "lean"])
 @pytest.mark.parametrize("debug", [False, True])
-def test_internal_error_says_it_is_a_bug(tmp_path: pathlib.Path, debug: bool) -> None:
+def test_internal_error_says_it_is_a_bug(tmp_path: pathlib.Path, debug: bool, route: str) -> None:
     (tmp_path / "h.wasm").write_bytes(HELLO)
-    env = {**os.environ, "PYWASI_DEBUG": "1" if debug else "0"}
+    env = {**os.environ, "PYWASI_DEBUG": "1" if debug else "0",
+           "PYWASI_CACHE_DIR": str(tmp_path / "cache"), "PYWASI_LEAN": "0"}
+    if route == "lean":   # the entry stored by a run on the full route, then a hit
+        subprocess.run([sys.executable, "-m", "pywasi", "run", "h.wasm"], check=True,
+                       capture_output=True, cwd=tmp_path, env=env, timeout=120)
+        env["PYWASI_LEAN"] = "1"
     proc = subprocess.run([sys.executable, "-c", _BUGGY_COMMAND, "run", "h.wasm"],
                           capture_output=True, stdin=subprocess.DEVNULL, timeout=120,
                           cwd=tmp_path, env=env)
@@ -293,7 +302,7 @@ def test_internal_error_says_it_is_a_bug(tmp_path: pathlib.Path, debug: bool) ->
                                 "'a stand-in for a bug'; please report it"), lines
     assert "issue tracker" in lines[-1]
     if debug:
-        assert lines[0] == "Traceback (most recent call last):" and "instantiate" in proc.stderr.decode()
+        assert lines[0] == "Traceback (most recent call last):" and ", in bug" in proc.stderr.decode()
     else:
         assert len(lines) == 1 and "PYWASI_DEBUG=1 shows the traceback" in lines[0]
 

@@ -10,6 +10,7 @@ is imported, as a new wasmtime-py major would, and then runs real programs
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -170,8 +171,10 @@ def test_the_command_says_it_in_one_warning_line() -> None:
         from pywasi.cli import main
         sys.exit(main(["run", sys.argv[1], "hello"]))
     """)
+    # The full route: the lean one (a cache hit) binds its own declarations,
+    # compared with each tested major's by tests/test_lean.py.
     done = subprocess.run([sys.executable, "-c", code, str(LIMITS)], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env={**os.environ, "PYWASI_LEAN": "0"})
     assert (done.returncode, done.stdout) == (0, "hello\n"), done.stderr
     assert done.stderr == (
         f"pywasi: warning: wasmtime-py {metadata.version('wasmtime')}: "

@@ -5,23 +5,21 @@ lighter classes: ~5 ms), pathlib, platform, wasmtime-py or the engine
 facade. Annotation-only names live under a module-level ``TYPE_CHECKING =
 False`` (mypy reads any name TYPE_CHECKING as true).
 
-Each check runs in a fresh interpreter, with the ``pywasi`` package replaced
-by an empty one over the same directory: today ``pywasi/__init__`` imports the
-engine (wasmtime) itself, and the point is what *these* modules import.
-``pywasi._dispatch`` (the integrator's, which still imports ``_engine``) is
-stubbed by the two names the syscalls take from it, so that a typing import
-in a syscall module is seen, not hidden behind the dispatcher's own."""
+Each check runs in a fresh interpreter. ``pywasi/__init__`` imports its
+names on first use, so importing these modules runs only them (and
+``_errors``). tests/test_startup.py checks a real ``pywasi run``'s whole
+import list; this one names the module that brought a forbidden import in."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
 import pytest
 
 # The modules a plain ``pywasi run`` imports from the WASI layer.
-RUN_PATH = ["pywasi._abi", "pywasi._errors", "pywasi._memory", "pywasi._native", "pywasi._fdtable",
+RUN_PATH = ["pywasi", "pywasi.cli", "pywasi._lean", "pywasi._wasi", "pywasi._threads",
+            "pywasi._dispatch", "pywasi._abi", "pywasi._errors", "pywasi._memory", "pywasi._native", "pywasi._fdtable",
             "pywasi._cache", "pywasi._fs._dir", "pywasi._fs._file", "pywasi._fs._stream",
             "pywasi._syscalls"]
 
@@ -33,14 +31,7 @@ FORBIDDEN = {"typing", "re", "enum", "pathlib", "platform", "urllib", "ipaddress
              "pywasi._engine"}
 
 _CHILD = """
-import sys, types
-pkg = types.ModuleType("pywasi")
-pkg.__path__ = [{path!r}]
-sys.modules["pywasi"] = pkg
-dispatch = types.ModuleType("pywasi._dispatch")
-dispatch.HostState = type("HostState", (), {{}})
-dispatch.HostFunction = type("HostFunction", (), {{}})
-sys.modules["pywasi._dispatch"] = dispatch
+import sys
 before = set(sys.modules)
 for name in {modules!r}:
     __import__(name)
@@ -48,15 +39,9 @@ print("\\n".join(sorted(set(sys.modules) - before)))
 """
 
 
-def _package_dir() -> str:
-    spec = importlib.util.find_spec("pywasi")  # finds, does not run, pywasi/__init__
-    assert spec is not None and spec.submodule_search_locations
-    return list(spec.submodule_search_locations)[0]
-
-
 def imported_by(modules: list[str]) -> set[str]:
     """Every module a fresh interpreter loads to import ``modules``."""
-    code = _CHILD.format(path=_package_dir(), modules=modules)
+    code = _CHILD.format(modules=modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return set(out.stdout.split())
 
@@ -77,6 +62,5 @@ def test_wasi_layer_imports_nothing_heavy(modules: list[str], allowed: list[str]
 
 
 def test_the_check_sees_a_typing_import() -> None:
-    """The stub package does not hide what a module imports: importing typing
-    next to the run path is reported."""
+    """Importing typing next to the run path is reported."""
     assert {"typing", "re"} <= set(forbidden(imported_by(RUN_PATH + ["typing"])))

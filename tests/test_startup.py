@@ -1,8 +1,11 @@
 """Start-up stays cheap, checked without timing anything: a hello world run
 by the command line, as every start after the first (a compiled-module cache
-hit), imports none of the modules that only some programs need, and the
-command skips the interpreter's teardown without losing what the guest wrote.
-How fast it starts is measured in bench/ (the START workload), never here."""
+hit: the lean route, ``pywasi._lean``), imports only what a run needs -- no
+wasmtime-py, no typing, re or enum -- and none of the modules that only some
+programs need; the full route (``PYWASI_LEAN=0``, or whatever the lean one
+does not take) adds only its own run path to wasmtime-py's; and the command
+skips the interpreter's teardown without losing what the guest wrote. How
+fast it starts is measured in bench/ (the START workload), never here."""
 
 from __future__ import annotations
 
@@ -34,8 +37,9 @@ raise SystemExit(status)
 """
 
 
-def _run_cli(cache: pathlib.Path, *args: str) -> tuple[subprocess.CompletedProcess[bytes], set[str]]:
-    env = dict(os.environ, PYWASI_CACHE_DIR=str(cache))
+def _run_cli(cache: pathlib.Path, *args: str,
+             lean: bool = True) -> tuple[subprocess.CompletedProcess[bytes], set[str]]:
+    env = dict(os.environ, PYWASI_CACHE_DIR=str(cache), PYWASI_LEAN="1" if lean else "0")
     proc = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True,
                           timeout=120, env=env)
     _, _, modules = proc.stderr.rpartition(b"\nMODULES ")
@@ -48,8 +52,10 @@ def test_hello_world_imports_only_what_it_needs(tmp_path: pathlib.Path) -> None:
         proc, modules = _run_cli(tmp_path / "cache", "run", hello)
         assert proc.returncode == 0, (attempt, proc.stderr)
         assert proc.stdout == b"hello from C\n", attempt
-    assert "pywasi._syscalls" in modules and "wasmtime" in modules  # the probe sees them
-    assert sorted(modules & NOT_AT_STARTUP) == []
+        assert sorted(modules & NOT_AT_STARTUP) == [], attempt
+        # The probe sees them: the first run compiles on the full route.
+        assert "pywasi._syscalls" in modules
+        assert ("wasmtime" in modules) == (attempt == "compiles and stores")
 
 
 # Every module ``pywasi run`` of a hello world may import beyond what
@@ -65,7 +71,7 @@ RUN_MODULES = frozenset({
     "pywasi", "pywasi.cli", "pywasi._abi", "pywasi._abi._enum", "pywasi._abi._errno", "pywasi._abi._layout",
     "pywasi._abi._signatures", "pywasi._abi._types", "pywasi._accel", "pywasi._native",
     "pywasi._cache", "pywasi._dispatch", "pywasi._errors", "pywasi._fdtable", "pywasi._memory",
-    "pywasi._threads", "pywasi._wasi",
+    "pywasi._threads", "pywasi._wasi", "pywasi._lean",
     "pywasi._engine", "pywasi._engine._engines", "pywasi._engine._ffi", "pywasi._engine._hostcall",
     "pywasi._engine._instance", "pywasi._engine._link", "pywasi._engine._module",
     "pywasi._engine._shared", "pywasi._engine._stores",
@@ -88,13 +94,13 @@ RUN_MODULES = frozenset({
 _BASELINE = "import sys, wasmtime; sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)))"
 
 
-def test_pywasi_run_imports_only_its_run_path(tmp_path: pathlib.Path) -> None:
-    """The allow-list above, against a real run of the command (a cache
-    hit: every start after the first). The floor is what ``import wasmtime``
-    loads in the same interpreter, so the list names only what pywasi adds."""
+def test_the_full_route_imports_only_its_run_path(tmp_path: pathlib.Path) -> None:
+    """The allow-list above, against a real run of the command on the full
+    route (a cache hit). The floor is what ``import wasmtime`` loads in the
+    same interpreter, so the list names only what pywasi adds."""
     hello = str(build_c("hello"))
     for _ in range(2):  # the first compiles and stores, the second loads from the cache
-        proc, modules = _run_cli(tmp_path / "cache", "run", hello)
+        proc, modules = _run_cli(tmp_path / "cache", "run", hello, lean=False)
         assert proc.returncode == 0, proc.stderr
     floor = subprocess.run([sys.executable, "-c", _BASELINE], capture_output=True, timeout=120)
     _, _, names = floor.stderr.rpartition(b"MODULES ")
@@ -104,6 +110,49 @@ def test_pywasi_run_imports_only_its_run_path(tmp_path: pathlib.Path) -> None:
         f"`pywasi run` of a hello world imported {unexpected}, which are not in "
         f"tests/test_startup.py's RUN_MODULES. Import them where they are used (lazily) if only "
         f"some runs need them; else add them to RUN_MODULES, saying what needs them.")
+
+
+# Every module the lean route (a cache hit) may import beyond what Python
+# itself loads to run `python -c pass`: RUN_MODULES without the engine facade,
+# plus what the route binds and calls itself and the standard library it and
+# the WASI layer use (import wasmtime brought these before).
+LEAN_RUN_MODULES = (RUN_MODULES - {m for m in RUN_MODULES if m.startswith("pywasi._engine")}) | {
+    "pywasi._lean",
+    # its own binding of wasmtime's C API, and finding wasmtime-py's library
+    # without importing it
+    "ctypes", "_ctypes", "ctypes._endian", "struct", "_struct", "importlib.machinery",
+    # the syscalls' and the descriptors' standard library: the ABI's errno
+    # (errno), guest memory (struct), the syscall table's closures and the fd
+    # table's weak references (functools, collections, weakref, ...)
+    "errno", "collections", "collections.abc", "functools", "_functools", "itertools", "keyword",
+    "operator", "_operator", "reprlib", "_collections", "types",
+}
+# Never on the lean route: each costs milliseconds (typing ~10 ms with re,
+# enum ~5 ms; wasmtime-py ~40 ms).
+NEVER_LEAN = frozenset({"wasmtime", "typing", "re", "enum", "pathlib", "platform", "contextlib",
+                        "importlib.util", "importlib.metadata", "argparse", "inspect",
+                        "dataclasses"})
+
+_FLOOR = "import sys; sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)))"
+
+
+def test_the_lean_route_imports_only_what_a_run_needs(tmp_path: pathlib.Path) -> None:
+    """The lean route's allow-list, against a real run of the command (a
+    cache hit: every start after the first), over what ``python -c`` loads
+    by itself; and it imports none of NEVER_LEAN."""
+    hello = str(build_c("hello"))
+    for _ in range(2):  # the first compiles and stores, the second loads from the cache
+        proc, modules = _run_cli(tmp_path / "cache", "run", hello)
+        assert proc.returncode == 0, proc.stderr
+    floor = subprocess.run([sys.executable, "-c", _FLOOR], capture_output=True, timeout=120)
+    _, _, names = floor.stderr.rpartition(b"MODULES ")
+    added = modules - set(names.decode().split())
+    assert sorted(added & NEVER_LEAN) == []
+    unexpected = sorted(added - LEAN_RUN_MODULES)
+    assert not unexpected, (
+        f"`pywasi run` of a hello world (a cache hit) imported {unexpected}, which are not in "
+        f"tests/test_startup.py's LEAN_RUN_MODULES. Import them where they are used (lazily) if "
+        f"only some runs need them; else add them there, saying what needs them.")
 
 
 _WRITE_AND_EXIT = """(module

@@ -250,11 +250,13 @@ def test_a_spawn_that_fails_in_the_host_is_a_negative_id(
     """A thread spawns a second one and the host cannot make it (out of
     memory while instantiating; the OS refuses a new thread): -AGAIN, and the
     program still ends (the reserved id is not left for end() to join)."""
-    from pywasi import _threads
+    from pywasi import _engine   # _threads imports it from there at each spawn
     made: list[int] = []
-    real_instantiate, real_start = _threads.instantiate, threading.Thread.start
+    real_instantiate, real_start = _engine.instantiate, threading.Thread.start
 
     def instantiate(*args: Any, **kwargs: Any) -> Any:
+        if "store" not in kwargs:   # the program's own instance, not a thread's
+            return real_instantiate(*args, **kwargs)
         made.append(1)
         if failing == "instantiate" and len(made) == 2:
             raise MemoryError
@@ -265,7 +267,7 @@ def test_a_spawn_that_fails_in_the_host_is_a_negative_id(
             raise RuntimeError("can't start new thread")
         real_start(self)
 
-    monkeypatch.setattr(_threads, "instantiate", instantiate)
+    monkeypatch.setattr(_engine, "instantiate", instantiate)
     monkeypatch.setattr(threading.Thread, "start", start)
     source = program(f"{SPAWN} {BLOCK['wait']}",
                      "(call $proc_exit (i32.add (i32.const 100) (call $spawn (i32.const 0))))")

@@ -11,13 +11,15 @@ The API is node:wasi's, in Python spelling::
 or, for one run under limits, ``pywasi.run(module, args=[...], timeout=2)``.
 """
 
-from typing import TYPE_CHECKING as _TYPE_CHECKING
-
-from ._engine import Function, Global, Instance, LinkError, Memory, Module, compile, instantiate
 from ._errors import CompatibilityWarning, LimitExceeded, PywasiError, Trap, WasiExit
-from ._wasi import WASI, PreopenError
 
+# Every name below is imported on first use (``__getattr__``): ``pywasi run``
+# imports this package, and its lean route needs neither the engine (nor
+# wasmtime-py) nor most of the rest.
+_TYPE_CHECKING = False
 if _TYPE_CHECKING:
+    from ._engine import Function, Global, Instance, LinkError, Memory, Module, compile, instantiate
+    from ._wasi import WASI, PreopenError
     from ._run import RunError, RunResult, run, run_async
     from ._cancel import CancelToken
     from ._determinism import Clock, SeededRandom, VirtualClock
@@ -35,10 +37,12 @@ __all__ = [
     "PreinitError", "__version__",
 ]
 
-# Imported on first use: the pywasi command never needs them, and a module
-# import is ~0.5M instructions of every start-up (callgrind).
-_LAZY = {"run": "_run", "run_async": "_run", "RunResult": "_run", "RunError": "_run", "Trace": "_trace",
-         "TraceEvent": "_trace", "Clock": "_determinism", "VirtualClock": "_determinism",
+# Imported on first use: a module import is ~0.5M instructions of every
+# start-up (callgrind).
+_LAZY = {"WASI": "_wasi", "PreopenError": "_wasi", "compile": "_engine", "instantiate": "_engine",
+         "Module": "_engine", "Instance": "_engine", "Function": "_engine", "Memory": "_engine",
+         "Global": "_engine", "LinkError": "_engine", "run": "_run", "run_async": "_run",
+         "RunResult": "_run", "RunError": "_run", "Trace": "_trace", "TraceEvent": "_trace", "Clock": "_determinism", "VirtualClock": "_determinism",
          "SeededRandom": "_determinism", "with_memory": "_engine._withmemory",
          "CallerMemory": "_engine._withmemory", "CancelToken": "_cancel", "preinitialize": "_preinit",
          "PreinitError": "_preinit"}
@@ -46,8 +50,9 @@ _LAZY = {"run": "_run", "run_async": "_run", "RunResult": "_run", "RunError": "_
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        import importlib
-        value = getattr(importlib.import_module("." + _LAZY[name], __name__), name)
+        # __import__, not importlib.import_module: importing importlib
+        # brings warnings, on the command's start-up path.
+        value = getattr(__import__(f"{__name__}.{_LAZY[name]}", fromlist=[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'pywasi' has no attribute {name!r}")

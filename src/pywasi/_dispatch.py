@@ -26,12 +26,17 @@ from __future__ import annotations
 import ctypes
 import struct
 import threading
-from collections.abc import Callable
-from typing import Any
 
 from ._abi import Errno, Signature, errno_from_host
-from ._engine import RAW_CALLBACK, trap_pointer
 from ._errors import GuestFault, LimitExceeded, ProcExit, WasiError
+
+# The engine's ctypes callback route is imported where it is used: the
+# compiled trampoline (``_accel``) needs none of it, and ``pywasi run``'s
+# lean route (``_lean``) does not import the engine.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["HostFunction", "HostState", "errno_of"]
 
@@ -186,6 +191,7 @@ class HostFunction:
         return self.name, host.memory_cell, extra() if extra is not None else None
 
     def raw_callback(self) -> Any:
+        from ._engine import RAW_CALLBACK
         if self._raw is None:
             self._raw = RAW_CALLBACK(_make_raw(self.params, bool(self.results), self.impl,
                                                self.outcome))
@@ -194,6 +200,7 @@ class HostFunction:
 
 def _make_raw(params: tuple[str, ...], has_result: bool, impl: Callable[..., None],
               outcome: Callable[[BaseException], int | str]) -> Callable[[Any, Any, int, int], int]:
+    from ._engine import trap_pointer
     unpack = struct.Struct("<" + "".join(_SLOT[t] for t in params)).unpack_from
     nslots = max(len(params), 1)
     pack = _RESULT.pack_into

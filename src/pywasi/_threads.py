@@ -40,13 +40,19 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
 
 from ._abi import Errno
-from ._engine import Instance, SharedMemory, StopSwitch, instantiate, new_store, store_switch
-from ._engine._engines import DEFAULT_WASM_STACK, has_epochs, wasm_stack
 from ._errors import LimitExceeded, PywasiError, Trap, WasiExit
-from ._syscalls._context import Context
+from ._lean import DEFAULT_WASM_STACK
+
+# The engine is imported by the methods that run threads, not here: every
+# WASI makes a ThreadSpawn, ``pywasi run``'s lean route too (``_lean``).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._engine import Instance, StopSwitch
+    from ._syscalls._context import Context
 
 __all__ = ["ThreadSpawn", "MAX_THREAD_ID", "check_timeout", "duration", "cancels_of",
            "outcome_of_start"]
@@ -57,7 +63,9 @@ _SPAWN_FAILED = -int(Errno.AGAIN)
 # others: a thread may enter memory.atomic.wait just after a notification.
 _WAKE_INTERVAL = 0.02
 
-Outcome = Any  # an exit code (int), or the exception start() raises (Trap, KeyboardInterrupt)
+if TYPE_CHECKING:
+    # An exit code (int), or the exception start() raises (Trap, KeyboardInterrupt).
+    Outcome = Any
 
 
 # The wasi-threads id of the thread running (set in each spawned thread).
@@ -99,6 +107,8 @@ class ThreadSpawn:
             tid = self._allocate_id()
         if tid is None:
             return _SPAWN_FAILED
+        from ._engine import instantiate, new_store
+        from ._engine._engines import wasm_stack
         try:
             module, imports = program.link
             instance = instantiate(module, imports, store=new_store(module.engine, self._switch),
@@ -180,6 +190,7 @@ class ThreadSpawn:
             self._ended = False
             self._outcome = None
         self._main_left.clear()
+        from ._engine import store_switch
         self._program = instance
         self._switch = store_switch(instance.store)
         read, self._cancel_write = os.pipe()
@@ -231,6 +242,7 @@ class ThreadSpawn:
         switch = self._switch
         if switch is not None and switch.stopped:
             switch.stop(program.store.engine)
+        from ._engine import SharedMemory
         memory = program.imported_memory
         if isinstance(memory, SharedMemory):
             memory.wake_waiters()
@@ -267,6 +279,8 @@ class ThreadSpawn:
         run is, so the same ending stops it wherever it is. Its results, or
         the exception; a limit that stopped it leaves the instance refusing
         calls (``Instance.stopped``)."""
+        from ._engine import store_switch
+        from ._engine._engines import has_epochs
         seconds = check_timeout(timeout)
         cancels = cancels_of(cancel)
         if (seconds is not None or cancels) and not has_epochs(instance.store.engine):

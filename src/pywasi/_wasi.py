@@ -10,13 +10,8 @@ import os
 import sys
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-import wasmtime
 
 from ._dispatch import HostFunction
-from ._engine import Instance, Memory, SharedMemory, WeakMemory
-from ._engine._engines import has_epochs
 from ._errors import LimitExceeded, PywasiError, Trap, WasiExit
 from ._fdtable import FdTable
 from ._fs._base import Directory
@@ -25,6 +20,16 @@ from ._fs._stream import open_stdio
 from ._memory import GuestMemory, MemorySource
 from ._syscalls import Syscalls, build_imports
 from ._threads import ThreadSpawn, cancels_of, check_timeout, duration, outcome_of_start
+
+# The engine (and wasmtime-py) is imported where a method needs it, not here:
+# ``pywasi run``'s lean route (``_lean``) builds a WASI without it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    import wasmtime
+
+    from ._engine import Instance, Memory, SharedMemory
 
 __all__ = ["WASI", "PreopenError"]
 
@@ -178,6 +183,9 @@ class WASI:
         """Bind to ``instance``'s memory (or ``memory``) without running anything.
         ``memory`` may be a ``wasmtime.SharedMemory``, for callers that run
         threads themselves."""
+        import wasmtime
+
+        from ._engine import Instance, Memory, SharedMemory, WeakMemory
         if not isinstance(instance, Instance):
             raise TypeError(f"instance must be a pywasi Instance, not {type(instance).__name__} "
                             f"(wrap a wasmtime instance with pywasi.Instance.wrap(store, instance))")
@@ -195,10 +203,16 @@ class WASI:
         if isinstance(memory, Memory):
             # Not ``memory`` itself: it holds the store, which holds this context.
             source = WeakMemory(memory, on_gone=lambda: guest.release())
-        guest = GuestMemory(source, stable=memory.stable, cell=self._ctx.memory_cell)
-        self._ctx.memory = guest
+        guest = self._bind_memory(source, stable=memory.stable)
         instance._attach(self._ctx)
         self._bound = True
+
+    def _bind_memory(self, source: MemorySource, *, stable: bool) -> GuestMemory:
+        """The syscalls' view of the guest's memory, wherever it lives
+        (``finalize_bindings``; ``_lean``'s run binds it directly)."""
+        guest = GuestMemory(source, stable=stable, cell=self._ctx.memory_cell)
+        self._ctx.memory = guest
+        return guest
 
     def start(self, instance: Instance, *, timeout: float | None = None,
               cancel: Any = None) -> int:
@@ -219,6 +233,8 @@ class WASI:
         return self._start(instance, timeout, cancel)
 
     def _start(self, instance: Instance, timeout: float | None, cancel: Any) -> int:
+        from ._engine import SharedMemory
+        from ._engine._engines import has_epochs
         seconds = check_timeout(timeout)
         exports = self._check_instance(instance, "start")
         if "_initialize" in exports:
@@ -290,6 +306,7 @@ class WASI:
             init()
 
     def _check_instance(self, instance: Any, what: str) -> Any:
+        from ._engine import Instance
         if not isinstance(instance, Instance):
             raise TypeError(f"{what}(): instance must be a pywasi Instance, not {type(instance).__name__}")
         if self._started:

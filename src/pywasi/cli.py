@@ -22,8 +22,11 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 __all__ = ["main", "command"]
 
@@ -707,7 +710,9 @@ def _command(argv: list[str]) -> int:
     else:
         # `pywasi MODULE ...` as `wasmtime MODULE ...`.
         opts = parse_run(argv)
-    return run(opts)
+    from . import _lean
+    status = _lean.run(opts)   # None: the full route runs it (see _lean)
+    return run(opts) if status is None else status
 
 
 def command() -> int:

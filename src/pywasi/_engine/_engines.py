@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 import wasmtime
 
+from .. import _lean
 from . import _ffi
 
 __all__ = ["ENGINE_SETTINGS", "THREADS_SETTINGS", "EPOCH_SETTINGS", "FUEL_SETTINGS",
@@ -34,22 +35,9 @@ _ENGINES: dict[tuple[bool, bool, int], wasmtime.Engine] = {}
 _FEATURES: dict[int, tuple[bool, bool, int]] = {}
 _ENGINE_LOCK = threading.Lock()
 
-# Every setting of pywasi's engine, as (Config attribute, value). They decide
-# the machine code, so the compiled-module cache key hashes this tuple: change
-# a setting here (never elsewhere) and old cache entries stop matching.
-ENGINE_SETTINGS: tuple[tuple[str, Any], ...] = (
-    ("memory_may_move", False),
-    ("wasm_threads", True),
-    ("shared_memory", True),
-    # Chosen from measurements (docs/cache.md): the cache
-    # keeps code that runs natively for every later start, so it is
-    # Cranelift's optimised code, not the baseline compiler Winch's (4-7x
-    # faster to compile, its code 1.6-2.1x slower). Parallel compilation
-    # cuts a cold start when a second core is free and does not change the
-    # code.
-    ("strategy", "cranelift"),
-    ("parallel_compilation", True),
-)
+# Every setting of pywasi's default engine: declared in ``_lean`` (the lean
+# run path builds the same engine without wasmtime-py), part of the cache key.
+ENGINE_SETTINGS = _lean.ENGINE_SETTINGS
 # Epoch interruption, so that a program (every thread of it) can be stopped
 # wherever it loops (see ``StopSwitch``): for threads and timeouts. It makes
 # compiled code check a counter in every loop and call, so only modules that
@@ -67,14 +55,13 @@ FUEL_SETTINGS: tuple[tuple[str, Any], ...] = (("consume_fuel", True),)
 # 1 MiB thread pool's too), so the guest runs on the caller's thread. A
 # larger one (``compile(..., max_wasm_stack=)``) runs the guest on a thread
 # of pywasi's with the native stack it needs (``_stack``).
-DEFAULT_WASM_STACK = 512 << 10
+DEFAULT_WASM_STACK = _lean.DEFAULT_WASM_STACK
 # Above this, a worker thread's native stack is more address space than a
 # guest can reasonably want; refused rather than tried.
 MAX_WASM_STACK = 1 << 30
 # Settings that change what wasmtime allows at run time, not the code it
-# compiles (the serialized module is byte for byte the same): left out of the
-# compiled-module cache key, so an entry serves every stack size.
-RUNTIME_SETTINGS = frozenset({"max_wasm_stack"})
+# compiles: left out of the compiled-module cache key (``_lean``).
+RUNTIME_SETTINGS = _lean.RUNTIME_SETTINGS
 
 
 def _settings(epochs: bool, fuel: bool, stack: int) -> tuple[tuple[str, Any], ...]:
@@ -122,19 +109,13 @@ def wasmtime_version() -> str:
     """The identity of the wasmtime build that compiles: part of the cache key."""
     global _WASMTIME_VERSION
     if _WASMTIME_VERSION is None:
-        # The shared library's identity (path, size, mtime) names the build
-        # that compiled the code: another version, or a rebuilt one with the
-        # same number, is another file. Only without it do we ask the package
-        # metadata, whose import costs ~20 ms of every start-up.
+        # The shared library's identity (``_lean.library_identity``: the
+        # lean run path keys on the same). Only without it do we ask the
+        # package metadata, whose import costs ~20 ms of every start-up.
         lib = getattr(getattr(wasmtime, "_ffi", None), "dll", None)
         path = getattr(lib, "_name", None)
-        try:
-            st = os.stat(path) if path else None
-        except OSError:
-            st = None
-        if st is not None:
-            version = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-        else:
+        version = _lean.library_identity(path) if path else None
+        if version is None:
             version = getattr(wasmtime, "__version__", None) or ""
             if not version:
                 try:
@@ -148,11 +129,8 @@ def wasmtime_version() -> str:
 
 def cache_context(settings: tuple[tuple[str, Any], ...]) -> tuple[bytes, ...]:
     """Everything besides a module's bytes that decides the code compiled
-    from it with ``settings``, as the compiled-module cache keys on it: the
-    wasmtime build, the settings, the host architecture."""
-    import platform
-    code = tuple(item for item in settings if item[0] not in RUNTIME_SETTINGS)
-    return (wasmtime_version().encode(), repr(code).encode(), platform.machine().encode())
+    from it with ``settings`` (``_lean.cache_context``)."""
+    return _lean.cache_context(settings, wasmtime_version())
 
 
 def engine_with(settings: tuple[tuple[str, Any], ...]) -> wasmtime.Engine | None:

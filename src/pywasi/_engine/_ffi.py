@@ -23,6 +23,7 @@ import wasmtime
 from wasmtime import _bindings
 from wasmtime import _ffi as ffi
 
+from .. import _lean
 from .._errors import CompatibilityWarning
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
 
 # The wasmtime-py majors the suite has run on (pyproject.toml's pin). Another
 # major is not refused: its bindings are checked one by one like these.
-TESTED_MAJORS = (50, 51)
+TESTED_MAJORS = _lean.TESTED_MAJORS
 
 # Why a private binding is not used, one entry each ("name: reason; what
 # happens instead"), filled at import.
@@ -166,16 +167,10 @@ def warn_if_degraded() -> None:
 
 
 def _release() -> str:
-    """The loaded wasmtime-py's version, from its dist-info directory's name:
-    importlib.metadata would add ~20 ms of imports to every start-up."""
-    site = os.path.dirname(os.path.dirname(os.path.abspath(wasmtime.__file__)))
-    try:
-        names = os.listdir(site)
-    except OSError:
-        names = []
-    for name in names:
-        if name.startswith("wasmtime-") and name.endswith(".dist-info"):
-            return name[len("wasmtime-"):-len(".dist-info")]
+    """The loaded wasmtime-py's version (``_lean.release``, else its metadata)."""
+    found = _lean.release(os.path.dirname(os.path.abspath(wasmtime.__file__)))
+    if found is not None:
+        return found
     from importlib import metadata
     try:
         return metadata.version("wasmtime")

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import wasmtime
 
 from .._errors import GuestFault, LimitExceeded, PywasiError, Trap, WasiExit
+from .._lean import stack_overflow_hint
 from . import _engines, _ffi
 from ._module import Module
 from ._shared import SharedMemory
@@ -170,18 +171,8 @@ def trap_message(e: BaseException, engine: wasmtime.Engine | None = None) -> str
     text = str(e).strip() or type(e).__name__
     if isinstance(e, wasmtime.Trap) and e.trap_code is wasmtime.TrapCode.STACK_OVERFLOW:
         size = _engines.wasm_stack(engine) if engine is not None else _engines.DEFAULT_WASM_STACK
-        text += (f"\nThe wasm stack ({_size_text(size)}) is exhausted: give the program a larger "
-                 f"one with compile(..., max_wasm_stack=BYTES) or pywasi.run(..., "
-                 f"max_wasm_stack=BYTES), or `pywasi run -W max-wasm-stack=8M`.")
+        text += stack_overflow_hint(size)
     return text
-
-
-def _size_text(size: int) -> str:
-    if size % (1 << 20) == 0:
-        return f"{size >> 20} MiB"
-    if size % (1 << 10) == 0:
-        return f"{size >> 10} KiB"
-    return f"{size} bytes"
 
 
 class Exports(Mapping[str, Any]):

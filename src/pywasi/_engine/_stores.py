@@ -13,6 +13,7 @@ from typing import Any
 
 import wasmtime
 
+from .._errors import STOPPED_MESSAGE
 from . import _engines, _ffi
 
 __all__ = ["StopSwitch", "STOPPED_MESSAGE", "UNLIMITED_FUEL", "new_store", "set_limits", "store_switch"]
@@ -39,7 +40,6 @@ class StopSwitch:
 
 
 _UPDATE_DEADLINE_CONTINUE = 0
-STOPPED_MESSAGE = "wasm thread stopped: the program is ending"
 
 
 def _on_epoch(context: Any, key: int | None, delta: Any, kind: Any,
