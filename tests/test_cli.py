@@ -167,8 +167,9 @@ def test_ctrl_c_while_the_command_waits_for_threads_ends_it_with_130(monkeypatch
         def join(self) -> None:
             raise KeyboardInterrupt
 
+    import threading   # _end_process joins threads when threading was imported
     ran: list[str] = []
-    monkeypatch.setattr(cli.threading, "enumerate", lambda: [cli.threading.main_thread(), Stuck()])
+    monkeypatch.setattr(threading, "enumerate", lambda: [threading.main_thread(), Stuck()])
     monkeypatch.setattr(cli.atexit, "_run_exitfuncs", lambda: ran.append("atexit"))
 
     def exit_(status: int) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
-import threading
+import _thread
 
 from ._abi import Errno, Signature, errno_from_host
 from ._errors import GuestFault, LimitExceeded, ProcExit, WasiError
@@ -56,7 +56,7 @@ def errno_of(error: BaseException) -> int | None:
     return None
 
 
-class _Pending(threading.local):
+class _Pending(_thread._local):  # threading.local, without importing threading
     exit_code: int | None = None
     interrupt: BaseException | None = None
 

@@ -54,7 +54,7 @@ process has too many files open" (ENFILE is the whole system's table).
 from __future__ import annotations
 
 import heapq
-import threading
+import _thread
 
 from ._abi import Errno
 from ._errors import WasiError
@@ -75,7 +75,7 @@ class FdTable:
         self._free: list[int] = []  # a min-heap of closed numbers below len(_entries)
         # Guards allocation and removal when several guest threads share the
         # table (wasi-threads); lookups are plain list reads under the GIL.
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()  # threading.Lock, without importing threading
         self.max_open: int | None = None
 
     def __len__(self) -> int:

@@ -38,17 +38,19 @@ function's exception in one global that threads share.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 
 from ._abi import Errno
 from ._errors import LimitExceeded, PywasiError, Trap, WasiExit
 from ._lean import DEFAULT_WASM_STACK
 
-# The engine is imported by the methods that run threads, not here: every
-# WASI makes a ThreadSpawn, ``pywasi run``'s lean route too (``_lean``).
+# The engine and ``threading`` are imported by the methods that run threads,
+# not here: every WASI makes a ThreadSpawn, ``pywasi run``'s lean route too
+# (``_lean``), and a program without threads or limits never needs them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from typing import Any
 
     from ._engine import Instance, StopSwitch
@@ -69,7 +71,7 @@ if TYPE_CHECKING:
 
 
 # The wasi-threads id of the thread running (set in each spawned thread).
-_running = threading.local()
+_running = _thread._local()
 
 
 class ThreadSpawn:
@@ -78,18 +80,18 @@ class ThreadSpawn:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()   # threading.Lock
         self._program: Instance | None = None
         self._switch: StopSwitch | None = None
         self._threads: dict[int, threading.Thread] = {}
         self._next_id = 1
         self._ended = False
         self._outcome: Outcome = None
-        self._main_left = threading.Event()
+        self._main_left: threading.Event | None = None   # made by begin()
         self._cancel_write: int | None = None
         # Held while the cancel pipe is written or closed: a time limit's
         # timer may write it as ``end`` closes it (the number could be reused).
-        self._cancel_lock = threading.Lock()
+        self._cancel_lock = _thread.allocate_lock()
         self._alarm: Any = None  # a _cancel.Alarm while a deadline or cancel is armed
         # Which begin..end the program is in: a stop decided for an earlier
         # one (a late timer) must not end the next call into a reactor.
@@ -125,6 +127,7 @@ class ThreadSpawn:
                 raise  # an interrupt: it ends the program
             return _SPAWN_FAILED  # cannot link or start it (no memory, a trap in its start)
         stack = wasm_stack(module.engine)
+        import threading
         thread = threading.Thread(target=self._run, args=(entry, tid, start_arg, stack),
                                   name=f"wasi-thread-{tid}", daemon=True)
         with self._lock:
@@ -158,6 +161,7 @@ class ThreadSpawn:
         while tid in self._threads:
             tid = tid % MAX_THREAD_ID + 1
         self._next_id = tid % MAX_THREAD_ID + 1
+        import threading
         self._threads[tid] = threading.current_thread()  # a placeholder until it starts
         return tid
 
@@ -189,6 +193,9 @@ class ThreadSpawn:
             generation = self._generation
             self._ended = False
             self._outcome = None
+        import threading
+        if self._main_left is None:
+            self._main_left = threading.Event()
         self._main_left.clear()
         from ._engine import store_switch
         self._program = instance
@@ -220,9 +227,10 @@ class ThreadSpawn:
         # other thread can be in memory.atomic.wait -- none is registered
         # (a thread leaves the table only once out of wasm, and no thread
         # starts after the outcome is decided) and the main thread has left.
+        import threading
         with self._lock:
             others = any(t is not threading.current_thread() for t in self._threads.values())
-        if others or not self._main_left.is_set():
+        if others or not self._main_left_event().is_set():
             self._wake()
 
     def _wake(self) -> None:
@@ -266,11 +274,18 @@ class ThreadSpawn:
         # Until the main thread has left wasm, keep ticking (a tick can be
         # lost, see _wake) and waking a shared memory's waiters; in a
         # thread of its own, as this one may be a caller's (CancelToken.set).
+        import threading
         threading.Thread(target=self._wake_until_main_left, daemon=True).start()
 
     def _wake_until_main_left(self) -> None:
-        while not self._main_left.wait(_WAKE_INTERVAL):
+        while not self._main_left_event().wait(_WAKE_INTERVAL):
             self._wake()
+
+    def _main_left_event(self) -> threading.Event:
+        # Set when the main thread has left wasm: made by begin(), which
+        # every run of the program's threads (and every bounded call) follows.
+        assert self._main_left is not None
+        return self._main_left
 
     def call(self, instance: Instance, func: Any, args: tuple[Any, ...], *, timeout: Any,
              cancel: Any, max_output: Any) -> Any:
@@ -322,7 +337,8 @@ class ThreadSpawn:
         """Called by ``WASI.start`` once ``_start`` has returned or failed:
         decide (if no thread did first), stop and join every thread, and
         return the program's outcome."""
-        self._main_left.set()
+        import threading
+        self._main_left_event().set()
         if self._decide(outcome):
             self._stop_others()
         while True:

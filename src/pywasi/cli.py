@@ -20,7 +20,6 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-import threading
 import time
 
 TYPE_CHECKING = False
@@ -737,9 +736,12 @@ def _end_process(status: int) -> None:
     sys.stderr are flushed. Nothing the guest wrote is in a Python buffer:
     its output and files went straight to host fds. Only ``__del__`` of
     objects still alive is skipped."""
-    main_thread = threading.main_thread()
+    # Only threads started through ``threading`` can be joined; a run that
+    # never imported it (pywasi._lean's) started none.
+    threading = sys.modules.get("threading")
+    main_thread = threading.main_thread() if threading is not None else None
     try:
-        for thread in threading.enumerate():
+        for thread in threading.enumerate() if threading is not None else ():
             if thread is not main_thread and not thread.daemon:
                 thread.join()
     except KeyboardInterrupt:  # Ctrl-C while waiting: as during the run

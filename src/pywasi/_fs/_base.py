@@ -16,7 +16,7 @@ the host's errno through: ``lseek`` on a FIFO is SPIPE.
 
 from __future__ import annotations
 
-import threading
+import _thread
 
 from .._abi import DIRENT, Errno, Filetype
 from .._errors import WasiError
@@ -162,8 +162,8 @@ class Descriptor:
     # One thread at a time waits for and reads from the descriptor
     # (``Context.when_readable``), one at a time waits for and writes to it
     # (``Context.when_writable``); made on first use, while threads run.
-    reader_lock: threading.Lock | None = None
-    writer_lock: threading.Lock | None = None
+    reader_lock: _thread.LockType | None = None
+    writer_lock: _thread.LockType | None = None
 
     # -- preopens --------------------------------------------------------
     def prestat_name(self) -> bytes:

@@ -4,7 +4,7 @@ class, so a syscall is a bound method and the dispatcher calls it directly."""
 from __future__ import annotations
 
 import select
-import threading
+import _thread
 
 from .._abi import Fdflags, Filetype
 from .._dispatch import HostState
@@ -152,18 +152,19 @@ class Context(HostState):
         return done
 
 
-def _lock(desc: Descriptor, name: str) -> threading.Lock:
+def _lock(desc: Descriptor, name: str) -> _thread.LockType:
     """``desc``'s reader_lock or writer_lock, made on first use."""
-    lock: threading.Lock | None = getattr(desc, name)
+    lock: _thread.LockType | None = getattr(desc, name)
     if lock is None:
         with _MAKING_LOCKS:  # two threads must not each make their own
             lock = getattr(desc, name)
             if lock is None:
-                lock = threading.Lock()
+                lock = _thread.allocate_lock()
                 setattr(desc, name, lock)
     return lock
 
 
-_MAKING_LOCKS = threading.Lock()
+# threading's locks, without importing threading (start-up: pywasi._lean)
+_MAKING_LOCKS = _thread.allocate_lock()
 _NONBLOCK = int(Fdflags.NONBLOCK)
 _REGULAR_FILE = int(Filetype.REGULAR_FILE)
