@@ -174,6 +174,28 @@ def test_a_trap_and_a_stack_overflow_report_as_the_full_route(tmp_path: pathlib.
     assert status == 134 and b"The wasm stack (512 KiB) is exhausted" in err
 
 
+def test_a_trap_in_the_start_function(tmp_path: pathlib.Path) -> None:
+    module = tmp_path / "start.wasm"
+    module.write_bytes(build_wat("""(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "init\\n")
+      (func $init
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const 5))
+        (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (call $exit (i32.const 9)))
+      (start $init)
+      (func (export "_start")))"""))
+    # Reported as the full route reports it (wasmtime gives a host trap in
+    # the start function as an error: "cannot instantiate"; WASI's memory is
+    # bound after instantiation, so the write faults), by the lean route
+    # itself: the start function ran once, not again on the full route.
+    status, out, err = _both(tmp_path, ["run", str(module)])
+    assert status == 1 and err.startswith(b"pywasi: cannot instantiate "), err
+
+
 def test_wasi_unstable(tmp_path: pathlib.Path) -> None:
     module = tmp_path / "old.wasm"
     module.write_bytes(build_wat("""(module

@@ -40,12 +40,13 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
+    from ._wasi import WASI
     from .cli import RunOptions
 
-__all__ = ["TESTED_MAJORS", "ENGINE_SETTINGS", "library_path", "library_identity", "release",
+__all__ = ["LeanTrap", "TESTED_MAJORS", "ENGINE_SETTINGS", "library_path", "library_identity", "release",
            "machine", "cache_context", "run", "SIGNATURES", "stack_overflow_hint",
            "DEFAULT_WASM_STACK", "RUNTIME_SETTINGS"]
 
@@ -183,7 +184,8 @@ SIGNATURES: tuple[tuple[str, Any, tuple[Any, ...]], ...] = (
     ("wasm_functype_new", _P, (_P, _P)),
     ("wasmtime_linker_define_func_unchecked", _P, (_P, ctypes.c_char_p, _SZ, ctypes.c_char_p,
                                                    _SZ, _P, _P, _P, _P)),
-    ("wasmtime_linker_instantiate", _P, (_P, _P, _P, _P, _P)),
+    ("wasmtime_linker_instantiate_pre", _P, (_P, _P, _P)),
+    ("wasmtime_instance_pre_instantiate", _P, (_P, _P, _P, _P)),
     ("wasmtime_instance_export_get", _B, (_P, _P, ctypes.c_char_p, _SZ, _P)),
     ("wasmtime_func_call", _P, (_P, _P, _P, _SZ, _P, _SZ, _P)),
     ("wasmtime_memory_data", _P, (_P, _P)),
@@ -208,6 +210,18 @@ _BOOL_SETTERS = {"memory_may_move", "wasm_threads", "shared_memory", "parallel_c
 # is kept beyond both (the test checks the sizes and the union's offset).
 _EXTERN_SIZE, _EXTERN_UNION = 64, 8
 _INSTANCE_SIZE = 32
+
+
+class LeanTrap(Exception):
+    """The guest failed while ``stage``: "instantiating" (a trap in its
+    start function), "linking" (an error there, which the full route reports
+    as a link error) or "running"; ``message`` is its report, as the full
+    route words it."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.message = message
 
 
 class _Vec(ctypes.Structure):
@@ -267,11 +281,11 @@ def _eligible(opts: RunOptions) -> bool:
             and os.name == "posix" and os.environ.get("PYWASI_LEAN") != "0")
 
 
-def run(opts: RunOptions) -> int | None:
+def run(opts: RunOptions, new_wasi: Callable[[str], WASI]) -> int | None:
     """Run ``opts``'s module on the lean route: its exit status, or None
-    when the full route must run it (see the module's docstring). A failure
-    once the guest may have run raises ``cli.Failure`` as the full route
-    would."""
+    when the full route must run it (see the module's docstring).
+    ``new_wasi(version)`` makes the run's WASI from the options, as the full
+    route does. A trap raises ``LeanTrap``."""
     if not _eligible(opts):
         return None
     from ._native import ACCEL
@@ -294,7 +308,7 @@ def run(opts: RunOptions) -> int | None:
         if error or not module.value:
             return None   # the full route discards the entry, with a warning
         found.used(entry)
-        return _run_module(lib, engine, module.value, opts)
+        return _run_module(lib, engine, module.value, opts, new_wasi)
     return None
 
 
@@ -360,14 +374,14 @@ def _functype(lib: Any, params: Iterable[str], results: Iterable[str]) -> int:
     return int(lib.wasm_functype_new(ctypes.byref(vecs[0]), ctypes.byref(vecs[1])))
 
 
-def _run_module(lib: Any, engine: int, module: int, opts: RunOptions) -> int | None:
-    from . import cli
+def _run_module(lib: Any, engine: int, module: int, opts: RunOptions,
+                new_wasi: Callable[[str], WASI]) -> int | None:
     from ._native import ACCEL
     shape = _shape(lib, module)
     if shape is None:
         return None
     names, namespace = shape
-    wasi = cli.new_wasi(opts, "unstable" if namespace == "wasi_unstable" else "preview1", None)
+    wasi = new_wasi("unstable" if namespace == "wasi_unstable" else "preview1")
     try:
         functions = wasi.wasi_import
         if any(name not in functions for name in names):
@@ -390,13 +404,19 @@ def _run_module(lib: Any, engine: int, module: int, opts: RunOptions) -> int | N
                                                          types[key], ACCEL.TRAMPOLINE, env,
                                                          ACCEL.FINALIZER):
                 return None
+        # Linked first (nothing runs): a link error is the full route's to
+        # report. Then instantiated: a start function may run, so from here
+        # on every failure is reported here.
+        pre = ctypes.c_void_p()
+        if lib.wasmtime_linker_instantiate_pre(linker, module, ctypes.byref(pre)):
+            return None
         instance = ctypes.create_string_buffer(_INSTANCE_SIZE)
         trap = ctypes.c_void_p()
-        if lib.wasmtime_linker_instantiate(linker, context, module, instance, ctypes.byref(trap)):
-            return None   # a link error: nothing ran; the full route reports it
-        if trap.value:
-            raise cli.Failure(f"error while instantiating {opts.module}: "
-                              f"{_outcome(lib, wasi, trap.value, None)}", cli.EXIT_TRAP)
+        error = lib.wasmtime_instance_pre_instantiate(pre, context, instance, ctypes.byref(trap))
+        if trap.value:   # as the full route: the trap's report, whatever the host saw
+            raise LeanTrap("instantiating", _trap_text(lib, trap.value))
+        if error:
+            raise LeanTrap("linking", _error_text(lib, error).split("\n")[0])
         start, memory = _export(lib, context, instance, "_start"), \
             _export(lib, context, instance, "memory")
         wasi._bind_memory(_Memory(lib, context, ctypes.addressof(memory) + _EXTERN_UNION),
@@ -411,8 +431,7 @@ def _run_module(lib: Any, engine: int, module: int, opts: RunOptions) -> int | N
         else:
             exit_code = _outcome(lib, wasi, trap.value, error)
             if isinstance(exit_code, str):
-                raise cli.Failure(f"error while running {opts.module}:\n{exit_code}",
-                                  cli.EXIT_TRAP)
+                raise LeanTrap("running", exit_code)
             code = exit_code
     finally:
         wasi.close()
@@ -440,17 +459,27 @@ def _outcome(lib: Any, wasi: Any, trap: int | None, error: int | None) -> int | 
     code = ctx.take_exit()
     if code is not None:
         return int(code)
-    vec = _Vec()
     if trap:
-        lib.wasm_trap_message(trap, ctypes.byref(vec))
-        text = _text(lib, vec, strip_nul=True).strip() or "Trap"
-        kind = ctypes.c_uint8()
-        if lib.wasmtime_trap_code(trap, ctypes.byref(kind)) and \
-                kind.value == WASMTIME_TRAP_CODE_STACK_OVERFLOW:
-            text += stack_overflow_hint(DEFAULT_WASM_STACK)
-        return text
+        return _trap_text(lib, trap)
+    return _error_text(lib, error)
+
+
+def _error_text(lib: Any, error: int | None) -> str:
+    vec = _Vec()
     lib.wasmtime_error_message(error, ctypes.byref(vec))
     return _text(lib, vec, strip_nul=False).strip() or "WasmtimeError"
+
+
+def _trap_text(lib: Any, trap: int) -> str:
+    """A trap's report, as ``_engine._instance.trap_message`` words it."""
+    vec = _Vec()
+    lib.wasm_trap_message(trap, ctypes.byref(vec))
+    text = _text(lib, vec, strip_nul=True).strip() or "Trap"
+    kind = ctypes.c_uint8()
+    if lib.wasmtime_trap_code(trap, ctypes.byref(kind)) and \
+            kind.value == WASMTIME_TRAP_CODE_STACK_OVERFLOW:
+        text += stack_overflow_hint(DEFAULT_WASM_STACK)
+    return text
 
 
 def stack_overflow_hint(size: int) -> str:

@@ -710,7 +710,14 @@ def _command(argv: list[str]) -> int:
         # `pywasi MODULE ...` as `wasmtime MODULE ...`.
         opts = parse_run(argv)
     from . import _lean
-    status = _lean.run(opts)   # None: the full route runs it (see _lean)
+    try:   # a cache hit of a plain command: no wasmtime-py (see _lean); None: the full route
+        status = _lean.run(opts, lambda version: new_wasi(opts, version, None))
+    except _lean.LeanTrap as e:   # worded as run()'s below
+        if e.stage == "linking":
+            raise Failure(f"cannot instantiate {opts.module}: {e.message}") from None
+        separator = ":\n" if e.stage == "running" else ": "
+        raise Failure(f"error while {e.stage} {opts.module}{separator}{e.message}",
+                      EXIT_TRAP) from None
     return run(opts) if status is None else status
 
 
