@@ -8,8 +8,8 @@ compiled code from the cache without importing wasmtime-py.
 - on every kind of run it takes, the command's output, files and exit
   status are the full route's (``PYWASI_LEAN=0``), byte for byte, and the
   run really was lean (no ``wasmtime`` module loaded);
-- whatever it does not take (a reactor, a text module, a non-WASI import, a
-  limit, a link error) runs on the full route with the full route's answer.
+- whatever it does not take (a reactor, a non-WASI import, a limit, a link
+  error) runs on the full route with the full route's answer.
 """
 
 from __future__ import annotations
@@ -211,13 +211,32 @@ def test_wasi_unstable(tmp_path: pathlib.Path) -> None:
     assert _both(tmp_path, ["run", str(module)]) == (3, b"old abi\n", b"")
 
 
-@pytest.mark.parametrize("case", ["reactor", "text", "env-import", "bad-type", "limit",
-                                  "no-memory"])
+def test_a_text_module(tmp_path: pathlib.Path) -> None:
+    """WAT: the cache keys it on its text, so a second run is a hit too."""
+    module = tmp_path / "m.wat"
+    module.write_text("""(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (func (export "_start") (call $exit (i32.const 5))))""")
+    assert _both(tmp_path, ["run", str(module)]) == (5, b"", b"")
+
+
+def test_a_precompiled_file_is_the_full_routes(tmp_path: pathlib.Path) -> None:
+    """Native code is run only with --allow-precompiled (the full route):
+    never from the lean route, whose cache holds no entry for it."""
+    source = tmp_path / "m.wasm"
+    source.write_bytes(build_wat('(module (memory (export "memory") 1) (func (export "_start")))'))
+    subprocess.run([sys.executable, "-m", "pywasi", "compile", str(source), "-o",
+                    str(tmp_path / "m.cwasm")], check=True, capture_output=True, timeout=120)
+    status, _, err = _both(tmp_path, ["run", str(tmp_path / "m.cwasm")], lean_expected=False)
+    assert status == 1 and b"--allow-precompiled" in err, err
+
+
+@pytest.mark.parametrize("case", ["reactor", "env-import", "bad-type", "limit", "no-memory"])
 def test_what_it_does_not_take_runs_on_the_full_route(tmp_path: pathlib.Path, case: str) -> None:
     write = '(import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))'
     bodies = {
         "reactor": f'{write} (memory (export "memory") 1) (func (export "_initialize"))',
-        "text": f'{write} (memory (export "memory") 1) (func (export "_start"))',
         "env-import": f'{write} (import "env" "f" (func)) (memory (export "memory") 1) '
                       f'(func (export "_start"))',
         "bad-type": '(import "wasi_snapshot_preview1" "fd_write" (func (param i32)))'
@@ -226,13 +245,10 @@ def test_what_it_does_not_take_runs_on_the_full_route(tmp_path: pathlib.Path, ca
         "no-memory": f'{write} (func (export "_start"))',
     }
     text = f"(module {bodies[case]})"
-    module = tmp_path / ("m.wat" if case == "text" else "m.wasm")
-    if case == "text":
-        module.write_text(text)
-    else:
-        module.write_bytes(build_wat(text))
+    module = tmp_path / "m.wasm"
+    module.write_bytes(build_wat(text))
     args = ["run", *(["--max-output", "100"] if case == "limit" else []), str(module)]
     status, _, err = _both(tmp_path, args, lean_expected=False)
     # A reactor with nothing else to run, an unknown import, a bad type, no
     # memory: the full route's errors (status 1).
-    assert status == (0 if case in ("text", "limit") else 1), err
+    assert status == (0 if case == "limit" else 1), err

@@ -16,8 +16,8 @@ also gives every error its message) unless
 - the options are ``--dir``, ``--env``, ``--inherit-env``,
   ``--deterministic``/``--seed`` and ``--max-open-files`` (no limits that need
   epochs, fuel or store limits, no trace, sockets, ``--invoke``);
-- the module is a binary module whose compiled code is in the cache for the
-  default engine (a first run compiles on the full route, which stores it);
+- the module's compiled code is in the cache for the default engine (a
+  first run compiles on the full route, which stores it);
 - it is a command (``_start`` and ``memory`` exported, no ``_initialize``)
   importing only WASI functions of one ABI, which link;
 - ``PYWASI_LEAN=0`` is not set (it forces the full route);
@@ -313,14 +313,12 @@ def run(opts: RunOptions, new_wasi: Callable[[str], WASI]) -> int | None:
 
 
 def _cached_entries(module_path: str, identity: str) -> Any:
-    """The cache entries of the module at ``module_path`` for the default
-    engine, as (path, its ``_cache.Lookup``); None when there is none or the
-    module is not a binary module the cache can serve."""
+    """The cache entries of the module at ``module_path`` (binary or text:
+    the cache keys a module on its file's bytes) for the default engine, as
+    (path, its ``_cache.Lookup``); None when there is none (a first run, a
+    precompiled file, not a module: the full route says which)."""
     from . import _cache
     try:
-        with open(module_path, "rb") as f:
-            if f.read(4) != b"\0asm":
-                return None   # text, a precompiled file, or not a module: the full route says
         found = _cache.lookup(_cache.cache_dir(), module_path,
                               cache_context(ENGINE_SETTINGS, identity))
         return [(entry, found) for entry in found.entries()][:1] or None
