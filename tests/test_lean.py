@@ -174,20 +174,28 @@ def test_a_trap_and_a_stack_overflow_report_as_the_full_route(tmp_path: pathlib.
     assert status == 134 and b"The wasm stack (512 KiB) is exhausted" in err
 
 
+def _write_and_exit(namespace: str, text: str, code: int, *, in_start_function: bool) -> bytes:
+    """A module that writes ``text`` to stdout and exits with ``code``, from
+    ``_start`` or from its start function (which runs while instantiating)."""
+    body = f"""
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const {len(text.encode())}))
+        (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (call $exit (i32.const {code}))"""
+    funcs = (f'(func $init {body}) (start $init) (func (export "_start"))' if in_start_function
+             else f'(func (export "_start") {body})')
+    escaped = text.replace("\n", "\\n")   # WAT's string escape
+    return build_wat(f"""(module
+      (import "{namespace}" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+      (import "{namespace}" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "{escaped}")
+      {funcs})""")
+
+
 def test_a_trap_in_the_start_function(tmp_path: pathlib.Path) -> None:
     module = tmp_path / "start.wasm"
-    module.write_bytes(build_wat("""(module
-      (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-      (memory (export "memory") 1)
-      (data (i32.const 16) "init\\n")
-      (func $init
-        (i32.store (i32.const 0) (i32.const 16))
-        (i32.store (i32.const 4) (i32.const 5))
-        (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-        (call $exit (i32.const 9)))
-      (start $init)
-      (func (export "_start")))"""))
+    module.write_bytes(_write_and_exit("wasi_snapshot_preview1", "init", 9, in_start_function=True))
     # Reported as the full route reports it (wasmtime gives a host trap in
     # the start function as an error: "cannot instantiate"; WASI's memory is
     # bound after instantiation, so the write faults), by the lean route
@@ -198,16 +206,7 @@ def test_a_trap_in_the_start_function(tmp_path: pathlib.Path) -> None:
 
 def test_wasi_unstable(tmp_path: pathlib.Path) -> None:
     module = tmp_path / "old.wasm"
-    module.write_bytes(build_wat("""(module
-      (import "wasi_unstable" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-      (import "wasi_unstable" "proc_exit" (func $exit (param i32)))
-      (memory (export "memory") 1)
-      (data (i32.const 16) "old abi\\n")
-      (func (export "_start")
-        (i32.store (i32.const 0) (i32.const 16))
-        (i32.store (i32.const 4) (i32.const 8))
-        (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-        (call $exit (i32.const 3))))"""))
+    module.write_bytes(_write_and_exit("wasi_unstable", "old abi\n", 3, in_start_function=False))
     assert _both(tmp_path, ["run", str(module)]) == (3, b"old abi\n", b"")
 
 
