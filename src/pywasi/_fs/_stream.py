@@ -14,7 +14,6 @@ import errno as _host
 import fcntl
 import io
 import os
-import select
 import stat
 
 from .._abi import Errno, Fdflags, Filetype, Rights
@@ -214,6 +213,7 @@ def write_nowait(fd: int, bufs: list[memoryview]) -> int:
         except OSError as e:
             if e.errno != _host.EOPNOTSUPP:
                 raise
+    import select   # here: start-up (pywasi._lean)
     for buf in bufs:
         if buf:
             return os.write(fd, buf[:select.PIPE_BUF])

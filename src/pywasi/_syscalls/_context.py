@@ -3,7 +3,6 @@ class, so a syscall is a bound method and the dispatcher calls it directly."""
 
 from __future__ import annotations
 
-import select
 import _thread
 
 from .._abi import Fdflags, Filetype
@@ -91,12 +90,13 @@ class Context(HostState):
             return None
         return fileno
 
-    def _wait(self, fileno: int, event: int) -> None:
-        """Until ``fileno`` is ready for ``event`` (POLLIN, POLLOUT), or trap
-        when the program is ending (``cancel_fd`` readable)."""
+    def _wait(self, fileno: int, writing: bool) -> None:
+        """Until ``fileno`` is ready for writing (or reading), or trap when
+        the program is ending (``cancel_fd`` readable)."""
+        import select   # here: only a blocking descriptor waits (start-up)
         cancel = self.cancel_fd
         poller = select.poll()
-        poller.register(fileno, event)
+        poller.register(fileno, select.POLLOUT if writing else select.POLLIN)
         if cancel is not None:
             poller.register(cancel, select.POLLIN)
         if any(fd == cancel for fd, _ in poller.poll()):
@@ -119,7 +119,7 @@ class Context(HostState):
         if fileno is None:
             return read(*args)
         with _lock(desc, "reader_lock"):
-            self._wait(fileno, select.POLLIN)
+            self._wait(fileno, False)
             return read(*args)
 
     def when_writable(self, desc: Descriptor, write: Callable[[list[memoryview]], int],
@@ -140,7 +140,7 @@ class Context(HostState):
         done = 0
         with _lock(desc, "writer_lock"):
             while done < total:
-                self._wait(fileno, select.POLLOUT)
+                self._wait(fileno, True)
                 try:
                     done += desc.write_nowait(skip(bufs, done))
                 except BlockingIOError:

@@ -48,8 +48,6 @@ call, not this one.
 
 from __future__ import annotations
 
-import math
-import select
 import time
 
 from .._abi import (
@@ -68,6 +66,12 @@ from .._abi import (
 )
 from .._errors import STOPPED_MESSAGE, GuestFault, WasiError
 from ._context import Context
+
+# select and math are imported where poll_oneoff waits: a run that never
+# waits does not load them (start-up, pywasi._lean).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import select
 
 __all__ = ["PollCalls"]
 
@@ -248,6 +252,7 @@ def _clock_deadline(sub: _Sub, clock_id: int, timeout: int, precision: int, flag
 
 
 def _wait(subs: list[_Sub], cancel_fd: int | None) -> None:
+    import math   # here, with _poller's and _mark's select: start-up (pywasi._lean)
     """Block until at least one subscription is ready; mark every ready one.
     ``cancel_fd`` (threads): waited on too; readable, it ends the wait with a trap."""
     poller, watched = _poller(subs, cancel_fd)
@@ -293,6 +298,7 @@ def _wait(subs: list[_Sub], cancel_fd: int | None) -> None:
 
 
 def _poller(subs: list[_Sub], cancel_fd: int | None) -> tuple[select.poll, dict[int, int]]:
+    import select
     """A poll object over the host fds the subscriptions not yet ready wait
     on (and ``cancel_fd``); the fds with their event masks."""
     poller = select.poll()
@@ -317,6 +323,7 @@ def _sleep_ms(timeout_ms: float | None) -> list[tuple[int, int]]:
 
 
 def _mark(subs: list[_Sub], revents: dict[int, int]) -> None:
+    import select
     for sub in subs:
         if sub.ready or sub.fileno is None:
             continue
