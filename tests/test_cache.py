@@ -317,6 +317,234 @@ def test_a_fresh_file_digest_is_not_remembered(tmp_path: pathlib.Path) -> None:
     assert [p for p in cache.iterdir() if p.name.endswith(".digest")] == []
 
 
+# -- an entry verified once is not read again (its marker) ---------------------
+
+def marks(directory: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(p for p in directory.iterdir() if p.name.endswith(_cache.MARK_SUFFIX))
+
+
+@pytest.fixture
+def checksums(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts full reads of entries (``_cache._checksum``)."""
+    calls: list[str] = []
+    real = _cache._checksum
+
+    def counting(path: str) -> tuple[int, int]:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(_cache, "_checksum", counting)
+    return calls
+
+
+def _no_read(path: str) -> tuple[int, int]:
+    raise AssertionError(f"an entry was read in full: {path}")
+
+
+def test_a_verified_entry_is_not_read_again(tmp_path: pathlib.Path, compiles: list[int],
+                                            checksums: list[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = private_dir(tmp_path / "c")
+    pywasi.compile(HELLO, cache=str(cache))
+    [entry] = entries(cache)
+    pywasi.compile(HELLO, cache=str(cache))   # just written: could change within the same tick
+    assert (len(checksums), marks(cache)) == (1, [])
+    monkeypatch.setattr(_cache, "STABLE_SECONDS", -1e9)   # pretend it is old (ctime cannot be set)
+    before = os.stat(entry)
+    pywasi.compile(HELLO, cache=str(cache))
+    assert len(checksums) == 2
+    [mark] = marks(cache)
+    assert mark.name.startswith(entry.name + ".") and mark.stat().st_size == 0
+    monkeypatch.setattr(_cache, "_checksum", _no_read)
+    for _ in range(2):   # a hit of a recent entry leaves it as it is: the marker stays true
+        assert pywasi.compile(HELLO, cache=str(cache)).exports
+    assert len(compiles) == 1
+    assert _cache._identity(os.stat(entry)) == _cache._identity(before)
+    assert marks(cache) == [mark]
+
+
+def _verify_once(cache: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    """Compile HELLO into ``cache`` and verify its entry, which is marked."""
+    monkeypatch.setattr(_cache, "STABLE_SECONDS", -1e9)
+    pywasi.compile(HELLO, cache=str(cache))
+    pywasi.compile(HELLO, cache=str(cache))
+    [entry] = entries(cache)
+    assert len(marks(cache)) == 1
+    return entry
+
+
+def _after_a_tick(path: pathlib.Path) -> None:
+    # The file system's timestamps advance by clock ticks (a few ms): wait so
+    # that a rewrite gets a new ctime (the "racily clean" case is the very
+    # one a marker is not made for; here STABLE_SECONDS is patched away).
+    time.sleep(0.05)
+
+
+@pytest.mark.parametrize("change", ["damaged", "touched"])
+def test_an_entry_changed_after_verification_is_checked_again(
+        tmp_path: pathlib.Path, compiles: list[int], checksums: list[str],
+        monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    cache = private_dir(tmp_path / "c")
+    entry = _verify_once(cache, monkeypatch)
+    real = _cache._checksum
+    monkeypatch.setattr(_cache, "_checksum", _no_read)
+    pywasi.compile(HELLO, cache=str(cache))   # the marker holds
+    [old_mark] = marks(cache)
+    identity = _cache._identity(os.stat(entry))
+    _after_a_tick(entry)
+    data = bytearray(entry.read_bytes())
+    if change == "damaged":   # rewritten in place, same size, same inode, one byte flipped
+        data[len(data) // 2] ^= 0xFF
+    with open(entry, "r+b") as f:
+        f.write(data)
+    assert _cache._identity(os.stat(entry)) != identity
+    monkeypatch.setattr(_cache, "_checksum", real)
+    if change == "damaged":
+        with pytest.warns(_cache.CacheWarning, match="discarding entry .*checksum mismatch"):
+            pywasi.compile(HELLO, cache=str(cache))
+        assert len(compiles) == 2
+        assert not old_mark.exists()   # discarded with its entry
+        [rebuilt] = entries(cache)
+        assert rebuilt.read_bytes() != bytes(data)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            pywasi.compile(HELLO, cache=str(cache))
+        assert len(compiles) == 1
+        [mark] = marks(cache)   # the entry verified again, with its new identity
+        assert mark != old_mark and not old_mark.exists()
+    assert len(checksums) == 2
+
+
+def test_a_refreshed_entry_is_checked_again(tmp_path: pathlib.Path, compiles: list[int],
+                                            checksums: list[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hit refreshes an entry's LRU time (its mtime) once it is an hour old;
+    that changes its identity, so the next hit reads it again."""
+    cache = private_dir(tmp_path / "c")
+    entry = _verify_once(cache, monkeypatch)
+    old = time.time() - _cache.REFRESH_SECONDS - 10
+    os.utime(entry, (old, old))
+    pywasi.compile(HELLO, cache=str(cache))
+    assert entry.stat().st_mtime > old + 5   # refreshed
+    assert marks(cache) == []   # none made for a time about to change; the old one dropped
+    pywasi.compile(HELLO, cache=str(cache))
+    assert len(marks(cache)) == 1
+    assert (len(compiles), len(checksums)) == (1, 3)
+
+
+def test_markers_leave_with_their_entries(tmp_path: pathlib.Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = private_dir(tmp_path / "c")
+    entry = _verify_once(cache, monkeypatch)
+    [mark] = marks(cache)
+    # Markers of an entry that is gone or changed: evict drops them, not the live one.
+    orphan = cache / mark.name.replace(entry.name.split("-")[0], "0" * 64)
+    orphan.touch()
+    stale = cache / mark.name.replace(".verified", "0.verified")
+    stale.touch()
+    _cache.evict(str(cache), cap=1 << 30)
+    assert marks(cache) == [mark] and entries(cache) == [entry]
+    _cache.evict(str(cache), cap=0)   # under a cap too small for it: the entry goes, and its marker
+    assert list(cache.iterdir()) == [*cache.glob("*.digest")]
+    # An entry wasmtime refused is discarded with its markers.
+    entry = _verify_once(cache, monkeypatch)
+    found = _cache.lookup(str(cache), HELLO, _engines.cache_context(_engines.ENGINE_SETTINGS))
+    [path] = found.entries()
+    with pytest.warns(_cache.CacheWarning, match="discarding entry"):
+        found.discard(path, "refused")
+    assert entries(cache) == [] and marks(cache) == []
+
+
+def test_two_processes_verifying_at_once(tmp_path: pathlib.Path) -> None:
+    """Both read the entry and make its marker at the same moment: both
+    succeed, one marker is left, and it holds for the next hit."""
+    cache = private_dir(tmp_path / "c")
+    wat = tmp_path / "m.wat"
+    wat.write_bytes(HELLO)
+    pywasi.compile(wat, cache=str(cache))
+    script = textwrap.dedent(f"""
+        import os, pathlib, time, pywasi
+        from pywasi import _cache
+        _cache.STABLE_SECONDS = -1e9
+        real = _cache._checksum
+        def read_then_wait(path):
+            result = real(path)
+            barrier = pathlib.Path({str(tmp_path)!r})
+            (barrier / f"ready-{{os.getpid()}}").touch()
+            deadline = time.monotonic() + 60
+            while len(list(barrier.glob("ready-*"))) < 2:
+                assert time.monotonic() < deadline, "the other process never came"
+                time.sleep(0.005)
+            return result
+        _cache._checksum = read_then_wait
+        assert pywasi.compile({str(wat)!r}, cache={str(cache)!r}).exports
+        print("ok")
+    """)
+    env = dict(os.environ, PYTHONWARNINGS="error")
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err.decode()
+        assert out == b"ok\n"
+    assert len(entries(cache)) == 1 and len(marks(cache)) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(_cache, "_checksum", _no_read)
+            assert pywasi.compile(wat, cache=str(cache)).exports
+
+
+# A cache hit of a verified entry through the command (the lean route), in a
+# process of its own: how many entries it read in full, and what importing
+# the cache and its lookup loaded (the rest of the run imports more).
+_HIT_PROBE = """
+import sys
+import pywasi
+before = set(sys.modules)
+from pywasi import _cache
+loaded = set(sys.modules) - before
+_cache.STABLE_SECONDS = -1e9
+reads = []
+real = _cache._checksum
+_cache._checksum = lambda path: reads.append(path) or real(path)
+from pywasi import _lean
+real_cached = _lean._cached_entries
+def cached(*args):
+    before = set(sys.modules)
+    found = real_cached(*args)
+    loaded.update(set(sys.modules) - before)
+    return found
+_lean._cached_entries = cached
+from pywasi.cli import main
+status = main(sys.argv[1:])
+sys.stdout.flush()
+sys.stderr.write(f"\\nREADS {len(reads)} LOADED {' '.join(sorted(loaded))}\\n")
+raise SystemExit(status)
+"""
+
+
+def test_the_command_maps_a_verified_entry_unread(tmp_path: pathlib.Path) -> None:
+    cache = tmp_path / "c"
+    module = tmp_path / "m.wasm"
+    module.write_bytes(wasmtime.wat2wasm(HELLO.decode()))
+    env = dict(os.environ, PYWASI_CACHE_DIR=str(cache))
+    env.pop("PYWASI_LEAN", None)
+    reads = []
+    for _ in range(3):   # compiles and stores; a hit that verifies; a hit that does not read
+        proc = subprocess.run([sys.executable, "-c", _HIT_PROBE, "run", str(module)],
+                              capture_output=True, env=env, timeout=120)
+        assert (proc.returncode, proc.stdout) == (0, b"hello cache\n"), proc.stderr
+        _, _, report = proc.stderr.rpartition(b"\nREADS ")
+        count, _, loaded = report.decode().strip().partition(" LOADED ")
+        reads.append(int(count))
+    assert reads == [0, 1, 0]
+    # The lean route's lookup: the cache and the key's digest, nothing a hit does not need
+    # (threading and zlib are imported only to write an entry or read one in full).
+    assert set(loaded.split()) <= {"pywasi._cache", "_sha256", "_sha2"}, loaded
+
+
 EXIT_AT_ONCE = wat_calling('(import "$ns" "proc_exit" (func $proc_exit (param i32)))',
                            "(call $proc_exit (i32.const 7))")
 

@@ -19,6 +19,28 @@ Invariants:
   without hashing. Size and CRC-32 are those of the entry itself, so a
   truncated or damaged entry is noticed before wasmtime maps it (wasmtime
   checks its header and version, not the code it loads).
+- An entry is read and CRC-checked once per identity, not on every hit
+  (reading 20-60 MB costs tens of milliseconds of a start; wasmtime's own
+  CLI only maps its entry). When its size and CRC-32 have matched its name,
+  an empty marker file ``<entry name>.<identity>.verified`` records the
+  entry's identity (device, inode, size, mtime, ctime, as for a module's
+  digest below); a hit whose stat gives that identity maps the entry
+  without reading it: one stat, the marker being seen in the directory
+  listing the lookup makes anyway. Still detected: a truncated or extended
+  entry (its size); an entry rewritten, replaced, renamed over or touched
+  (its identity changes, so it is checked in full again and discarded with
+  a warning if damaged); a damaged entry never verified; and what wasmtime
+  checks when it maps an entry (its header, wasmtime version and settings).
+  No longer detected: bytes of an already-verified entry changed without
+  its metadata changing (bit rot, a fault below the file system), or by a
+  write within the same timestamp tick as the verification (git's "racily
+  clean" case: a marker is made only for an entry unchanged for
+  STABLE_SECONDS and with the same stat before and after its read). The
+  entry is fsynced before its marker is created, so a crash cannot leave a
+  marker vouching for bytes that never reached the disk (entries are
+  written without fsync). Markers are empty and not counted in the cap;
+  ``evict`` removes those of entries that are gone or changed, and an entry
+  discarded or replaced takes its markers with it.
 - A miss is stored after ``compile()`` returns, by a thread the interpreter
   joins at exit (see "a miss costs no more wall time" below).
 - Entries are written to a temporary file in the same directory and renamed
@@ -31,24 +53,27 @@ Invariants:
   this user and writable by nobody else; it is created 0700 and a directory
   that fails the check is not used at all (warning, compile without cache).
 - The total size is capped; after a write the least recently used entries
-  (by mtime, which a hit refreshes) are removed until the total fits. An
-  entry larger than the whole cap is not kept (a one-line warning says how
-  to raise the cap): keeping it would evict every other entry.
+  (by mtime, which a hit refreshes once it is REFRESH_SECONDS old: least
+  recently used to the hour, and a refresh, which changes the entry's
+  identity, costs one more full check, not one per hit) are removed until
+  the total fits. An entry larger than the whole cap is not kept (a
+  one-line warning says how to raise the cap): keeping it would evict every
+  other entry.
 """
 
 from __future__ import annotations
 
+import _thread
 import os
 import stat
 import sys
-import threading
 import time
-import zlib
 
 # Annotation-only names: mypy takes any TYPE_CHECKING as true, and run time
 # never imports typing (nor the re it pulls in: start-up, tests/test_import_cost.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterator
     from typing import Any
 
@@ -74,6 +99,11 @@ SUFFIX = ".cwasm"
 TMP_PREFIX = ".tmp-"
 STALE_TMP_SECONDS = 3600.0
 STALE_DIGEST_SECONDS = 30 * 86400.0
+MARK_SUFFIX = ".verified"
+# A hit refreshes an entry's mtime (its LRU time) only when it is older than
+# this: every refresh changes the entry's identity, which costs its next hit
+# a full read and CRC (see the invariants).
+REFRESH_SECONDS = 3600.0
 
 
 # Below this size a digest is computed with CPython's own SHA-256 (_sha256 up
@@ -195,13 +225,22 @@ def check_dir(path: str, create: bool) -> str | None:
     return None
 
 
-def _find(directory: str, key: str) -> list[os.DirEntry[str]]:
+def _scan(directory: str, key: str) -> tuple[list[os.DirEntry[str]], set[str]]:
+    """``key``'s entries, and the names of their markers (``_mark_name``)."""
     prefix = key + "-"
+    found: list[os.DirEntry[str]] = []
+    marks: set[str] = set()
     try:
         with os.scandir(directory) as it:
-            return [e for e in it if e.name.startswith(prefix) and e.name.endswith(SUFFIX)]
+            for e in it:
+                if e.name.startswith(prefix):
+                    if e.name.endswith(SUFFIX):
+                        found.append(e)
+                    elif e.name.endswith(MARK_SUFFIX):
+                        marks.add(e.name)
     except OSError:
-        return []
+        pass
+    return found, marks
 
 
 def _parse(name: str) -> tuple[int, int] | None:
@@ -216,6 +255,7 @@ def _parse(name: str) -> tuple[int, int] | None:
 
 def _checksum(path: str) -> tuple[int, int]:
     """(size, CRC-32) of a file, read in chunks."""
+    import zlib  # here: a hit of a verified entry never needs it (a shared library to load)
     crc = 0
     size = 0
     with open(path, "rb") as f:
@@ -228,19 +268,26 @@ def _checksum(path: str) -> tuple[int, int]:
     return size, crc
 
 
-def _verified(directory: str, key: str) -> Iterator[str]:
-    """The paths of ``key``'s entries whose size and CRC-32 match their
-    names; any other is deleted, with a warning."""
-    for entry in _find(directory, key):
+def _verified(directory: str, key: str) -> Iterator[tuple[str, os.stat_result]]:
+    """The paths (and stats) of ``key``'s entries whose size and CRC-32
+    match their names, checked in full unless a marker says that the entry
+    was, with the identity it still has; any other is deleted, with a
+    warning."""
+    found, marks = _scan(directory, key)
+    for entry in found:
         expected = _parse(entry.name)
         try:
             if expected is None:
                 problem = "unreadable entry name"
-            elif _checksum(entry.path) != expected:
-                problem = "size or checksum mismatch (truncated or damaged)"
             else:
-                yield entry.path
-                continue
+                st = os.stat(entry.path)
+                if st.st_size == expected[0] and _mark_name(entry.name, st) in marks:
+                    yield entry.path, st
+                    continue
+                if st.st_size == expected[0] and _checksum(entry.path) == expected:
+                    yield entry.path, _checked(entry.path, st, marks)
+                    continue
+                problem = "size or checksum mismatch (truncated or damaged)"
         except FileNotFoundError:
             continue  # evicted or replaced by another process meanwhile
         except OSError as e:
@@ -248,9 +295,49 @@ def _verified(directory: str, key: str) -> Iterator[str]:
         _discard(entry.path, problem)
 
 
+def _mark_name(name: str, st: os.stat_result) -> str:
+    """The marker that says the entry ``name`` was verified with stat ``st``."""
+    return f"{name}.{_identity(st).replace(' ', '.')}{MARK_SUFFIX}"
+
+
+def _checked(path: str, before: os.stat_result, marks: set[str]) -> os.stat_result:
+    """The entry at ``path`` (stat ``before`` it was read) has just matched
+    its name: mark it verified when safe (see the invariants), and drop its
+    other markers. Its stat after the read."""
+    read_at = time.time()
+    after = os.stat(path)
+    name = os.path.basename(path)
+    if _identity(before) == _identity(after) and \
+            read_at - max(after.st_mtime, after.st_ctime) > STABLE_SECONDS and \
+            read_at - after.st_mtime < REFRESH_SECONDS:   # else the hit's refresh voids it
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                os.fsync(fd)   # its bytes are on the disk before a marker vouches for them
+            finally:
+                os.close(fd)
+            os.close(os.open(os.path.join(os.path.dirname(path), _mark_name(name, after)),
+                             _MARK_FLAGS, 0o600))
+        except OSError:
+            pass  # only an optimisation
+    for stale in marks:
+        if stale.startswith(name + ".") and stale != _mark_name(name, after):
+            _unlink(os.path.join(os.path.dirname(path), stale))
+    return after
+
+
 def _discard(path: str, problem: str) -> None:
     _warn(f"discarding entry {os.path.basename(path)} ({problem}); recompiling")
     _unlink(path)
+    prefix = os.path.basename(path) + "."
+    try:
+        with os.scandir(os.path.dirname(path)) as it:
+            marks = [e.path for e in it if e.name.startswith(prefix)
+                     and e.name.endswith(MARK_SUFFIX)]
+    except OSError:
+        return
+    for mark in marks:
+        _unlink(mark)
 
 
 def _unlink(path: str) -> None:
@@ -273,6 +360,9 @@ def write_atomic(path: str, data: bytes | bytearray, *, sync: bool = True) -> No
 _TMP_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOINHERIT", 0)
               | getattr(os, "O_BINARY", 0))
+# A marker is empty and its name is all it says, so two processes creating
+# the same one at once both succeed (no O_EXCL), and none is ever torn.
+_MARK_FLAGS = _TMP_FLAGS & ~os.O_EXCL
 
 
 def _write_new(directory: str, fill: Callable[[Callable[[Any], None]], None],
@@ -281,6 +371,7 @@ def _write_new(directory: str, fill: Callable[[Callable[[Any], None]], None],
     objects) to a temporary file in ``directory``, then rename it to
     ``path_of(size, crc32)`` of what was written, and return that path. The
     CRC is taken as the bytes go by: one pass over them."""
+    import zlib  # a cache hit never writes: not imported at its start-up
     tmp = os.path.join(directory, TMP_PREFIX + os.urandom(8).hex())
     fd = os.open(tmp, _TMP_FLAGS, 0o600)
     size = crc = 0
@@ -326,10 +417,10 @@ def _store(directory: str, key: str, fill: Fill, cap: int) -> None:
               f"PYWASI_CACHE_MAX_SIZE={(size[0] >> 30) + 1}G)")
         return
     name = os.path.basename(path)
-    for other in _find(directory, key):   # an older entry of the same key
+    for other in _scan(directory, key)[0]:   # an older entry of the same key
         if other.name != name:
             _unlink(other.path)
-    evict(directory, cap, keep=name)
+    evict(directory, cap, keep=name)   # and the markers of what is gone or replaced
 
 
 def _megabytes(size: int) -> str:
@@ -338,8 +429,11 @@ def _megabytes(size: int) -> str:
 
 def evict(directory: str, cap: int, keep: str | None = None) -> None:
     """Remove least recently used entries until the total is within ``cap``;
-    also temporary files a crashed writer left behind."""
+    also temporary files a crashed writer left behind, and markers of
+    entries that are gone or changed (they take no space: not counted)."""
     entries: list[tuple[float, int, str, str]] = []
+    stats: dict[str, os.stat_result] = {}
+    marks: list[os.DirEntry[str]] = []
     now = time.time()
     try:
         with os.scandir(directory) as it:
@@ -357,8 +451,11 @@ def evict(directory: str, cap: int, keep: str | None = None) -> None:
                     # a live one is rewritten at worst once a month.
                     if now - st.st_mtime > STALE_DIGEST_SECONDS:
                         _unlink(e.path)
+                elif e.name.endswith(MARK_SUFFIX):
+                    marks.append(e)
                 elif e.name.endswith(SUFFIX) and stat.S_ISREG(st.st_mode):
                     entries.append((st.st_mtime, st.st_size, e.name, e.path))
+                    stats[e.name] = st
     except OSError:
         return
     total = sum(size for _, size, _, _ in entries)
@@ -368,7 +465,15 @@ def evict(directory: str, cap: int, keep: str | None = None) -> None:
         if name == keep:
             continue
         _unlink(path)
+        del stats[name]
         total -= size
+    for mark in marks:
+        # NOTE: a marker made after this scan saw its entry's older stat is
+        # removed too: that costs the entry one more full check, no more.
+        head, sep, _ = mark.name.partition(SUFFIX + ".")
+        of = stats.get(head + SUFFIX) if sep else None
+        if of is None or mark.name != _mark_name(head + SUFFIX, of):
+            _unlink(mark.path)
 
 
 # -- the digest of a module file, remembered by the file's identity ----------
@@ -399,8 +504,9 @@ def _remembered_digest(directory: str, path: str) -> tuple[int, bytes] | None:
     """(size, SHA-256) of the file at ``path``, if remembered for its stat."""
     try:
         st = os.stat(path)
-        with open(_memo_path(directory, path), encoding="ascii") as f:
-            identity, _, digest = f.read().strip().rpartition(" ")
+        # Bytes, decoded here: a text file would import encodings.ascii.
+        with open(_memo_path(directory, path), "rb") as f:
+            identity, _, digest = f.read().decode("ascii").strip().rpartition(" ")
         if identity == _identity(st) and len(digest) == 64:
             return st.st_size, bytes.fromhex(digest)
     except (OSError, ValueError):
@@ -467,8 +573,10 @@ def _remember(directory: str, reading: Reading, digest: bytes) -> None:
 # Not in a library's caller: forking someone else's process, with its
 # threads and memory, is not pywasi's to do.
 BACKGROUND_WRITE = 1 << 20
+# Threads are started, and threading imported, only to write (a miss): a
+# hit's start-up does not pay for threading (~1 ms: _weakrefset, ...).
 _WRITERS: list[threading.Thread] = []
-_WRITERS_LOCK = threading.Lock()
+_WRITERS_LOCK = _thread.allocate_lock()
 _DETACH = False
 
 
@@ -536,6 +644,7 @@ def digest_during(data: bytes) -> Callable[[], bytes]:
     cores busy, so it is not free: measured on 2 cores with CPython's 26 MB
     module, the compile takes ~0.015 s longer and the exit wait ~0.028 s
     less."""
+    import threading
     result: list[bytes] = []
     thread = threading.Thread(target=lambda: result.append(sha256(data)),
                               name="pywasi-cache-hash")
@@ -559,10 +668,16 @@ def _fill(directory: str, context: tuple[bytes, ...], data: bytes,
         _store(directory, _stem(len(data), context, key), fill, max_size())
     except Exception as e:  # noqa: BLE001 - cache trouble only costs the next start a compile
         _warn(f"cannot write to {directory}: {getattr(e, 'strerror', None) or e}")
+
+
+def _write_in_thread(*args: Any) -> None:
+    """A writer thread's target: ``_fill(*args)``, then leave ``_WRITERS``."""
+    import threading
+    try:
+        _fill(*args)
     finally:
         with _WRITERS_LOCK:
-            if threading.current_thread() in _WRITERS:
-                _WRITERS.remove(threading.current_thread())
+            _WRITERS.remove(threading.current_thread())
 
 
 # -- one module's way through the cache ----------------------------------------
@@ -599,6 +714,7 @@ class Lookup:
         self._digest: bytes | None = None
         self._reading: Reading | None = None
         self._pending: Callable[[], bytes] | None = None
+        self._stats: dict[str, os.stat_result] = {}   # of the entries found
         if isinstance(source, bytes):
             self._data, self._size = source, len(source)
             return
@@ -622,11 +738,17 @@ class Lookup:
                 _remember(self.directory, self._reading, self._digest)
                 self._reading = None
         if self._digest is not None:
-            yield from _verified(self.directory,
-                                 _stem(self._size, self._context, self._digest))
+            for path, st in _verified(self.directory,
+                                      _stem(self._size, self._context, self._digest)):
+                self._stats[path] = st
+                yield path
 
     def used(self, path: str) -> None:
-        """The entry at ``path`` was loaded: a hit is a use, for eviction."""
+        """The entry at ``path`` was loaded: a hit is a use, for eviction
+        (its mtime is refreshed once over REFRESH_SECONDS old)."""
+        st = self._stats.get(path)
+        if st is not None and time.time() - st.st_mtime < REFRESH_SECONDS:
+            return
         try:
             os.utime(path)
         except OSError:
@@ -678,7 +800,8 @@ class Lookup:
             return
         if self._detach() and _fork_writer(args):
             return
-        writer = threading.Thread(target=_fill, args=args, name="pywasi-cache-write")
+        import threading
+        writer = threading.Thread(target=_write_in_thread, args=args, name="pywasi-cache-write")
         with _WRITERS_LOCK:
             _WRITERS.append(writer)
         writer.start()
