@@ -137,9 +137,9 @@ class CacheWarning(UserWarning):
     """The compiled-module cache was not used, or an entry was rebuilt."""
 
 
-def _warn(message: str) -> None:
+def _warn(message: str, stacklevel: int = 4) -> None:
     import warnings  # here, not at start-up: a run that uses the cache quietly never needs it
-    warnings.warn(f"compiled-module cache: {message}", CacheWarning, stacklevel=4)
+    warnings.warn(f"compiled-module cache: {message}", CacheWarning, stacklevel=stacklevel)
 
 
 def cache_dir() -> str:
@@ -685,11 +685,13 @@ def _write_in_thread(*args: Any) -> None:
 def lookup(directory: str, source: bytes | str, context: tuple[bytes, ...]) -> Lookup:
     """The cache in ``directory`` for the module ``source`` (wasm bytes, or
     a path to them) compiled in ``context``. A directory that cannot be
-    used is a warning, and a ``Lookup`` that finds and stores nothing."""
+    used gives a ``Lookup`` that finds and stores nothing, and a warning
+    when the module is compiled without it (``wasm()``): a caller that only
+    looks (the command's lean route, which hands a miss to the full route)
+    does not warn a second time."""
     problem = check_dir(directory, create=True)
     if problem is not None:
-        _warn(problem + "; compiling without the cache")
-        return Lookup(None, source, context)
+        return Lookup(None, source, context, problem=problem + "; compiling without the cache")
     return Lookup(directory, source, context)
 
 
@@ -706,8 +708,9 @@ class Lookup:
     """
 
     def __init__(self, directory: str | None, source: bytes | str,
-                 context: tuple[bytes, ...]) -> None:
+                 context: tuple[bytes, ...], *, problem: str | None = None) -> None:
         self.directory = directory
+        self._problem = problem   # why the directory is not used, warned by wasm()
         self._source = source
         self._context = context
         self._data: bytes | None = None
@@ -770,6 +773,9 @@ class Lookup:
             self._digest = None
         wasm, known = self._data, self._digest
         if self.directory is None:
+            if self._problem is not None:
+                _warn(self._problem, stacklevel=5)   # at compile()'s caller, as from lookup()
+                self._problem = None
             return wasm
         if known is not None:
             self._pending = lambda: known
