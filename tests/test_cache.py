@@ -241,6 +241,36 @@ def test_damaged_entry_is_rebuilt_with_a_warning(tmp_path: pathlib.Path, compile
     assert len(compiles) == before + 2   # (the cache=False comparison above)
 
 
+def _two_at_once(tmp_path: pathlib.Path, patched: str, check: str, body: str) -> None:
+    """Run ``body`` in two processes at once (warnings are errors), each of
+    which waits for the other (a barrier of files in ``tmp_path``) when its
+    first call of ``_cache.<patched>`` has returned ``result`` and passed
+    ``check``; both must succeed."""
+    script = textwrap.dedent(f"""
+        import os, pathlib, time, pywasi
+        from pywasi import _cache
+        real = _cache.{patched}
+        def then_wait(*args):
+            result = real(*args)
+            {check}
+            barrier = pathlib.Path({str(tmp_path)!r})
+            (barrier / f"ready-{{os.getpid()}}").touch()
+            deadline = time.monotonic() + 60
+            while len(list(barrier.glob("ready-*"))) < 2:
+                assert time.monotonic() < deadline, "the other process never came"
+                time.sleep(0.005)
+            return result
+        _cache.{patched} = then_wait
+    """) + textwrap.dedent(body) + "\nprint('ok')\n"
+    env = dict(os.environ, PYTHONWARNINGS="error")
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err.decode()
+        assert out == b"ok\n"
+
+
 def test_two_processes_at_once(tmp_path: pathlib.Path) -> None:
     cache = private_dir(tmp_path / "c")
     wat = tmp_path / "m.wat"
@@ -250,32 +280,11 @@ def test_two_processes_at_once(tmp_path: pathlib.Path) -> None:
     # A barrier after the cache lookup (a module of a size no entry has is a
     # miss without hashing): both processes miss, then both
     # compile and write the same entry at once.
-    script = textwrap.dedent(f"""
-        import os, pathlib, time, pywasi
-        from pywasi import _cache
-        lookup = _cache._holds_size
-        def load_then_wait(*args):
-            found = lookup(*args)
-            assert not found, "the other process wrote before the barrier"
-            barrier = pathlib.Path({str(tmp_path)!r})
-            (barrier / f"ready-{{os.getpid()}}").touch()
-            deadline = time.monotonic() + 60
-            while len(list(barrier.glob("ready-*"))) < 2:
-                assert time.monotonic() < deadline, "the other process never came"
-                time.sleep(0.005)
-            return found
-        _cache._holds_size = load_then_wait
+    _two_at_once(tmp_path, "_holds_size",
+                 "assert not result, 'the other process wrote before the barrier'", f"""
         m = pywasi.compile({str(wat)!r}, cache={str(cache)!r})
         assert len(m.exports) == 3000
-        print("ok")
     """)
-    env = dict(os.environ, PYTHONWARNINGS="error")
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env=env) for _ in range(2)]
-    results = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, results):
-        assert p.returncode == 0, err.decode()
-        assert out == b"ok\n"
     assert [p.name for p in cache.iterdir() if p.name.startswith(".tmp")] == []
     [entry] = entries(cache)
     with warnings.catch_warnings():
@@ -463,31 +472,10 @@ def test_two_processes_verifying_at_once(tmp_path: pathlib.Path) -> None:
     wat = tmp_path / "m.wat"
     wat.write_bytes(HELLO)
     pywasi.compile(wat, cache=str(cache))
-    script = textwrap.dedent(f"""
-        import os, pathlib, time, pywasi
-        from pywasi import _cache
+    _two_at_once(tmp_path, "_checksum", "pass", f"""
         _cache.STABLE_SECONDS = -1e9
-        real = _cache._checksum
-        def read_then_wait(path):
-            result = real(path)
-            barrier = pathlib.Path({str(tmp_path)!r})
-            (barrier / f"ready-{{os.getpid()}}").touch()
-            deadline = time.monotonic() + 60
-            while len(list(barrier.glob("ready-*"))) < 2:
-                assert time.monotonic() < deadline, "the other process never came"
-                time.sleep(0.005)
-            return result
-        _cache._checksum = read_then_wait
         assert pywasi.compile({str(wat)!r}, cache={str(cache)!r}).exports
-        print("ok")
     """)
-    env = dict(os.environ, PYTHONWARNINGS="error")
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env=env) for _ in range(2)]
-    results = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, results):
-        assert p.returncode == 0, err.decode()
-        assert out == b"ok\n"
     assert len(entries(cache)) == 1 and len(marks(cache)) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
