@@ -117,7 +117,10 @@ def test_the_full_route_imports_only_its_run_path(tmp_path: pathlib.Path) -> Non
 # plus what the route binds and calls itself and the standard library it and
 # the WASI layer use (import wasmtime brought these before).
 LEAN_RUN_MODULES = (RUN_MODULES - {m for m in RUN_MODULES if m.startswith("pywasi._engine")}
-                    - {"select", "math"}) | {   # poll_oneoff and blocking waits import them
+                    # poll_oneoff and blocking waits import select and math; threads
+                    # and a cache entry's write, threading (zlib stays: the first hits
+                    # of a new entry check its CRC-32, see _cache)
+                    - {"select", "math", "threading"}) | {
     "pywasi._lean",
     # its own binding of wasmtime's C API, and finding wasmtime-py's library
     # without importing it
@@ -132,7 +135,7 @@ LEAN_RUN_MODULES = (RUN_MODULES - {m for m in RUN_MODULES if m.startswith("pywas
 # enum ~5 ms; wasmtime-py ~40 ms).
 NEVER_LEAN = frozenset({"wasmtime", "typing", "re", "enum", "pathlib", "platform", "contextlib",
                         "importlib.util", "importlib.metadata", "argparse", "inspect",
-                        "dataclasses"})
+                        "dataclasses", "threading"})
 
 _FLOOR = "import sys; sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)))"
 
