@@ -120,7 +120,8 @@ LEAN_RUN_MODULES = (RUN_MODULES - {m for m in RUN_MODULES if m.startswith("pywas
                     # poll_oneoff and blocking waits import select and math; threads
                     # and a cache entry's write, threading (zlib stays: the first hits
                     # of a new entry check its CRC-32, see _cache)
-                    - {"select", "math", "threading"}) | {
+                    # and weakref is not needed for a WASI's descriptors (_weakref)
+                    - {"select", "math", "threading", "weakref", "_weakrefset"}) | {
     "pywasi._lean",
     # its own binding of wasmtime's C API, and finding wasmtime-py's library
     # without importing it
@@ -135,7 +136,7 @@ LEAN_RUN_MODULES = (RUN_MODULES - {m for m in RUN_MODULES if m.startswith("pywas
 # enum ~5 ms; wasmtime-py ~40 ms).
 NEVER_LEAN = frozenset({"wasmtime", "typing", "re", "enum", "pathlib", "platform", "contextlib",
                         "importlib.util", "importlib.metadata", "argparse", "inspect",
-                        "dataclasses", "threading"})
+                        "dataclasses", "threading", "weakref"})
 
 _FLOOR = "import sys; sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)))"
 

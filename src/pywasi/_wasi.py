@@ -6,9 +6,9 @@ preopened directories, and the descriptor table the guest's calls act on.
 
 from __future__ import annotations
 
+import _weakref
 import os
 import sys
-import weakref
 from collections.abc import Iterable, Mapping
 
 from ._dispatch import HostFunction
@@ -124,7 +124,7 @@ class WASI:
         self._fds = fds
         # Everything opened from here on is closed by close() or when the
         # WASI object is collected.
-        self._finalizer = weakref.finalize(self, fds.close_all)
+        self._closer = _close_when_collected(self, fds)
         fds.allocate(open_stdio("stdin", stdin, reading=True))
         self._output: Any = None
         if max_output is None:
@@ -325,13 +325,31 @@ class WASI:
     def close(self) -> None:
         """Close every descriptor the guest still holds (preopens, files).
         Borrowed stdio fds are left open."""
-        self._finalizer()
+        _CLOSERS.discard(self._closer)
+        self._fds.close_all()
 
     def __enter__(self) -> WASI:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# The weak references whose callbacks close a collected WASI's descriptors
+# (kept here: a weak reference's callback runs only while it is alive).
+# weakref.finalize without the weakref module, an import of every start-up
+# (pywasi._lean); unlike finalize, nothing is closed at interpreter exit: the
+# process's descriptors end with it.
+_CLOSERS: set[Any] = set()
+
+
+def _close_when_collected(wasi: WASI, fds: FdTable) -> Any:
+    def collected(ref: Any) -> None:
+        _CLOSERS.discard(ref)
+        fds.close_all()
+    ref = _weakref.ref(wasi, collected)
+    _CLOSERS.add(ref)
+    return ref
 
 
 def _open_preopen(guest: Any, host: Any) -> Directory:
