@@ -117,16 +117,27 @@ class HostState:
 class HostFunction:
     """One WASI function: ``name(*params) -> results``, bound to a syscall."""
 
-    __slots__ = ("name", "params", "results", "signature", "impl", "wasi_host", "_raw")
+    __slots__ = ("name", "params", "results", "signature", "_impl", "wasi_host", "_raw")
 
-    def __init__(self, signature: Signature, impl: Callable[..., None], host: HostState) -> None:
+    def __init__(self, signature: Signature, impl: Callable[..., None] | str,
+                 host: HostState) -> None:
+        """``impl``: the syscall, or the name of the host's method that is
+        (looked up on first use: the syscalls' groups are imported as a run
+        needs them, ``_syscalls.Syscalls``)."""
         self.signature = signature
         self.name = signature.name
         self.params = signature.param_types
         self.results = signature.results
-        self.impl = impl
+        self._impl = impl
         self.wasi_host = host
         self._raw: Any = None
+
+    @property
+    def impl(self) -> Callable[..., None]:
+        impl = self._impl
+        if isinstance(impl, str):
+            impl = self._impl = getattr(self.wasi_host, impl)
+        return impl
 
     def __repr__(self) -> str:
         return f"<WASI host function {self.name}{self.signature.param_names}>"

@@ -71,7 +71,8 @@ class RawHostFunction(Protocol):
     params: tuple[str, ...]
     results: tuple[str, ...]
 
-    impl: Callable[..., None]                               # the syscall (trampoline)
+    @property
+    def impl(self) -> Callable[..., None]: ...              # the syscall (trampoline)
 
     def outcome(self, error: BaseException) -> int | str: ...  # its errors (trampoline)
     def fast_path(self, accel: Any) -> Any: ...             # new_env's `fast` (trampoline)
