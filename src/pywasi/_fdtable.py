@@ -53,7 +53,8 @@ process has too many files open" (ENFILE is the whole system's table).
 
 from __future__ import annotations
 
-import heapq
+# heapq's C functions, without heapq.py (an import of every start-up)
+from _heapq import heappop, heappush
 import _thread
 
 from ._abi import Errno
@@ -100,7 +101,7 @@ class FdTable:
             if self.max_open is not None and len(self._entries) - len(self._free) >= self.max_open:
                 raise WasiError(Errno.MFILE)
             if self._free:
-                fd = heapq.heappop(self._free)
+                fd = heappop(self._free)
                 self._entries[fd] = desc
                 return fd
             if len(self._entries) >= _MAX_FDS:
@@ -116,7 +117,7 @@ class FdTable:
             if desc is None:
                 raise WasiError(Errno.BADF)
             self._entries[fd] = None
-            heapq.heappush(self._free, fd)
+            heappush(self._free, fd)
             return desc
 
     def renumber(self, fd: int, to: int) -> Descriptor | None:
@@ -129,7 +130,7 @@ class FdTable:
                 return None
             self._entries[to] = source
             self._entries[fd] = None
-            heapq.heappush(self._free, fd)
+            heappush(self._free, fd)
             return target
 
     def __iter__(self):  # type: ignore[no-untyped-def]

@@ -125,7 +125,15 @@ def _load_libc() -> tuple[object, object] | None:
     return futimens, utimensat
 
 
-_LIBC = _load_libc()
+_LIBC_LOADED: list[tuple[object, object] | None] = []
+
+
+def _libc() -> tuple[object, object] | None:
+    """futimens and utimensat, bound on first use (setting times is rare;
+    binding them is a dlopen and two prototypes: start-up, pywasi._lean)."""
+    if not _LIBC_LOADED:
+        _LIBC_LOADED.append(_load_libc())
+    return _LIBC_LOADED[0]
 
 
 def _timespecs(a: TimeSpec, m: TimeSpec) -> ctypes.Array[_Timespec]:
@@ -162,8 +170,9 @@ def set_times_fd(fd: int, atim: int, mtim: int, fst_flags: int) -> None:
     a, m = resolve_times(atim, mtim, fst_flags)
     if a == OMIT and m == OMIT:
         return
-    if _LIBC is not None:
-        _check(_LIBC[0](fd, _timespecs(a, m)))  # type: ignore[operator]
+    libc = _libc()
+    if libc is not None:
+        _check(libc[0](fd, _timespecs(a, m)))  # type: ignore[operator]
         return
     os.utime(fd, ns=_fallback_ns(os.fstat(fd), a, m))
 
@@ -173,13 +182,14 @@ def set_times_at(dir_fd: int, name: bytes | str, atim: int, mtim: int, fst_flags
     """``path_filestat_set_times`` on ``name`` (one component, already
     resolved by the sandbox resolver) relative to ``dir_fd``."""
     a, m = resolve_times(atim, mtim, fst_flags)
-    if _LIBC is not None:
+    libc = _libc()
+    if libc is not None:
         if a == OMIT and m == OMIT:
             # Still report a missing file as the guest asked about it.
             os.stat(name, dir_fd=dir_fd, follow_symlinks=follow)
             return
         flags = 0 if follow else _AT_SYMLINK_NOFOLLOW
-        _check(_LIBC[1](dir_fd, os.fsencode(name), _timespecs(a, m), flags))  # type: ignore[operator]
+        _check(libc[1](dir_fd, os.fsencode(name), _timespecs(a, m), flags))  # type: ignore[operator]
         return
     current = os.stat(name, dir_fd=dir_fd, follow_symlinks=follow)
     if a == OMIT and m == OMIT:
