@@ -300,30 +300,30 @@ def run(opts: RunOptions, new_wasi: Callable[[str], WASI]) -> int | None:
     entries = _cached_entries(opts.module, identity)
     if entries is None:
         return None
+    entry, found = entries
     lib = _bind(ctypes.CDLL(path))
     engine = _engine(lib)
-    for entry, found in entries:
-        module = ctypes.c_void_p()
-        error = lib.wasmtime_module_deserialize_file(engine, entry.encode(), ctypes.byref(module))
-        if error or not module.value:
-            return None   # the full route discards the entry, with a warning
-        found.used(entry)
-        return _run_module(lib, engine, module.value, opts, new_wasi)
-    return None
+    module = ctypes.c_void_p()
+    if lib.wasmtime_module_deserialize_file(engine, entry.encode(), ctypes.byref(module)) or \
+            not module.value:
+        return None   # the full route discards the entry, with a warning
+    found.used(entry)
+    return _run_module(lib, engine, module.value, opts, new_wasi)
 
 
 def _cached_entries(module_path: str, identity: str) -> Any:
-    """The cache entries of the module at ``module_path`` (binary or text:
-    the cache keys a module on its file's bytes) for the default engine, as
-    (path, its ``_cache.Lookup``); None when there is none (a first run, a
-    precompiled file, not a module: the full route says which)."""
+    """The first cache entry of the module at ``module_path`` (binary or
+    text: the cache keys a module on its file's bytes) for the default
+    engine, and its ``_cache.Lookup``; None when there is none (a first run,
+    a precompiled file, not a module: the full route says which)."""
     from . import _cache
     try:
         found = _cache.lookup(_cache.cache_dir(), module_path,
                               cache_context(ENGINE_SETTINGS, identity))
-        return [(entry, found) for entry in found.entries()][:1] or None
+        entry = next(found.entries(), None)
     except OSError:
         return None
+    return None if entry is None else (entry, found)
 
 
 def _engine(lib: Any) -> int:
