@@ -220,6 +220,27 @@ def test_a_text_module(tmp_path: pathlib.Path) -> None:
     assert _both(tmp_path, ["run", str(module)]) == (5, b"", b"")
 
 
+def test_a_damaged_entry_is_one_warning_line(tmp_path: pathlib.Path) -> None:
+    """The lean route's lookup discards a damaged entry with the command's
+    one-line warning, as the full route's does, and the module runs."""
+    hello = str(build_c("hello"))
+    answers = []
+    for lean in (False, True):
+        tmp = tmp_path / str(lean)
+        tmp.mkdir()
+        assert _command(tmp, ["run", hello], lean=False)[0] == 0   # stores the entry
+        [entry] = (tmp / "cache").glob("*.cwasm")
+        entry.write_bytes(entry.read_bytes()[:-1])   # truncated: its name's size no longer holds
+        status, out, err, _ = _command(tmp, ["run", hello], lean=lean)
+        answers.append((status, out, err))
+    assert answers[0] == answers[1]
+    status, out, err = answers[1]
+    assert (status, out) == (0, b"hello from C\n")
+    lines = err.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "pywasi: warning: compiled-module cache: discarding entry "), lines
+
+
 def test_a_precompiled_file_is_the_full_routes(tmp_path: pathlib.Path) -> None:
     """Native code is run only with --allow-precompiled (the full route):
     never from the lean route, whose cache holds no entry for it."""

