@@ -178,3 +178,17 @@ def test_ctrl_c_while_the_command_waits_for_threads_ends_it_with_130(monkeypatch
     with pytest.raises(SystemExit) as ended:
         cli._end_process(0)
     assert (ended.value.code, ran) == (130, ["atexit"])
+
+
+def test_main_gives_the_cache_its_warnings_back(tmp_path: pathlib.Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command turns cache warnings into its own lines only while it
+    runs: a caller of main() in a process that goes on gets them as
+    warnings again, on either route."""
+    from pywasi import _cache, cli
+    module = tmp_path / "m.wasm"
+    module.write_bytes(build_wat('(module (memory (export "memory") 1) (func (export "_start")))'))
+    monkeypatch.setenv("PYWASI_CACHE_DIR", str(tmp_path / "cache"))
+    for _ in range(2):  # the full route stores the entry, the lean route loads it
+        assert cli.main(["run", str(module)]) == 0
+        assert _cache._REPORT is None

@@ -142,13 +142,15 @@ class CacheWarning(UserWarning):
 _REPORT: Callable[[str], None] | None = None
 
 
-def report_warnings(report: Callable[[str], None]) -> None:
-    """Hand this process's cache warnings to ``report`` (their text) instead
-    of ``warnings.warn``: the ``pywasi`` command's ``pywasi: warning:``
-    lines, on both of its routes (``_lean``'s lookup has no warnings filter
-    around it, and importing warnings would cost its start-up)."""
+def report_warnings(report: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """Hand cache warnings to ``report`` (their text) instead of
+    ``warnings.warn`` (None: back to it), and return the reporter there was:
+    the ``pywasi`` command's ``pywasi: warning:`` lines while it runs, on
+    both of its routes (``_lean``'s lookup has no warnings filter around it,
+    and importing warnings would cost its start-up)."""
     global _REPORT
-    _REPORT = report
+    previous, _REPORT = _REPORT, report
+    return previous
 
 
 def _warn(message: str, stacklevel: int = 4) -> None:

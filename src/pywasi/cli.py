@@ -672,6 +672,10 @@ def _report_ephemeral_ports(wasi: Any, requested: list[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command: its status; every failure written here, as one line."""
+    from pywasi import _cache
+    # The cache's warnings are lines of the command while it runs (and
+    # warnings again for whoever called main in a process that goes on).
+    previous = _cache.report_warnings(_warning_line)
     try:
         return _command(list(sys.argv[1:] if argv is None else argv))
     except UsageError as e:
@@ -685,6 +689,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     except BaseException as e:  # an exception no stage expected: a bug
         return _internal_error(e)
+    finally:
+        _cache.report_warnings(previous)
 
 
 def _command(argv: list[str]) -> int:
@@ -709,8 +715,7 @@ def _command(argv: list[str]) -> int:
     else:
         # `pywasi MODULE ...` as `wasmtime MODULE ...`.
         opts = parse_run(argv)
-    from . import _cache, _lean
-    _cache.report_warnings(_warning_line)   # one line each, as _compile's
+    from . import _lean
     try:   # a cache hit of a plain command: no wasmtime-py (see _lean); None: the full route
         status = _lean.run(opts, lambda version: new_wasi(opts, version, None))
     except _lean.LeanTrap as e:   # worded as run()'s below

@@ -8,7 +8,7 @@ with fuel (``FUEL_SETTINGS``, modules compiled ``consume_fuel``); and with
 both; each also per wasm stack size (``max_wasm_stack``). A feature costs
 only the modules compiled for it. The settings tuples are part of the
 compiled-module cache key, except the stack size, which does not change the
-code (see ``RUNTIME_SETTINGS``).
+code (see ``_lean.RUNTIME_SETTINGS``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from . import _ffi
 __all__ = ["ENGINE_SETTINGS", "THREADS_SETTINGS", "EPOCH_SETTINGS", "FUEL_SETTINGS",
            "default_engine", "threads_engine", "engine_for", "settings_of", "has_epochs",
            "has_fuel", "needs_threads", "cache_context", "wasmtime_version", "wasm_stack",
-           "check_wasm_stack", "DEFAULT_WASM_STACK", "MAX_WASM_STACK", "RUNTIME_SETTINGS",
+           "check_wasm_stack", "DEFAULT_WASM_STACK", "MAX_WASM_STACK",
            "engine_with"]
 
 # (epochs, fuel, max_wasm_stack) -> the engine; and each engine's id -> that key.
@@ -59,10 +59,6 @@ DEFAULT_WASM_STACK = _lean.DEFAULT_WASM_STACK
 # Above this, a worker thread's native stack is more address space than a
 # guest can reasonably want; refused rather than tried.
 MAX_WASM_STACK = 1 << 30
-# Settings that change what wasmtime allows at run time, not the code it
-# compiles: left out of the compiled-module cache key (``_lean``).
-RUNTIME_SETTINGS = _lean.RUNTIME_SETTINGS
-
 
 def _settings(epochs: bool, fuel: bool, stack: int) -> tuple[tuple[str, Any], ...]:
     return ENGINE_SETTINGS + (EPOCH_SETTINGS if epochs else ()) + (FUEL_SETTINGS if fuel else ()) \
